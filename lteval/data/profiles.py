@@ -1,0 +1,143 @@
+"""Long-tailed split construction: exponential profile, balanced eval, validation.
+
+All functions are pure and seeded; the same ``seed`` always gives the same split.
+The same code serves the embedded datasets and, later, CIFAR-10/100-LT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def long_tailed_counts(n_max: int, imbalance_factor: float, num_classes: int) -> np.ndarray:
+    """Per-rank class sizes of the exponential profile.
+
+    ``n_c = floor(n_max * IF ** (-c / (C - 1)))`` for rank ``c = 0 .. C-1``, at
+    least 1. Returns an int64 array of shape (C,), largest first.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if n_max < 1:
+        raise ValueError(f"n_max must be >= 1, got {n_max}")
+    if imbalance_factor < 1:
+        raise ValueError(f"imbalance_factor must be >= 1, got {imbalance_factor}")
+    if num_classes == 1:
+        return np.array([n_max], dtype=np.int64)
+    ranks = np.arange(num_classes)
+    counts = np.floor(n_max * imbalance_factor ** (-ranks / (num_classes - 1)) + 1e-9)
+    return np.maximum(counts.astype(np.int64), 1)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Index arrays (into the dataset) of the train, validation and eval splits.
+
+    ``class_order[r]`` is the class that got rank ``r`` of the profile (rank 0 is
+    the largest). ``config`` records every parameter that produced the split.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    eval: np.ndarray
+    class_order: np.ndarray
+    config: dict = field(default_factory=dict)
+
+    def manifest(self) -> dict:
+        """JSON-serialisable description: config, sizes and the index lists."""
+        return {
+            "config": self.config,
+            "class_order": self.class_order.tolist(),
+            "sizes": {"train": len(self.train), "val": len(self.val), "eval": len(self.eval)},
+            "indices": {
+                "train": self.train.tolist(),
+                "val": self.val.tolist(),
+                "eval": self.eval.tolist(),
+            },
+        }
+
+    @property
+    def hash(self) -> str:
+        """sha256 (first 16 hex digits) of the manifest: part of every cache key."""
+        blob = json.dumps(self.manifest(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def carve_validation(
+    indices: np.ndarray, labels: np.ndarray, val_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of ``indices`` into (train, val).
+
+    Each class gives ``round(val_fraction * n_c)`` samples to val, but always keeps
+    at least one in train (a class with a single sample gives none).
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    train, val = [], []
+    for c in np.unique(labels[indices]):
+        idx = rng.permutation(indices[labels[indices] == c])
+        n_val = min(int(round(val_fraction * len(idx))), len(idx) - 1)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def make_long_tailed_splits(
+    labels: np.ndarray,
+    *,
+    imbalance_factor: float | None,
+    eval_per_class: int,
+    val_fraction: float = 0.2,
+    n_max: int | None = None,
+    seed: int = 0,
+) -> Splits:
+    """Balanced eval split, long-tailed train split, validation carved from train.
+
+    labels: (N,) int array of the whole labelled pool.
+    imbalance_factor: IF of the exponential profile; ``None`` keeps the natural
+        class sizes of what remains after the eval hold-out.
+    eval_per_class: samples per class held out for the balanced eval split.
+    n_max: size of the largest class; default the smallest class's remainder, so
+        every class can reach its profile count.
+    The class order (which class is the head) is drawn from ``seed``.
+    """
+    labels = np.asarray(labels)
+    classes, sizes = np.unique(labels, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError("a long-tailed split needs at least 2 classes")
+    if eval_per_class < 1 or sizes.min() <= eval_per_class:
+        raise ValueError(
+            f"eval_per_class={eval_per_class} leaves no training data for the smallest "
+            f"class ({sizes.min()} samples); lower --eval-per-class"
+        )
+    rng = np.random.default_rng(seed)
+    class_order = classes[rng.permutation(len(classes))]
+    pools, evals = {}, []
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        evals.append(idx[:eval_per_class])
+        pools[c] = idx[eval_per_class:]
+    if imbalance_factor is None:
+        counts = {c: len(pools[c]) for c in classes}
+    else:
+        smallest = min(len(p) for p in pools.values())
+        n_max = smallest if n_max is None else n_max
+        if n_max > smallest:
+            raise ValueError(
+                f"n_max={n_max} exceeds the {smallest} samples left in the smallest class"
+            )
+        profile = long_tailed_counts(n_max, imbalance_factor, len(classes))
+        counts = {c: int(profile[r]) for r, c in enumerate(class_order)}
+    train_pool = np.concatenate([pools[c][: counts[c]] for c in classes])
+    train, val = carve_validation(train_pool, labels, val_fraction, rng)
+    config = {
+        "imbalance_factor": imbalance_factor,
+        "eval_per_class": eval_per_class,
+        "val_fraction": val_fraction,
+        "n_max": n_max,
+        "seed": seed,
+    }
+    return Splits(train, val, np.sort(np.concatenate(evals)), class_order, config)

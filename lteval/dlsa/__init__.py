@@ -1,0 +1,31 @@
+"""DLSA: progressive Gaussian-mixture-flow filtering on frozen features.
+
+Pure array code (numpy in, numpy out; torch inside). See
+``../shared/docs/dlsa-method.md`` for the method and ``lteval.dlsa.model`` for
+the choices it leaves open.
+"""
+
+from lteval.dlsa.config import DLSAConfig, scaled_for
+from lteval.dlsa.flow import GMF, MAF, MADE, BatchNormBijector, component_log_prob, fixed_means
+from lteval.dlsa.model import DLSA
+from lteval.dlsa.separability import imbalance, many_few_auroc, separability_score, somers_d
+from lteval.dlsa.train import PairSampler, class_weights, fit_stage
+
+__all__ = [
+    "DLSA",
+    "GMF",
+    "MADE",
+    "MAF",
+    "BatchNormBijector",
+    "DLSAConfig",
+    "PairSampler",
+    "class_weights",
+    "component_log_prob",
+    "fit_stage",
+    "fixed_means",
+    "imbalance",
+    "many_few_auroc",
+    "scaled_for",
+    "separability_score",
+    "somers_d",
+]

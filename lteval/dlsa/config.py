@@ -1,0 +1,65 @@
+"""DLSA settings: the method page's defaults, and the scaling used for tiny sets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from lteval.heads.linear import LinearConfig
+
+
+@dataclass
+class DLSAConfig:
+    """Every DLSA setting. Defaults are the method page's ImageNet-LT ones.
+
+    num_clusters: K, mixture components. num_stages: filtering stages ("depth").
+    rho: share of the active train samples filtered at each stage.
+    flow_*: GMF training (plain SGD, no momentum). hidden: MADE width (None = D).
+    lambda_*: loss weights. q: exponent of the likelihood class weights.
+    purity_threshold / min_cluster_size / max_cluster_size: epoch selection.
+    classifier: the stage and regular classifiers (see lteval.heads.linear).
+    """
+
+    num_clusters: int = 500
+    num_stages: int = 3
+    rho: float = 0.3
+    flow_epochs: int = 50
+    flow_batch_size: int = 1024
+    flow_lr: float = 0.2
+    hidden: int | None = None
+    lambda_lh: float = 2.0
+    lambda_bal: float = 1.0
+    lambda_pur: float = 0.02
+    q: float = 2.0
+    prior_std: float = 0.05
+    bn_momentum: float = 0.9
+    ema_momentum: float = 0.7
+    purity_threshold: float = 0.7
+    min_cluster_size: int = 10
+    max_cluster_size: int = 5000
+    classifier: LinearConfig = field(default_factory=LinearConfig)
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> DLSAConfig:
+        if self.num_clusters < 1 or self.num_stages < 1 or self.flow_epochs < 1:
+            raise ValueError("num_clusters, num_stages and flow_epochs must be >= 1")
+        if not 0 < self.rho < 1:
+            raise ValueError(f"rho must be in (0, 1), got {self.rho}")
+        return self
+
+
+def scaled_for(n_train: int, num_classes: int, base: DLSAConfig | None = None) -> DLSAConfig:
+    """The defaults shrunk for a small training set (recorded in the results).
+
+    K = min(base K, max(2 C, n_train // 20)) so that clusters can still hold more
+    than ``min_cluster_size`` samples; the flow batch is at most a quarter of the
+    training set (so an epoch has at least 4 SGD steps), at least 64.
+    """
+    base = base or DLSAConfig()
+    if n_train >= 20 * base.num_clusters:
+        return base
+    k = min(base.num_clusters, max(2 * num_classes, n_train // 20))
+    batch = min(base.flow_batch_size, max(64, n_train // 4))
+    return replace(base, num_clusters=k, flow_batch_size=batch)

@@ -1,0 +1,206 @@
+"""The DLSA estimator: progressive GMF filtering with stage classifiers.
+
+``DLSA(config).fit(X_train, y_train, X_val, y_val)`` then ``predict``, ``route``
+and ``report``. Choices the method page leaves open, made here:
+
+- Features are z-scored per dimension with train statistics before the flow and
+  the classifiers (the prior's unit-variance components assume unit scale).
+- A stage classifier predicts only classes present in its filtered train subset
+  (the label-space mapping of the paper), by masking the others' logits.
+- The regular classifier is trained on the whole train split with Balanced
+  Softmax, its epoch chosen on the whole validation split: it is exactly the
+  Balanced-Softmax probe, so DLSA's lift over the probe is the filtering's effect.
+- A stage runs only while the active train set holds at least two classes and
+  at least 20 samples; when fewer stages run, ``len(stages_)`` says so.
+- Clusters that no train sample reaches get a uniform prior vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lteval.dlsa.config import DLSAConfig
+from lteval.dlsa.separability import imbalance, many_few_auroc, separability_score, somers_d
+from lteval.dlsa.train import StageFit, fit_stage, score
+from lteval.heads import (
+    GROUPS,
+    LinearConfig,
+    Standardizer,
+    TrainedHead,
+    accuracy_report,
+    shot_groups,
+    train_balanced_softmax,
+)
+
+MIN_STAGE_SAMPLES = 20
+
+
+@dataclass
+class Stage:
+    gmf: StageFit
+    threshold: float
+    hist: np.ndarray  # (K, C) train class histogram per cluster
+    classifier: TrainedHead
+
+    def prior(self, clusters: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Cluster prior P (N, C); with ``labels`` each sample is left out of its own cluster."""
+        h = self.hist[clusters].astype(np.float64)
+        if labels is not None:
+            h[np.arange(len(labels)), labels] -= 1
+        tot = h.sum(1, keepdims=True)
+        C = h.shape[1]
+        return np.where(tot > 0, h / np.maximum(tot, 1), 1.0 / C).astype(np.float32)
+
+
+class DLSA:
+    """Progressive head/tail filtering on frozen features (see lteval.dlsa)."""
+
+    def __init__(self, config: DLSAConfig | None = None, seed: int = 0):
+        self.config = (config or DLSAConfig()).validate()
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, X_val=None, y_val=None, num_classes: int | None = None) -> DLSA:
+        """X: (N, D) float train features, y: (N,) int; X_val/y_val select the epochs."""
+        cfg = self.config
+        X, y = _check_xy(X, y, "train")
+        if X_val is None:
+            X_val, y_val = np.zeros((0, X.shape[1]), np.float32), np.zeros(0, np.int64)
+        X_val, y_val = _check_xy(X_val, y_val, "val", X.shape[1])
+        C = self.num_classes_ = int(num_classes or max(y.max(), y_val.max(initial=0)) + 1)
+        self.class_counts_ = np.bincount(y, minlength=C)
+        self.scaler_ = Standardizer().fit(X)
+        Xs, Xv = self.scaler_.transform(X), self.scaler_.transform(X_val)
+        Xt = torch.as_tensor(Xs)
+        active, active_v = np.ones(len(y), bool), np.ones(len(y_val), bool)
+        self.stages_: list[Stage] = []
+        self.train_routing_: list[float] = []
+        self.remaining_train_imbalance_: list[dict] = []
+        for s in range(cfg.num_stages):
+            ya = y[active]
+            if active.sum() < MIN_STAGE_SAMPLES or len(np.unique(ya)) < 2:
+                break
+            seed = self.seed * 1009 + s
+            gmf = fit_stage(Xt[active], torch.as_tensor(ya), cfg, seed)
+            lp, cl = (a.numpy() for a in score(gmf.model, Xt.to(cfg.device)))
+            thr = _top_quantile(lp[active], cfg.rho)
+            hist = np.zeros((cfg.num_clusters, C), np.int64)
+            np.add.at(hist, (cl, y), 1)
+            stage = Stage(gmf, thr, hist, None)  # type: ignore[arg-type]
+            filt = active & (lp >= thr)
+            lpv, clv = (a.numpy() for a in score(gmf.model, torch.as_tensor(Xv).to(cfg.device)))
+            filt_v = active_v & (lpv >= thr)
+            stage.classifier = train_balanced_softmax(
+                Xs[filt], y[filt], C,
+                P=stage.prior(cl[filt], y[filt]),
+                X_val=Xv[filt_v], y_val=y_val[filt_v], P_val=stage.prior(clv[filt_v]),
+                config=cfg.classifier, seed=seed,
+            )
+            self.train_routing_.append(float(filt.sum() / active.sum()))
+            self.stages_.append(stage)
+            active, active_v = active & ~filt, active_v & ~filt_v
+            self.remaining_train_imbalance_.append(imbalance(y[active], C))
+        self.regular_ = train_balanced_softmax(
+            Xs, y, C, X_val=Xv, y_val=y_val, config=cfg.classifier, seed=self.seed
+        )
+        return self
+
+    # ------------------------------------------------------------ inference
+    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        Xs = self.scaler_.transform(_check_xy(X, None, "X", len(self.scaler_.mean))[0])
+        xt = torch.as_tensor(Xs).to(self.config.device)
+        return Xs, [tuple(a.numpy() for a in score(st.gmf.model, xt)) for st in self.stages_]
+
+    def route(self, X) -> np.ndarray:
+        """Stage that claims each sample: (N,) int, ``len(stages_)`` = regular classifier."""
+        _, sc = self._scores(X)
+        return self._route(sc, len(X))
+
+    def _route(self, sc, n: int) -> np.ndarray:
+        out = np.full(n, len(self.stages_), dtype=np.int64)
+        for s in reversed(range(len(self.stages_))):
+            out[sc[s][0] >= self.stages_[s].threshold] = s
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels (N,): each sample takes the label of the stage that claimed it."""
+        Xs, sc = self._scores(X)
+        return self._predict(Xs, sc, self._route(sc, len(Xs)))
+
+    def _predict(self, Xs, sc, route) -> np.ndarray:
+        pred = self.regular_.predict(Xs)
+        for s, st in enumerate(self.stages_):
+            m = route == s
+            if m.any():
+                pred[m] = st.classifier.predict(Xs[m], st.prior(sc[s][1][m]))
+        return pred
+
+    def score(self, X, y) -> float:
+        """Balanced accuracy of ``predict(X)`` against y."""
+        return float(accuracy_report(y, self.predict(X), self.class_counts_)["balanced"])
+
+    # --------------------------------------------------------------- report
+    def report(self, X, y) -> dict:
+        """Overall and per-stage metrics on (X, y); see lteval.dlsa.separability.
+
+        Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S,
+        "train_routing": [...]}``; accuracies in [0, 1].
+        """
+        X, y = _check_xy(X, y, "eval", len(self.scaler_.mean))
+        Xs, sc = self._scores(X)
+        route = self._route(sc, len(y))
+        pred = self._predict(Xs, sc, route)
+        groups = shot_groups(self.class_counts_)[y]
+        freq = self.class_counts_[y]
+        rows, active = [], np.ones(len(y), bool)
+        for s, st in enumerate(self.stages_):
+            lp = sc[s][0]
+            filt, rest = active & (route == s), active & (route != s)
+            row = {"stage": s + 1, "threshold": st.threshold, "flow_epoch": st.gmf.epoch,
+                   "kept_clusters": st.gmf.kept_clusters, "n_active": int(active.sum()),
+                   "n_filtered": int(filt.sum()),
+                   "train_routed": self.train_routing_[s],
+                   "somers_d": somers_d(lp[active], freq[active]),
+                   "auroc_many_few": many_few_auroc(lp[active], groups[active]),
+                   "stage_accuracy": float((pred[filt] == y[filt]).mean()) if filt.any() else float("nan"),
+                   "classifier_epoch": st.classifier.best_epoch}
+            for name, m in (("filtered", filt), ("remaining", rest)):
+                for g in GROUPS:
+                    row[f"{name}_{g}_share"] = float((groups[m] == g).mean()) if m.any() else float("nan")
+            imb = self.remaining_train_imbalance_[s]
+            row.update({f"remaining_train_{k}": v for k, v in imb.items()})
+            rows.append(row)
+            active = rest
+        acc = accuracy_report(y, pred, self.class_counts_)
+        return {
+            "accuracy": acc,
+            "stages": rows,
+            "separability": separability_score([r["somers_d"] for r in rows]),
+            "train_routing": list(self.train_routing_),
+            "routed_share": np.bincount(route, minlength=len(self.stages_) + 1) / max(len(y), 1),
+        }
+
+
+def _top_quantile(scores: np.ndarray, rho: float) -> float:
+    """Threshold putting a fraction ``rho`` of ``scores`` at or above it."""
+    k = max(1, int(np.ceil(rho * len(scores))))
+    return float(np.sort(scores)[::-1][k - 1])
+
+
+def _check_xy(X, y, what: str, dim: int | None = None):
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"{what} features must be 2-D (N x D), got shape {X.shape}")
+    if dim is not None and X.shape[1] != dim:
+        raise ValueError(f"{what} features are {X.shape[1]}-d but the model was fitted on {dim}-d")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{what} features contain NaN or inf")
+    if y is None:
+        return X, None
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(f"{what} labels must be (N,) with N = {len(X)}, got shape {y.shape}")
+    return X, y.astype(np.int64)

@@ -1,0 +1,75 @@
+"""Head/tail separability of log p(x): the numbers that rank backbones.
+
+Headline score (in [0, 1], higher = head and tail more separable)::
+
+    S = (1 / S_n) * sum_s | D_s |
+
+over the stages s = 1..S_n that ran, where D_s is Somers' D of the stage's
+log p(x) against the training frequency n_y of each sample's class, over the
+eval samples still active at stage s::
+
+    D_s = (concordant - discordant) / (pairs with n_{y_i} != n_{y_j})
+
+A pair is concordant when the sample of the more frequent class has the higher
+log p(x). D_s = 2 * AUC_s - 1 where AUC_s generalises the head-vs-tail AUROC to
+every pair of classes of different frequency, so no shot thresholds are needed.
+The absolute value makes S direction-agnostic: it does not assume the filter
+keeps head classes (with q = 2 the likelihood favours tail anchors, so the
+direction is an empirical question per backbone; the signed D_s is reported).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def somers_d(scores: np.ndarray, freq: np.ndarray) -> float:
+    """Somers' D of ``scores`` given ``freq`` over pairs of different ``freq``.
+
+    O(L n log n) for L distinct frequency levels. NaN when fewer than two levels.
+    """
+    scores, freq = np.asarray(scores, float), np.asarray(freq)
+    levels = np.unique(freq)
+    if len(levels) < 2:
+        return float("nan")
+    lower = np.zeros(0)
+    conc = disc = pairs = 0.0
+    for lev in levels:
+        g = scores[freq == lev]
+        if len(lower):
+            conc += np.searchsorted(lower, g, side="left").sum()
+            disc += (len(lower) - np.searchsorted(lower, g, side="right")).sum()
+            pairs += len(g) * len(lower)
+        lower = np.sort(np.concatenate([lower, g]))
+    return float((conc - disc) / pairs)
+
+
+def many_few_auroc(scores: np.ndarray, groups: np.ndarray) -> float:
+    """AUROC of ``scores`` for many-shot (positive) vs few-shot samples; NaN if either is absent."""
+    m = (groups == "many") | (groups == "few")
+    if len(np.unique(groups[m])) < 2:
+        return float("nan")
+    return float(roc_auc_score(groups[m] == "many", scores[m]))
+
+
+def imbalance(labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Imbalance of a label multiset: max/min count over the classes present,
+    normalised entropy over all ``num_classes`` (1 = balanced), classes present."""
+    counts = np.bincount(labels, minlength=num_classes)
+    present = counts[counts > 0]
+    if len(present) == 0:
+        return {"imbalance_ratio": float("nan"), "norm_entropy": float("nan"), "classes": 0}
+    p = present / present.sum()
+    ent = float(-(p * np.log(p)).sum() / np.log(num_classes)) if num_classes > 1 else 1.0
+    return {
+        "imbalance_ratio": float(present.max() / present.min()),
+        "norm_entropy": ent,
+        "classes": int(len(present)),
+    }
+
+
+def separability_score(stage_d: list[float]) -> float:
+    """Mean of |D_s| over the stages with a defined D_s (NaN if none)."""
+    vals = [abs(d) for d in stage_d if np.isfinite(d)]
+    return float(np.mean(vals)) if vals else float("nan")

@@ -1,0 +1,153 @@
+"""Training one stage's GMF: pair sampler, the three losses, epoch selection."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from lteval.dlsa.config import DLSAConfig
+from lteval.dlsa.flow import GMF
+
+
+class PairSampler:
+    """Vectorised pair sampler over labelled rows.
+
+    Each pair: an anchor class a and a different class b drawn uniformly among the
+    classes present, then one random sample of each. With a single class present
+    the "other" sample comes from the same class. All on tensors, seeded.
+    """
+
+    def __init__(self, y: torch.Tensor, generator: torch.Generator):
+        self.order = torch.argsort(y, stable=True)
+        self.classes, counts = torch.unique(y, return_counts=True)
+        self.counts = counts
+        self.starts = torch.cumsum(counts, 0) - counts
+        self.gen = generator
+
+    def _pick(self, cls: torch.Tensor) -> torch.Tensor:
+        r = torch.rand(len(cls), generator=self.gen)
+        pos = self.starts[cls] + (r * self.counts[cls]).long().clamp_max(self.counts[cls] - 1)
+        return self.order[pos]
+
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(anchor rows, other rows, anchor class positions), each (n,)."""
+        C = len(self.classes)
+        a = torch.randint(0, C, (n,), generator=self.gen)
+        if C > 1:
+            b = torch.randint(0, C - 1, (n,), generator=self.gen)
+            b = b + (b >= a).long()
+        else:
+            b = a
+        return self._pick(a), self._pick(b), a
+
+
+@dataclass
+class StageFit:
+    """A trained GMF and how its epoch was chosen."""
+
+    model: GMF
+    epoch: int
+    kept_clusters: int
+    selection: str
+    history: list[dict] = field(default_factory=list)
+
+
+def class_weights(counts: torch.Tensor, q: float) -> torch.Tensor:
+    """``w_c = (n_max / n_c) ** q`` normalised to sum to 1 over the classes."""
+    w = (counts.max() / counts.float()) ** q
+    return w / w.sum()
+
+
+@torch.no_grad()
+def score(model: GMF, X: torch.Tensor, batch: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(x) (N,), cluster (N,)) in eval mode, in batches."""
+    model.eval()
+    lp, cl = [], []
+    for s in range(0, len(X), batch):
+        comp = model(X[s : s + batch])
+        lp.append(GMF.log_px(comp))
+        cl.append(comp.argmax(1))
+    if not lp:
+        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(lp).cpu(), torch.cat(cl).cpu()
+
+
+def cluster_stats(clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig) -> tuple[int, int]:
+    """(kept clusters, largest cluster size): kept = purity > threshold and size > minimum."""
+    C = int(y.max()) + 1
+    hist = np.zeros((K, C), dtype=np.int64)
+    np.add.at(hist, (clusters, y), 1)
+    size = hist.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        purity = np.where(size > 0, hist.max(1) / np.maximum(size, 1), 0.0)
+    kept = int(((purity > cfg.purity_threshold) & (size > cfg.min_cluster_size)).sum())
+    return kept, int(size.max())
+
+
+def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> StageFit:
+    """Train a GMF on the active train rows (X (N, D) standardised, y (N,)).
+
+    Loss = l_lh * L_lh + l_bal * L_bal + l_pur * L_pur (see the method page).
+    The epoch kept has the most "kept" clusters among epochs whose largest
+    cluster is below ``max_cluster_size`` (ties: the later epoch); if none
+    qualifies, the last epoch is kept and ``selection`` says so.
+    """
+    device = torch.device(cfg.device)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    K = cfg.num_clusters
+    model = GMF(X.shape[1], K, cfg.hidden, cfg.prior_std, cfg.bn_momentum, seed).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.flow_lr)
+    sampler = PairSampler(y, gen)
+    w = class_weights(sampler.counts, cfg.q).to(device)
+    Xd = X.to(device)
+    y_np = y.numpy()
+    ema, t = torch.zeros(K, device=device), 0
+    best: tuple[int, int, dict] | None = None
+    fit = StageFit(model, cfg.flow_epochs, 0, "best-kept-clusters")
+    for epoch in range(1, cfg.flow_epochs + 1):
+        model.train()
+        finite = True
+        for s in range(0, len(y), cfg.flow_batch_size):
+            n = min(cfg.flow_batch_size, len(y) - s)
+            if n < 2:
+                break
+            ia, io, ca = sampler.sample(n)
+            comp = model(torch.cat([Xd[ia.to(device)], Xd[io.to(device)]]))
+            comp_a, comp_o = comp[:n], comp[n:]
+            l_lh = -(w[ca.to(device)] * GMF.log_px(comp_a)).mean()
+            q_a = comp_a.softmax(1)
+            t += 1
+            ema = cfg.ema_momentum * ema.detach() + (1 - cfg.ema_momentum) * q_a.mean(0)
+            p_bar = ema / (1 - cfg.ema_momentum**t)
+            l_bal = math.log(K) + (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()
+            l_pur = (q_a.detach() * comp_o.log_softmax(1)).sum(1).mean()
+            loss = cfg.lambda_lh * l_lh + cfg.lambda_bal * l_bal + cfg.lambda_pur * l_pur
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if not finite:
+            fit.selection += f"; stopped at epoch {epoch}: non-finite loss"
+            break
+        _, clusters = score(model, Xd)
+        kept, largest = cluster_stats(clusters.numpy(), y_np, K, cfg)
+        fit.history.append({"epoch": epoch, "loss": float(loss.detach()), "kept": kept, "largest": largest})
+        if largest < cfg.max_cluster_size and (best is None or kept >= best[1]):
+            best = (epoch, kept, copy.deepcopy(model.state_dict()))
+    if best is None:
+        fit.selection = "last epoch (no epoch had its largest cluster below the limit)"
+        fit.epoch = len(fit.history)
+        fit.kept_clusters = fit.history[-1]["kept"] if fit.history else 0
+    else:
+        fit.epoch, fit.kept_clusters, state = best
+        model.load_state_dict(state)
+    model.eval()
+    return fit

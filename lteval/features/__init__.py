@@ -1,0 +1,21 @@
+"""Feature extraction into an atomic on-disk cache, and the DLSA h5 file format."""
+
+from lteval.features.cache import cache_key, cache_root, load_entry, write_entry
+from lteval.features.extract import SPLITS, extract, get_features, resolve_device, versions
+from lteval.features.h5io import FeatureFileError, read_feature_dir, read_h5, write_h5
+
+__all__ = [
+    "SPLITS",
+    "FeatureFileError",
+    "cache_key",
+    "cache_root",
+    "extract",
+    "get_features",
+    "load_entry",
+    "read_feature_dir",
+    "read_h5",
+    "resolve_device",
+    "versions",
+    "write_entry",
+    "write_h5",
+]

@@ -1,0 +1,89 @@
+"""The DLSA reference's feature files: ``feature_train.h5`` / ``feature_test.h5``.
+
+Each file holds two datasets: ``features`` (N x D float) and ``labels`` (N int).
+``--features DIR`` expects one sub-folder per backbone holding both files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+H5_FILES = ("feature_train.h5", "feature_test.h5")
+
+
+class FeatureFileError(ValueError):
+    """A feature file is missing, malformed, or holds bad values."""
+
+
+def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate one h5 file: returns (X (N, D) float32, y (N,) int64)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureFileError(f"{path} does not exist (expected {H5_FILES[0]} and {H5_FILES[1]})")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = {"features", "labels"} - set(f.keys())
+            if missing:
+                raise FeatureFileError(
+                    f"{path} lacks dataset(s) {sorted(missing)}; it has {sorted(f.keys())}. "
+                    "Write 'features' (N x D float) and 'labels' (N int)."
+                )
+            X, y = np.asarray(f["features"]), np.asarray(f["labels"])
+    except OSError as e:
+        raise FeatureFileError(f"{path} is not a readable HDF5 file: {e}") from None
+    if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
+        raise FeatureFileError(f"{path}: 'features' must be a 2-D numeric array, got shape {X.shape}")
+    y = y.reshape(-1) if y.ndim == 2 and 1 in y.shape else y
+    if y.ndim != 1 or len(y) != len(X):
+        raise FeatureFileError(
+            f"{path}: 'labels' has shape {y.shape} but 'features' has {len(X)} rows; "
+            "they must have one label per row"
+        )
+    if not np.all(np.isfinite(X)):
+        bad = int((~np.isfinite(X)).any(axis=1).sum())
+        raise FeatureFileError(f"{path}: 'features' holds NaN or inf in {bad} rows; clean them first")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.mod(y, 1) == 0):
+            raise FeatureFileError(f"{path}: 'labels' must be integers")
+    if len(y) and y.min() < 0:
+        raise FeatureFileError(f"{path}: 'labels' must be non-negative class ids")
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def write_h5(path: str | Path, X: np.ndarray, y: np.ndarray) -> None:
+    """Write (X, y) in the reference format, via a temporary file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("features", data=np.asarray(X, dtype=np.float32))
+        f.create_dataset("labels", data=np.asarray(y, dtype=np.int64))
+    tmp.replace(path)
+
+
+def read_feature_dir(root: str | Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """``{backbone: {"train": (X, y), "test": (X, y)}}`` from ``root/<backbone>/*.h5``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FeatureFileError(f"--features {root} is not a directory")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        raise FeatureFileError(
+            f"--features {root} holds no sub-folders; expected one per backbone, "
+            f"each with {H5_FILES[0]} and {H5_FILES[1]}"
+        )
+    out = {}
+    for d in subdirs:
+        train, test = (read_h5(d / f) for f in H5_FILES)
+        if train[0].shape[1] != test[0].shape[1]:
+            raise FeatureFileError(
+                f"{d}: train features are {train[0].shape[1]}-d but test are {test[0].shape[1]}-d"
+            )
+        unseen = sorted(set(np.unique(test[1])) - set(np.unique(train[1])))
+        if unseen:
+            raise FeatureFileError(f"{d}: test labels {unseen[:10]} never occur in train")
+        out[d.name] = {"train": train, "test": test}
+    return out

@@ -1,0 +1,27 @@
+"""Long-tailed classification heads on frozen features, and their metrics.
+
+Pure array code: no images, no backbones.
+"""
+
+from lteval.heads.linear import (
+    LinearConfig,
+    LinearHead,
+    Standardizer,
+    TrainedHead,
+    train_balanced_softmax,
+)
+from lteval.heads.metrics import GROUPS, accuracy_report, balanced_accuracy, shot_groups
+from lteval.heads.probe import BalancedSoftmaxProbe
+
+__all__ = [
+    "GROUPS",
+    "BalancedSoftmaxProbe",
+    "LinearConfig",
+    "LinearHead",
+    "Standardizer",
+    "TrainedHead",
+    "accuracy_report",
+    "balanced_accuracy",
+    "shot_groups",
+    "train_balanced_softmax",
+]
