@@ -239,7 +239,7 @@ def _oc_load(spec: BackboneSpec, path: Path | None) -> tuple[nn.Module, Callable
 
 def _oc_fetch(spec: BackboneSpec) -> str:
     return (
-        f"python -c \"import open_clip; open_clip.create_model_and_transforms("
+        f'python -c "import open_clip; open_clip.create_model_and_transforms('
         f"'{spec.arch}', pretrained='{spec.tag}')\""
     )
 
@@ -291,7 +291,9 @@ def resolve_weights(
     if weights_file is not None:
         p = Path(weights_file)
         if not p.is_file():
-            raise WeightsNotFoundError(name, [f"file named by --weights: {p}"], family.fetch_hint(spec))
+            raise WeightsNotFoundError(
+                name, [f"file named by --weights: {p}"], family.fetch_hint(spec)
+            )
         return p
     searched: list[str] = []
     found = family.find(spec, searched)

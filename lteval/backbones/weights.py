@@ -10,25 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
-class BackboneError(ValueError):
-    """A backbone name cannot be resolved (unknown family or architecture)."""
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """Pretrained weights for a backbone are in none of the places searched."""
-
-    def __init__(self, name: str, searched: list[str], fetch_hint: str):
-        self.name, self.searched = name, searched
-        lines = "\n".join(f"  - {s}" for s in searched)
-        super().__init__(
-            f"pretrained weights for backbone {name!r} were not found locally. Searched:\n"
-            f"{lines}\n"
-            f"To fix: on a connected machine run\n    {fetch_hint}\n"
-            f"and copy the cache here (or set HF_HOME / TORCH_HOME to it); or pass "
-            f"--weights '{name}=/path/to/checkpoint'; or pass --allow-random-init to run "
-            f"with random weights (the ranking then only exercises the pipeline)."
-        )
+from lteval.errors import BackboneError, WeightsNotFoundError  # noqa: F401 (re-exported)
 
 
 def hf_hub_cache() -> Path:

@@ -1,7 +1,12 @@
 """Datasets and seeded long-tailed splits (the leftmost layer: imports nothing of lteval)."""
 
 from lteval.data.datasets import DATASETS, DatasetError, ImageDataset, load_dataset
-from lteval.data.profiles import Splits, carve_validation, long_tailed_counts, make_long_tailed_splits
+from lteval.data.profiles import (
+    Splits,
+    carve_validation,
+    long_tailed_counts,
+    make_long_tailed_splits,
+)
 
 __all__ = [
     "DATASETS",

@@ -18,12 +18,9 @@ import numpy as np
 from PIL import Image
 
 from lteval.data.profiles import Splits, make_long_tailed_splits
+from lteval.errors import DatasetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be built from what the user gave (bad name, root, layout)."""
 
 
 @dataclass
@@ -89,9 +86,7 @@ def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str]:
         )
     paths, labels = [], []
     for c, name in enumerate(classes):
-        files = sorted(
-            f for f in (root / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
-        )
+        files = sorted(f for f in (root / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
         paths += files
         labels += [c] * len(files)
     return paths, np.asarray(labels, dtype=np.int64), classes, f"folder:{root.resolve()}"

@@ -90,7 +90,9 @@ class MAF(nn.Module):
     """``blocks`` MADE blocks (input order reversed in each following block), each
     followed by a batch-norm bijector. ``forward(x) -> (u, log|det du/dx|)``."""
 
-    def __init__(self, dim: int, hidden: int | None = None, blocks: int = 2, bn_momentum: float = 0.9):
+    def __init__(
+        self, dim: int, hidden: int | None = None, blocks: int = 2, bn_momentum: float = 0.9
+    ):
         super().__init__()
         hidden = hidden or dim
         layers = []
@@ -126,8 +128,15 @@ class GMF(nn.Module):
     ``forward(x) -> (B, K)`` log p(x | k) = log N(u; mu_k, I) + log|det|.
     """
 
-    def __init__(self, dim: int, num_clusters: int, hidden: int | None = None,
-                 prior_std: float = 0.05, bn_momentum: float = 0.9, seed: int = 0):
+    def __init__(
+        self,
+        dim: int,
+        num_clusters: int,
+        hidden: int | None = None,
+        prior_std: float = 0.05,
+        bn_momentum: float = 0.9,
+        seed: int = 0,
+    ):
         super().__init__()
         self.flow = MAF(dim, hidden, 2, bn_momentum)
         self.register_buffer("means", fixed_means(num_clusters, dim, prior_std, seed))

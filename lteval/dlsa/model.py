@@ -27,7 +27,6 @@ from lteval.dlsa.separability import imbalance, many_few_auroc, separability_sco
 from lteval.dlsa.train import StageFit, fit_stage, score
 from lteval.heads import (
     GROUPS,
-    LinearConfig,
     Standardizer,
     TrainedHead,
     accuracy_report,
@@ -94,10 +93,15 @@ class DLSA:
             lpv, clv = (a.numpy() for a in score(gmf.model, torch.as_tensor(Xv).to(cfg.device)))
             filt_v = active_v & (lpv >= thr)
             stage.classifier = train_balanced_softmax(
-                Xs[filt], y[filt], C,
+                Xs[filt],
+                y[filt],
+                C,
                 P=stage.prior(cl[filt], y[filt]),
-                X_val=Xv[filt_v], y_val=y_val[filt_v], P_val=stage.prior(clv[filt_v]),
-                config=cfg.classifier, seed=seed,
+                X_val=Xv[filt_v],
+                y_val=y_val[filt_v],
+                P_val=stage.prior(clv[filt_v]),
+                config=cfg.classifier,
+                seed=seed,
             )
             self.train_routing_.append(float(filt.sum() / active.sum()))
             self.stages_.append(stage)
@@ -159,17 +163,26 @@ class DLSA:
         for s, st in enumerate(self.stages_):
             lp = sc[s][0]
             filt, rest = active & (route == s), active & (route != s)
-            row = {"stage": s + 1, "threshold": st.threshold, "flow_epoch": st.gmf.epoch,
-                   "kept_clusters": st.gmf.kept_clusters, "n_active": int(active.sum()),
-                   "n_filtered": int(filt.sum()),
-                   "train_routed": self.train_routing_[s],
-                   "somers_d": somers_d(lp[active], freq[active]),
-                   "auroc_many_few": many_few_auroc(lp[active], groups[active]),
-                   "stage_accuracy": float((pred[filt] == y[filt]).mean()) if filt.any() else float("nan"),
-                   "classifier_epoch": st.classifier.best_epoch}
+            row = {
+                "stage": s + 1,
+                "threshold": st.threshold,
+                "flow_epoch": st.gmf.epoch,
+                "kept_clusters": st.gmf.kept_clusters,
+                "n_active": int(active.sum()),
+                "n_filtered": int(filt.sum()),
+                "train_routed": self.train_routing_[s],
+                "somers_d": somers_d(lp[active], freq[active]),
+                "auroc_many_few": many_few_auroc(lp[active], groups[active]),
+                "stage_accuracy": float((pred[filt] == y[filt]).mean())
+                if filt.any()
+                else float("nan"),
+                "classifier_epoch": st.classifier.best_epoch,
+            }
             for name, m in (("filtered", filt), ("remaining", rest)):
                 for g in GROUPS:
-                    row[f"{name}_{g}_share"] = float((groups[m] == g).mean()) if m.any() else float("nan")
+                    row[f"{name}_{g}_share"] = (
+                        float((groups[m] == g).mean()) if m.any() else float("nan")
+                    )
             imb = self.remaining_train_imbalance_[s]
             row.update({f"remaining_train_{k}": v for k, v in imb.items()})
             rows.append(row)

@@ -24,12 +24,22 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 
+def _finite(scores: np.ndarray) -> np.ndarray:
+    """NaN and -inf become just below the lowest finite score, +inf just above the highest."""
+    s = np.asarray(scores, dtype=float)
+    ok = np.isfinite(s)
+    if ok.all() or not ok.any():
+        return np.nan_to_num(s)
+    lo, hi = s[ok].min(), s[ok].max()
+    return np.where(np.isposinf(s), hi + 1, np.where(ok, s, lo - 1))
+
+
 def somers_d(scores: np.ndarray, freq: np.ndarray) -> float:
     """Somers' D of ``scores`` given ``freq`` over pairs of different ``freq``.
 
     O(L n log n) for L distinct frequency levels. NaN when fewer than two levels.
     """
-    scores, freq = np.asarray(scores, float), np.asarray(freq)
+    scores, freq = _finite(scores), np.asarray(freq)
     levels = np.unique(freq)
     if len(levels) < 2:
         return float("nan")
@@ -50,7 +60,7 @@ def many_few_auroc(scores: np.ndarray, groups: np.ndarray) -> float:
     m = (groups == "many") | (groups == "few")
     if len(np.unique(groups[m])) < 2:
         return float("nan")
-    return float(roc_auc_score(groups[m] == "many", scores[m]))
+    return float(roc_auc_score(groups[m] == "many", _finite(scores)[m]))
 
 
 def imbalance(labels: np.ndarray, num_classes: int) -> dict[str, float]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from lteval.dlsa.config import DLSAConfig
 from lteval.dlsa.flow import GMF
@@ -139,7 +138,9 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
             break
         _, clusters = score(model, Xd)
         kept, largest = cluster_stats(clusters.numpy(), y_np, K, cfg)
-        fit.history.append({"epoch": epoch, "loss": float(loss.detach()), "kept": kept, "largest": largest})
+        fit.history.append(
+            {"epoch": epoch, "loss": float(loss.detach()), "kept": kept, "largest": largest}
+        )
         if largest < cfg.max_cluster_size and (best is None or kept >= best[1]):
             best = (epoch, kept, copy.deepcopy(model.state_dict()))
     if best is None:

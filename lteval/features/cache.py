@@ -49,7 +49,9 @@ def _check(entry: Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
         return None
 
 
-def load_entry(key: str, root: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+def load_entry(
+    key: str, root: Path | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
     """The cached splits ``{split: (X, y)}`` of ``key`` (X memory-mapped), or None.
 
     A present but inconsistent entry is deleted so that it gets recomputed.

@@ -14,6 +14,7 @@ import torch
 import lteval
 from lteval.backbones import Backbone
 from lteval.data import ImageDataset
+from lteval.errors import UsageError
 from lteval.features import cache
 
 SPLITS = ("train", "val", "eval")
@@ -26,9 +27,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"--device {device!r} is not a torch device (try auto, cpu, cuda)") from None
+        raise UsageError(
+            f"--device {device!r} is not a torch device (try auto, cpu, cuda)"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} asked for CUDA but none is available; use --device cpu")
+        raise UsageError(
+            f"--device {device} asked for CUDA but none is available; use --device cpu"
+        )
     return dev
 
 
@@ -116,7 +121,9 @@ def get_features(
                 idx = getattr(dataset.splits, split)
                 t0 = time.perf_counter()
                 cb = (lambda d, n, s=split: progress(s, d, n)) if progress else None
-                X = extract(backbone, dataset, idx, device=device, batch_size=batch_size, progress=cb)
+                X = extract(
+                    backbone, dataset, idx, device=device, batch_size=batch_size, progress=cb
+                )
                 manifest["extract_seconds_per_split"][split] = time.perf_counter() - t0
                 out[split] = (X, dataset.labels[idx])
             manifest["extract_seconds"] = sum(manifest["extract_seconds_per_split"].values())

@@ -11,11 +11,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from lteval.errors import FeatureFileError
+
 H5_FILES = ("feature_train.h5", "feature_test.h5")
-
-
-class FeatureFileError(ValueError):
-    """A feature file is missing, malformed, or holds bad values."""
 
 
 def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +33,9 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except OSError as e:
         raise FeatureFileError(f"{path} is not a readable HDF5 file: {e}") from None
     if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
-        raise FeatureFileError(f"{path}: 'features' must be a 2-D numeric array, got shape {X.shape}")
+        raise FeatureFileError(
+            f"{path}: 'features' must be a 2-D numeric array, got shape {X.shape}"
+        )
     y = y.reshape(-1) if y.ndim == 2 and 1 in y.shape else y
     if y.ndim != 1 or len(y) != len(X):
         raise FeatureFileError(
@@ -44,7 +44,9 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         )
     if not np.all(np.isfinite(X)):
         bad = int((~np.isfinite(X)).any(axis=1).sum())
-        raise FeatureFileError(f"{path}: 'features' holds NaN or inf in {bad} rows; clean them first")
+        raise FeatureFileError(
+            f"{path}: 'features' holds NaN or inf in {bad} rows; clean them first"
+        )
     if not np.issubdtype(y.dtype, np.integer):
         if not np.all(np.mod(y, 1) == 0):
             raise FeatureFileError(f"{path}: 'labels' must be integers")

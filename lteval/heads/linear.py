@@ -24,14 +24,20 @@ from lteval.heads.metrics import balanced_accuracy
 
 @dataclass
 class Standardizer:
-    """Per-dimension z-scoring fitted on training features."""
+    """Per-dimension z-scoring fitted on training features.
+
+    A dimension whose train spread is below 1% of the mean spread (dead ReLU units,
+    constant channels) is scaled by that floor instead, so that eval values in it
+    cannot blow up.
+    """
 
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
     std: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     def fit(self, X: np.ndarray) -> Standardizer:
         self.mean = X.mean(0)
-        self.std = X.std(0) + 1e-6
+        std = X.std(0)
+        self.std = np.maximum(std, 0.01 * std.mean() + 1e-8)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -118,7 +124,9 @@ def train_balanced_softmax(
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.SGD(head.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(
+            head.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
+        )
     has_val = X_val is not None and y_val is not None and len(y_val) > 0
     trained = TrainedHead(head, np.asarray(counts), cfg.epochs, float("nan"), [])
     best_state, best = None, -1.0

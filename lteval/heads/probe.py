@@ -24,8 +24,13 @@ class BalancedSoftmaxProbe:
         self.scaler_ = Standardizer().fit(X)
         Xv = None if X_val is None else self.scaler_.transform(np.asarray(X_val, np.float32))
         self.head_ = train_balanced_softmax(
-            self.scaler_.transform(X), y, self.num_classes_,
-            X_val=Xv, y_val=y_val, config=self.config, seed=self.seed,
+            self.scaler_.transform(X),
+            y,
+            self.num_classes_,
+            X_val=Xv,
+            y_val=y_val,
+            config=self.config,
+            seed=self.seed,
         )
         self.class_counts_ = np.bincount(y, minlength=self.num_classes_)
         return self

@@ -1,0 +1,1 @@
+"""Command-line programs: the application layer, free to call every other layer."""

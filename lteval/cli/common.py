@@ -1,0 +1,154 @@
+"""Options and plumbing shared by ``lteval.rank`` and ``lteval.extract``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lteval.backbones import load_backbone, resolve_weights
+from lteval.data import DATASETS, ImageDataset, load_dataset
+from lteval.errors import LtevalError, UsageError
+from lteval.features import get_features, resolve_device
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--dataset",
+        default="mnist5k-lt",
+        choices=sorted(DATASETS),
+        help="dataset name (default: %(default)s, embedded, offline)",
+    )
+    g.add_argument("--data-root", help="dataset root folder (required by 'folder')")
+    g.add_argument(
+        "--imbalance-factor",
+        type=float,
+        help="IF of the exponential long-tailed profile (default: per dataset)",
+    )
+    g.add_argument(
+        "--eval-per-class",
+        type=int,
+        help="images per class in the balanced eval split (default: per dataset)",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="share of each train class carved out for validation (default: %(default)s)",
+    )
+    g = p.add_argument_group("backbones")
+    g.add_argument(
+        "--backbones",
+        help="comma-separated names, e.g. "
+        "timm:resnet18,torchvision:resnet18,open_clip:ViT-B-32/openai",
+    )
+    g.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="use this local checkpoint for backbone NAME (repeatable)",
+    )
+    g.add_argument(
+        "--allow-random-init",
+        action="store_true",
+        help="run backbones whose pretrained weights are missing with random "
+        "weights (the report then says the ranking only exercises the pipeline)",
+    )
+    g = p.add_argument_group("run")
+    g.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1",
+    )
+    g.add_argument("--batch-size", type=int, default=64, help="extraction batch size")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def parse_weights(items: list[str]) -> dict[str, Path]:
+    out = {}
+    for item in items:
+        name, sep, path = item.rpartition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--weights {item!r} must look like NAME=PATH")
+        out[name] = Path(path)
+    return out
+
+
+def backbone_list(arg: str | None) -> list[str]:
+    names = [n.strip() for n in (arg or "").split(",") if n.strip()]
+    if not names:
+        raise UsageError("give --backbones (comma-separated names) or --features DIR")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--backbones lists a name twice: {names}")
+    return names
+
+
+def load_data(args) -> ImageDataset:
+    return load_dataset(
+        args.dataset,
+        args.data_root,
+        seed=args.seed,
+        imbalance_factor=args.imbalance_factor,
+        eval_per_class=args.eval_per_class,
+        val_fraction=args.val_fraction,
+    )
+
+
+def check_backbones(names: list[str], weights: dict[str, Path], allow_random: bool) -> None:
+    """Fail fast, before any extraction, on a bad name or missing weights."""
+    unknown = set(weights) - set(names)
+    if unknown:
+        raise UsageError(f"--weights names {sorted(unknown)}, which are not in --backbones")
+    for n in names:
+        resolve_weights(n, weights.get(n), allow_random)
+
+
+def log(quiet: bool) -> Callable[[str], None]:
+    def emit(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    return emit
+
+
+def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path], emit, tag: str):
+    """Load backbone ``name`` and return (cached features, manifest, backbone)."""
+    device = resolve_device(args.device)
+    backbone = load_backbone(
+        name,
+        weights_file=weights.get(name),
+        allow_random_init=args.allow_random_init,
+        seed=args.seed,
+    )
+    if not backbone.pretrained:
+        emit(f"{tag} {name}: pretrained weights not found; using RANDOM weights")
+    t0, last = time.perf_counter(), [0.0]
+
+    def progress(split: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done == total or now - last[0] > 5:
+            last[0] = now
+            emit(f"{tag} {name}: extracting {split} {done}/{total}")
+
+    feats, manifest = get_features(
+        backbone, dataset, device=device, batch_size=args.batch_size, progress=progress
+    )
+    emit(f"{tag} {name}: features ready ({time.perf_counter() - t0:.1f}s, cache {manifest['key']})")
+    return feats, manifest, backbone
+
+
+def run_main(
+    fn: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None
+) -> int:
+    """Parse, run, and turn user errors into one clear message and exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        return fn(args)
+    except LtevalError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2

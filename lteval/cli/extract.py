@@ -1,0 +1,59 @@
+"""``python -m lteval.extract``: extract backbone features into the cache, no scoring.
+
+Takes the same data and backbone options as ``python -m lteval.rank``. With
+``--export-h5 DIR`` it also writes DIR/<backbone>/feature_{train,test}.h5 (the
+DLSA reference format; train there is train + validation), which
+``python -m lteval.rank --features DIR`` reads back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+
+from lteval.cli import common
+from lteval.features import resolve_device, write_h5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lteval.extract",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common.add_common_options(p)
+    p.add_argument("--export-h5", metavar="DIR", help="also write the features as h5 files")
+    return p
+
+
+def safe_name(name: str) -> str:
+    """A backbone name as a folder name: 'timm:resnet18' -> 'timm_resnet18'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def run(args: argparse.Namespace) -> int:
+    emit = common.log(args.quiet)
+    names = common.backbone_list(args.backbones)
+    weights = common.parse_weights(args.weights)
+    resolve_device(args.device)
+    dataset = common.load_data(args)
+    common.check_backbones(names, weights, args.allow_random_init)
+    for i, name in enumerate(names, 1):
+        feats, manifest, _ = common.extract_one(
+            name, dataset, args, weights, emit, f"[{i}/{len(names)}]"
+        )
+        print(f"{name}\t{manifest['key']}")
+        if args.export_h5:
+            d = Path(args.export_h5) / safe_name(name)
+            Xtr = np.concatenate([feats["train"][0], feats["val"][0]])
+            ytr = np.concatenate([feats["train"][1], feats["val"][1]])
+            write_h5(d / "feature_train.h5", Xtr, ytr)
+            write_h5(d / "feature_test.h5", *feats["eval"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return common.run_main(run, build_parser(), argv)

@@ -1,0 +1,41 @@
+"""lteval's user-facing errors. Each message names the bad input and the fix.
+
+The command-line programs turn any ``LtevalError`` into one line on stderr and
+exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+
+class LtevalError(Exception):
+    """Base of every error caused by what the user gave."""
+
+
+class UsageError(LtevalError, ValueError):
+    """A bad option or option combination."""
+
+
+class DatasetError(LtevalError, ValueError):
+    """A dataset cannot be built from what the user gave (bad name, root, layout)."""
+
+
+class BackboneError(LtevalError, ValueError):
+    """A backbone name cannot be resolved (unknown family or architecture)."""
+
+
+class FeatureFileError(LtevalError, ValueError):
+    """A feature file is missing, malformed, or holds bad values."""
+
+
+class WeightsNotFoundError(LtevalError, FileNotFoundError):
+    """Pretrained weights for a backbone are in none of the places searched."""
+
+    def __init__(self, name: str, searched: list[str], fetch_hint: str):
+        self.name, self.searched = name, searched
+        lines = "\n".join(f"  - {s}" for s in searched)
+        super().__init__(
+            f"pretrained weights for backbone {name!r} were not found locally. Searched:\n"
+            f"{lines}\n"
+            f"To fix: on a connected machine run\n    {fetch_hint}\n"
+            f"and copy the cache here (or set HF_HOME / TORCH_HOME to it); or pass "
+            f"--weights '{name}=/path/to/checkpoint'; or pass --allow-random-init to run "
+            f"with random weights (the ranking then only exercises the pipeline)."
+        )

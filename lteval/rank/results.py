@@ -1,0 +1,66 @@
+"""Results files of a run: results.json (everything), results.csv (one row per
+backbone, ranked), stages.csv and per_class.csv. Written via temporary files
+renamed into place."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lteval.rank.scoring import BackboneScore, rank_rows
+
+RESULT_FILES = ("results.json", "results.csv", "stages.csv", "per_class.csv")
+
+
+def _clean(obj):
+    """JSON-safe: numpy scalars/arrays to Python, NaN/inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _clean(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_results(out: Path, run: dict, scores: list[BackboneScore], by: str) -> dict:
+    """Write the four results files under ``out``; returns the results dict."""
+    out.mkdir(parents=True, exist_ok=True)
+    ranked = rank_rows([s.row for s in scores], by)
+    results = _clean(
+        {
+            "run": {**run, "ranked_by": by},
+            "backbones": ranked,
+            "stages": [r for s in scores for r in s.stages],
+            "per_class": [r for s in scores for r in s.per_class],
+        }
+    )
+    _atomic_write(out / "results.json", json.dumps(results, indent=2))
+    flat = pd.json_normalize(results["backbones"], sep=".")
+    _atomic_write(out / "results.csv", flat.to_csv(index=False))
+    _atomic_write(out / "stages.csv", pd.DataFrame(results["stages"]).to_csv(index=False))
+    _atomic_write(out / "per_class.csv", pd.DataFrame(results["per_class"]).to_csv(index=False))
+    return results
+
+
+def read_results(out: Path) -> dict:
+    """The results dict of a run folder (raises FileNotFoundError naming the file)."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {out} the --out folder of a rank run?")
+    return json.loads(path.read_text())
