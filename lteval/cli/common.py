@@ -147,6 +147,7 @@ def run_main(
 ) -> int:
     """Parse, run, and turn user errors into one clear message and exit status 2."""
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return fn(args)
     except LtevalError as e:

@@ -10,7 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import sys
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from lteval.cli import common
 from lteval.data import carve_validation
 from lteval.errors import UsageError
 from lteval.features import read_feature_dir, resolve_device, versions
-from lteval.rank import score_features, write_results
+from lteval.rank import check_metric, score_features, write_results
 from lteval.report import render_report
 
 
@@ -116,10 +116,11 @@ def run(args: argparse.Namespace) -> int:
     emit = common.log(args.quiet)
     if bool(args.features) == bool(args.backbones):
         raise UsageError("give exactly one of --backbones and --features")
+    check_metric(args.by)
     dataset, scores = (_from_features if args.features else _from_backbones)(args, emit)
     device = str(resolve_device(args.device))
     run_info = {
-        "command": "python -m lteval.rank " + " ".join(sys.argv[1:]),
+        "command": "python -m lteval.rank " + shlex.join(args.argv),
         "dataset": dataset,
         "seed": args.seed,
         "device": device,

@@ -84,7 +84,7 @@ def read_feature_dir(root: str | Path) -> dict[str, dict[str, tuple[np.ndarray, 
             raise FeatureFileError(
                 f"{d}: train features are {train[0].shape[1]}-d but test are {test[0].shape[1]}-d"
             )
-        unseen = sorted(set(np.unique(test[1])) - set(np.unique(train[1])))
+        unseen = np.setdiff1d(test[1], train[1]).tolist()
         if unseen:
             raise FeatureFileError(f"{d}: test labels {unseen[:10]} never occur in train")
         out[d.name] = {"train": train, "test": test}

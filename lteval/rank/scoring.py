@@ -14,6 +14,13 @@ from lteval.heads import GROUPS, BalancedSoftmaxProbe, accuracy_report, shot_gro
 
 Split = tuple[np.ndarray, np.ndarray]
 
+METRICS = [
+    "separability",
+    *(f"{m}_{k}" for m in ("dlsa", "probe") for k in ("overall", "balanced", *GROUPS)),
+    "lift_balanced",
+]
+"""The metric columns every row carries; ``--by`` may name any of them."""
+
 
 @dataclass
 class BackboneScore:
@@ -81,11 +88,15 @@ def score_features(
     return BackboneScore(row, stages, per_class)
 
 
+def check_metric(by: str) -> None:
+    """Raise UsageError unless ``by`` is one of ``METRICS``."""
+    if by not in METRICS:
+        raise UsageError(f"--by {by!r} is not a metric column; choose one of {METRICS}")
+
+
 def rank_rows(rows: list[dict], by: str) -> list[dict]:
     """Rows sorted best first by column ``by`` (NaN last), each given its ``rank``."""
-    if rows and by not in rows[0]:
-        numeric = [k for k, v in rows[0].items() if isinstance(v, int | float)]
-        raise UsageError(f"--by {by!r} is not a results column; choose one of {numeric}")
+    check_metric(by)
     key = [(-(r[by]) if np.isfinite(r[by]) else np.inf) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: (key[i], rows[i]["backbone"]))
     return [{"rank": n + 1, **rows[i]} for n, i in enumerate(order)]

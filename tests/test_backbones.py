@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import torch
+
+from lteval.backbones import (
+    BackboneError,
+    WeightsNotFoundError,
+    load_backbone,
+    parse_name,
+    resolve_weights,
+)
+
+TINY = "timm:test_resnet"
+
+
+def test_parse_names():
+    assert parse_name("timm:resnet18.a1_in1k").tag == "a1_in1k"
+    s = parse_name("open_clip:ViT-B-32/openai")
+    assert (s.family, s.arch, s.tag) == ("open_clip", "ViT-B-32", "openai")
+    assert parse_name("torchvision:resnet18").tag is None
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("resnet18", "must look like FAMILY:MODEL"),
+        ("keras:resnet18", "unknown backbone family 'keras'"),
+        ("timm:resnt18", "Closest matches: resnet18"),
+        ("torchvision:resnet18/NOPE", "choose one of \\['IMAGENET1K_V1'\\]"),
+        ("open_clip:ViT-B-32", "needs a known pretrained tag"),
+        ("open_clip:ViT-Q-99/openai", "unknown open_clip architecture"),
+    ],
+)
+def test_bad_names_are_explained(name, match):
+    with pytest.raises(BackboneError, match=match):
+        resolve_weights(name)
+
+
+@pytest.mark.parametrize(
+    "name, where",
+    [
+        (TINY, "models--timm--test_resnet.r160_in1k"),
+        ("torchvision:resnet18", "resnet18-f37072fd.pth"),
+        ("open_clip:ViT-B-32/openai", "models--timm--vit_base_patch32_clip_224.openai"),
+    ],
+)
+def test_missing_weights_name_model_places_and_fix(name, where, isolated_caches):
+    with pytest.raises(WeightsNotFoundError) as e:
+        resolve_weights(name)
+    msg = str(e.value)
+    assert name in msg and where in msg and str(isolated_caches) in msg
+    assert "--allow-random-init" in msg and "on a connected machine run" in msg
+
+
+def test_random_init_is_seeded_and_has_its_transform():
+    a = load_backbone(TINY, allow_random_init=True, seed=0)
+    b = load_backbone(TINY, allow_random_init=True, seed=0)
+    c = load_backbone(TINY, allow_random_init=True, seed=1)
+    assert not a.pretrained and a.weights == "random-init"
+    x = torch.randn(2, 3, 160, 160)
+    with torch.no_grad():
+        fa, fb, fc = a.model(x), b.model(x), c.model(x)
+    assert fa.ndim == 2 and fa.shape[0] == 2
+    torch.testing.assert_close(fa, fb)
+    assert not torch.allclose(fa, fc)
+    assert "160" in repr(a.transform)  # timm's resolved data config of test_resnet
+
+
+def _feats(backbone):
+    from PIL import Image
+
+    img = Image.fromarray((np.arange(32 * 32 * 3) % 255).astype(np.uint8).reshape(32, 32, 3))
+    with torch.no_grad():
+        return backbone.model(backbone.transform(img)[None])
+
+
+def test_timm_weights_found_in_hf_cache_are_loaded(isolated_caches):
+    import timm
+    from safetensors.torch import save_file
+
+    src = timm.create_model("test_resnet")  # with classifier, like a hub checkpoint
+    snap = (
+        isolated_caches / "hf" / "hub" / "models--timm--test_resnet.r160_in1k" / "snapshots" / "abc"
+    )
+    snap.mkdir(parents=True)
+    save_file(src.state_dict(), snap / "model.safetensors")
+    bb = load_backbone(TINY)
+    assert bb.pretrained and bb.weights.endswith("model.safetensors")
+    src.reset_classifier(0)
+    src.eval()
+    from PIL import Image
+
+    img = Image.fromarray(np.full((32, 32, 3), 120, np.uint8))
+    with torch.no_grad():
+        torch.testing.assert_close(bb.model(bb.transform(img)[None]), src(bb.transform(img)[None]))
+
+
+def test_torchvision_weights_from_torch_home_and_from_a_named_file(isolated_caches):
+    import torchvision
+
+    src = torchvision.models.mobilenet_v3_small()
+    ckpt = isolated_caches / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    url = torchvision.models.MobileNet_V3_Small_Weights.DEFAULT.url
+    torch.save(src.state_dict(), ckpt / url.rsplit("/", 1)[1])
+    bb = load_backbone("torchvision:mobilenet_v3_small")
+    assert bb.pretrained
+    named = isolated_caches / "mine.pth"
+    torch.save(src.state_dict(), named)
+    bb2 = load_backbone("torchvision:mobilenet_v3_small", weights_file=named)
+    assert bb2.weights == str(named)
+    torch.testing.assert_close(_feats(bb), _feats(bb2))
+    assert _feats(bb).shape == (1, 1024)
+
+
+def test_named_file_that_does_not_exist():
+    with pytest.raises(WeightsNotFoundError, match="/no/such.pth"):
+        resolve_weights(TINY, "/no/such.pth")
+
+
+def test_open_clip_checkpoint_found_in_hf_cache(isolated_caches):
+    snap = (
+        isolated_caches
+        / "hf"
+        / "hub"
+        / "models--timm--vit_base_patch32_clip_224.openai"
+        / "snapshots"
+        / "r1"
+    )
+    snap.mkdir(parents=True)
+    (snap / "open_clip_model.safetensors").write_bytes(b"")
+    assert resolve_weights("open_clip:ViT-B-32/openai").name == "open_clip_model.safetensors"
+
+
+def test_open_clip_random_init_gives_image_embeddings():
+    bb = load_backbone("open_clip:ViT-B-32/openai", allow_random_init=True)
+    assert _feats(bb).shape == (1, 512)
+    assert "Normalize" in repr(bb.transform) and "0.481" in repr(bb.transform)

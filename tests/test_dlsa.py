@@ -1,0 +1,143 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from lteval.data import long_tailed_counts
+from lteval.dlsa import DLSA, DLSAConfig, PairSampler, scaled_for, somers_d
+from lteval.dlsa.model import Stage
+from lteval.heads import LinearConfig
+
+
+def planted(tail_spread: float, seed: int = 0, C: int = 8, D: int = 16):
+    """Long-tailed Gaussian classes; tail classes are wider by ``tail_spread``."""
+    rng = np.random.default_rng(seed)
+    counts = long_tailed_counts(200, 40, C)
+    centers = rng.normal(size=(C, D)) * 3
+    spread = 1 + tail_spread * np.arange(C) / (C - 1)
+
+    def draw(cnt):
+        y = np.repeat(np.arange(C), cnt)
+        return (centers[y] + rng.normal(size=(len(y), D)) * spread[y][:, None]).astype(
+            np.float32
+        ), y
+
+    return draw(counts), draw(np.maximum(counts // 4, 1)), draw(np.full(C, 40))
+
+
+FAST = DLSAConfig(
+    num_clusters=16, flow_epochs=8, flow_batch_size=128, classifier=LinearConfig(epochs=30)
+)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    (Xtr, ytr), (Xv, yv), (Xe, ye) = planted(2.0)
+    return DLSA(FAST, seed=0).fit(Xtr, ytr, Xv, yv), (Xtr, ytr), (Xe, ye)
+
+
+def test_sampler_draws_distinct_classes_uniformly():
+    y = torch.tensor([0] * 500 + [1] * 50 + [2] * 5 + [3] * 1)
+    s = PairSampler(y, torch.Generator().manual_seed(0))
+    a, b, ca = s.sample(40_000)
+    freq = np.bincount(y[a].numpy(), minlength=4) / 40_000
+    np.testing.assert_allclose(freq, 0.25, atol=0.01)
+    np.testing.assert_allclose(np.bincount(y[b].numpy(), minlength=4) / 40_000, 0.25, atol=0.01)
+    assert (y[a] != y[b]).all() and (s.classes[ca] == y[a]).all()
+
+
+def test_leave_one_out_prior_never_carries_own_label():
+    hist = np.array([[1, 3, 0], [0, 0, 0], [2, 2, 4]])
+    st = Stage(gmf=None, threshold=0.0, hist=hist, classifier=None)
+    clusters, labels = np.array([0, 0, 2, 1]), np.array([0, 1, 2, 0])
+    P = st.prior(clusters, labels)
+    np.testing.assert_allclose(P[0], [0, 1, 0])  # its own label was the only 0 in cluster 0
+    np.testing.assert_allclose(P[1], [1 / 3, 2 / 3, 0])
+    np.testing.assert_allclose(P[2], [2 / 7, 2 / 7, 3 / 7])
+    np.testing.assert_allclose(P[3], [1 / 3] * 3)  # empty cluster: uniform
+    np.testing.assert_allclose(st.prior(clusters)[0], [0.25, 0.75, 0])  # eval: no leave-out
+
+
+def test_fitted_model_loo_prior_on_real_fit(fitted):
+    model, (Xtr, ytr), _ = fitted
+    _, sc = model._scores(Xtr)
+    st = model.stages_[0]
+    P = st.prior(sc[0][1], ytr)
+    sizes = st.hist.sum(1)[sc[0][1]]
+    singles = sizes == st.hist[sc[0][1], ytr]  # sample's class is all of its cluster
+    assert np.all(P[singles, ytr[singles]] <= 1)
+    expect = (st.hist[sc[0][1], ytr] - 1) / np.maximum(sizes - 1, 1)
+    np.testing.assert_allclose(P[np.arange(len(ytr)), ytr][sizes > 1], expect[sizes > 1], rtol=1e-5)
+
+
+def test_train_routing_matches_rho(fitted):
+    model, (Xtr, _), _ = fitted
+    assert len(model.stages_) == 3
+    for frac in model.train_routing_:
+        assert 0.3 <= frac < 0.33
+    route = model.route(Xtr)
+    active = len(Xtr)
+    for s in range(3):
+        n = (route == s).sum()
+        assert 0.3 <= n / active < 0.33
+        active -= n
+    assert (route == 3).sum() == active
+
+
+def test_report_shapes_and_consistency(fitted):
+    model, _, (Xe, ye) = fitted
+    rep = model.report(Xe, ye)
+    pred = model.predict(Xe)
+    assert rep["accuracy"]["overall"] == pytest.approx((pred == ye).mean())
+    assert 0 <= rep["separability"] <= 1
+    for row in rep["stages"]:
+        for side in ("filtered", "remaining"):
+            shares = [row[f"{side}_{g}_share"] for g in ("many", "medium", "few")]
+            if row["n_filtered"]:
+                assert sum(shares) == pytest.approx(1)
+    assert sum(rep["routed_share"]) == pytest.approx(1)
+
+
+def test_same_seed_same_result():
+    (Xtr, ytr), (Xv, yv), (Xe, _) = planted(1.0, seed=5)
+    a = DLSA(FAST, seed=7).fit(Xtr, ytr, Xv, yv)
+    b = DLSA(FAST, seed=7).fit(Xtr, ytr, Xv, yv)
+    np.testing.assert_array_equal(a.predict(Xe), b.predict(Xe))
+    np.testing.assert_array_equal(a.route(Xe), b.route(Xe))
+
+
+def test_more_planted_separation_gives_higher_score():
+    scores = []
+    for spread in (0.0, 3.0):
+        (Xtr, ytr), (Xv, yv), (Xe, ye) = planted(spread, seed=1)
+        scores.append(DLSA(FAST, seed=0).fit(Xtr, ytr, Xv, yv).report(Xe, ye)["separability"])
+    assert scores[1] > scores[0] + 0.2, scores
+
+
+def test_somers_d_matches_brute_force():
+    rng = np.random.default_rng(0)
+    s, f = rng.normal(size=60).round(1), rng.integers(1, 5, 60)
+    num = den = 0
+    for i, j in itertools.combinations(range(60), 2):
+        if f[i] != f[j]:
+            den += 1
+            num += np.sign(s[j] - s[i]) * np.sign(f[j] - f[i])
+    assert somers_d(s, f) == pytest.approx(num / den)
+    assert somers_d(f.astype(float), f) == 1 and somers_d(-f.astype(float), f) == -1
+    assert np.isnan(somers_d(s, np.ones(60)))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="train labels must be"):
+        DLSA(FAST).fit(np.ones((5, 3)), np.zeros(4))
+    with pytest.raises(ValueError, match="NaN"):
+        DLSA(FAST).fit(np.full((5, 3), np.nan), np.zeros(5))
+    with pytest.raises(ValueError, match="rho"):
+        DLSA(DLSAConfig(rho=1.5))
+
+
+def test_scaled_config_for_small_sets():
+    cfg = scaled_for(400, 10)
+    assert cfg.num_clusters == 20 and cfg.flow_batch_size == 100
+    assert scaled_for(10_000_000, 100).num_clusters == 500

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.linear_model import LogisticRegression
+
+from lteval.heads import (
+    BalancedSoftmaxProbe,
+    LinearConfig,
+    Standardizer,
+    accuracy_report,
+    shot_groups,
+    train_balanced_softmax,
+)
+
+
+def test_shot_groups_use_standard_thresholds():
+    assert shot_groups(np.array([101, 100, 20, 19])).tolist() == ["many", "medium", "medium", "few"]
+
+
+def test_accuracy_report_by_hand():
+    counts = np.array([200, 50, 5])
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    p = np.array([0, 1, 1, 1, 0, 2, 0, 0])
+    r = accuracy_report(y, p, counts)
+    assert r["overall"] == pytest.approx(4 / 8)
+    assert r["balanced"] == pytest.approx((0.5 + 1 + 0.25) / 3)
+    assert (r["many"], r["medium"], r["few"]) == (0.5, 1.0, 0.25)
+    r2 = accuracy_report(np.array([0, 0]), np.array([0, 1]), counts)
+    assert np.isnan(r2["few"]) and np.isnan(r2["per_class"][2])
+
+
+def test_probe_matches_logistic_regression_on_balanced_data():
+    X, y = make_blobs(600, n_features=10, centers=4, cluster_std=4.0, random_state=0)
+    Xtr, ytr, Xte, yte = X[:400], y[:400], X[400:], y[400:]
+    ours = BalancedSoftmaxProbe(LinearConfig(epochs=60), seed=0).fit(Xtr, ytr, Xtr[:80], ytr[:80])
+    sc = Standardizer().fit(Xtr)
+    ref = LogisticRegression(max_iter=2000).fit(sc.transform(Xtr), ytr)
+    acc_ours = (ours.predict(Xte) == yte).mean()
+    acc_ref = ref.score(sc.transform(Xte), yte)
+    assert acc_ours == pytest.approx(acc_ref, abs=0.03)
+    assert (ours.predict(Xte) == ref.predict(sc.transform(Xte))).mean() > 0.93
+
+
+def test_balanced_softmax_helps_the_tail():
+    rng = np.random.default_rng(0)
+    counts = [500, 20]
+    y = np.repeat([0, 1], counts)
+    X = (rng.normal(size=(520, 2)) + np.where(y[:, None] == 0, 0, 1.5)).astype(np.float32)
+    Xt = (rng.normal(size=(400, 2)) + np.repeat([0, 1.5], 200)[:, None]).astype(np.float32)
+    yt = np.repeat([0, 1], 200)
+    cfg = LinearConfig(epochs=40)
+    bsm = train_balanced_softmax(X, y, 2, config=cfg)
+    plain = train_balanced_softmax(X, y, 2, class_counts=np.array([1, 1]), config=cfg)
+    tail = yt == 1
+    assert (bsm.predict(Xt)[tail] == 1).mean() > (plain.predict(Xt)[tail] == 1).mean() + 0.2
+
+
+def test_epoch_is_chosen_on_validation_and_absent_classes_never_predicted():
+    X, y = make_blobs(200, n_features=4, centers=3, random_state=1)
+    head = train_balanced_softmax(
+        X[y != 2], y[y != 2], 3, X_val=X[:40], y_val=y[:40], config=LinearConfig(epochs=15)
+    )
+    assert 1 <= head.best_epoch <= 15 and len(head.history) == 15
+    assert head.val_balanced == max(head.history)
+    assert not (head.predict(X) == 2).any()
