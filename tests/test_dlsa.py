@@ -141,3 +141,38 @@ def test_scaled_config_for_small_sets():
     cfg = scaled_for(400, 10)
     assert cfg.num_clusters == 20 and cfg.flow_batch_size == 100
     assert scaled_for(10_000_000, 100).num_clusters == 500
+
+
+def test_divergent_flow_stops_staging_instead_of_routing_nan():
+    (Xtr, ytr), (Xv, yv), (Xe, ye) = planted(1.0, seed=2)
+    cfg = DLSAConfig(
+        num_clusters=8,
+        flow_epochs=3,
+        flow_batch_size=64,
+        flow_lr=1e6,
+        flow_grad_clip=None,
+        classifier=LinearConfig(epochs=5),
+    )
+    model = DLSA(cfg, seed=0).fit(Xtr * 1e3, ytr, Xv * 1e3, yv)
+    assert len(model.stages_) == 0 and "diverged" in model.stopped_
+    rep = model.report(Xe * 1e3, ye)
+    assert np.isnan(rep["separability"]) and (model.route(Xe * 1e3) == 0).all()
+
+
+def test_gradient_clipping_keeps_training_finite():
+    """Squared-ReLU features (heavy-tailed, like random-init CNNs) make plain SGD at
+    lr 0.2 hit a non-finite loss; with the default clip every stage trains."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(0)
+    C, D = 8, 256
+    y = np.repeat(np.arange(C), [160, 90, 50, 30, 16, 9, 5, 3])
+    X = np.maximum(rng.normal(size=(len(y), D)) + rng.normal(size=(C, D))[y], 0) ** 2
+    cfg = DLSAConfig(
+        num_clusters=16, flow_epochs=5, flow_batch_size=64, classifier=LinearConfig(epochs=5)
+    )
+    unclipped = DLSA(replace(cfg, flow_grad_clip=None), seed=0).fit(X, y)
+    assert any("non-finite" in st.gmf.selection for st in unclipped.stages_)
+    clipped = DLSA(cfg, seed=0).fit(X, y)
+    assert clipped.stopped_ is None and len(clipped.stages_) == 3
+    assert not any("non-finite" in st.gmf.selection for st in clipped.stages_)

@@ -14,6 +14,9 @@ class DLSAConfig:
     num_clusters: K, mixture components. num_stages: filtering stages ("depth").
     rho: share of the active train samples filtered at each stage.
     flow_*: GMF training (plain SGD, no momentum). hidden: MADE width (None = D).
+    flow_grad_clip: gradient-norm clip of each GMF step (None = off). Not in the
+        reference: without it, SGD at lr 0.2 hit a non-finite loss within two
+        epochs on every demo backbone's z-scored features (lteval measurement).
     lambda_*: loss weights. q: exponent of the likelihood class weights.
     purity_threshold / min_cluster_size / max_cluster_size: epoch selection.
     classifier: the stage and regular classifiers (see lteval.heads.linear).
@@ -25,6 +28,7 @@ class DLSAConfig:
     flow_epochs: int = 50
     flow_batch_size: int = 1024
     flow_lr: float = 0.2
+    flow_grad_clip: float | None = 10.0
     hidden: int | None = None
     lambda_lh: float = 2.0
     lambda_bal: float = 1.0

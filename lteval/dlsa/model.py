@@ -78,14 +78,19 @@ class DLSA:
         self.stages_: list[Stage] = []
         self.train_routing_: list[float] = []
         self.remaining_train_imbalance_: list[dict] = []
+        self.stopped_: str | None = None
         for s in range(cfg.num_stages):
             ya = y[active]
             if active.sum() < MIN_STAGE_SAMPLES or len(np.unique(ya)) < 2:
+                self.stopped_ = f"stage {s + 1}: too few active train samples or classes"
                 break
             seed = self.seed * 1009 + s
             gmf = fit_stage(Xt[active], torch.as_tensor(ya), cfg, seed)
             lp, cl = (a.numpy() for a in score(gmf.model, Xt.to(cfg.device)))
-            thr = _top_quantile(lp[active], cfg.rho)
+            thr = _top_quantile(lp[active], cfg.rho) if gmf.usable else float("nan")
+            if not np.isfinite(thr):
+                self.stopped_ = f"stage {s + 1}: the flow diverged ({gmf.selection})"
+                break
             hist = np.zeros((cfg.num_clusters, C), np.int64)
             np.add.at(hist, (cl, y), 1)
             stage = Stage(gmf, thr, hist, None)  # type: ignore[arg-type]

@@ -55,6 +55,11 @@ class StageFit:
     selection: str
     history: list[dict] = field(default_factory=list)
 
+    @property
+    def usable(self) -> bool:
+        """False when not one epoch finished with a finite loss (the flow diverged)."""
+        return bool(self.history)
+
 
 def class_weights(counts: torch.Tensor, q: float) -> torch.Tensor:
     """``w_c = (n_max / n_c) ** q`` normalised to sum to 1 over the classes."""
@@ -94,7 +99,8 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
     Loss = l_lh * L_lh + l_bal * L_bal + l_pur * L_pur (see the method page).
     The epoch kept has the most "kept" clusters among epochs whose largest
     cluster is below ``max_cluster_size`` (ties: the later epoch); if none
-    qualifies, the last epoch is kept and ``selection`` says so.
+    qualifies, the last finished epoch is kept and ``selection`` says so. A
+    non-finite loss ends training at the last finished epoch.
     """
     device = torch.device(cfg.device)
     gen = torch.Generator().manual_seed(seed)
@@ -108,6 +114,7 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
     y_np = y.numpy()
     ema, t = torch.zeros(K, device=device), 0
     best: tuple[int, int, dict] | None = None
+    last_good: dict | None = None
     fit = StageFit(model, cfg.flow_epochs, 0, "best-kept-clusters")
     for epoch in range(1, cfg.flow_epochs + 1):
         model.train()
@@ -132,19 +139,24 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
                 break
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.flow_grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.flow_grad_clip)
             opt.step()
         if not finite:
             fit.selection += f"; stopped at epoch {epoch}: non-finite loss"
+            if last_good is not None:
+                model.load_state_dict(last_good)
             break
         _, clusters = score(model, Xd)
         kept, largest = cluster_stats(clusters.numpy(), y_np, K, cfg)
         fit.history.append(
             {"epoch": epoch, "loss": float(loss.detach()), "kept": kept, "largest": largest}
         )
+        last_good = copy.deepcopy(model.state_dict())
         if largest < cfg.max_cluster_size and (best is None or kept >= best[1]):
-            best = (epoch, kept, copy.deepcopy(model.state_dict()))
+            best = (epoch, kept, last_good)
     if best is None:
-        fit.selection = "last epoch (no epoch had its largest cluster below the limit)"
+        fit.selection = "last finished epoch (none had its largest cluster below the limit)"
         fit.epoch = len(fit.history)
         fit.kept_clusters = fit.history[-1]["kept"] if fit.history else 0
     else:

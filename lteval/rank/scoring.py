@@ -66,6 +66,7 @@ def score_features(
         n_val=len(yv),
         n_eval=len(ye),
         stages_run=len(dlsa.stages_),
+        stages_note=dlsa.stopped_,
         score_seconds=round(time.perf_counter() - t0, 3),
         dlsa_seconds=round(t_dlsa, 3),
         dlsa_settings=cfg.to_dict(),
