@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test lint format clean benchmark
+.PHONY: install demo test lint format clean benchmark benchmark-rank
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Speed targets write machine-readable results under reports/benchmarks/.
+benchmark: benchmark-rank
+
+benchmark-rank: install
+	$(BIN)/python benchmarks/bench_rank.py --out reports/benchmarks/rank.json
 
 lint: install
 	$(BIN)/ruff check lteval tests benchmarks

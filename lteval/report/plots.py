@@ -61,6 +61,8 @@ def stage_curves(stages: list[dict], out: Path) -> str:
             ax.plot(sub["stage"], sub[f"filtered_{g}_share"], marker="o", label=name)
         ax.set_title(f"{g}-shot share of filtered samples")
         ax.set_xlabel("stage")
+        if len(df):
+            ax.set_xticks(sorted(df["stage"].unique()))
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("share")
     if len(df):
