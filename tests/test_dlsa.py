@@ -176,3 +176,17 @@ def test_gradient_clipping_keeps_training_finite():
     clipped = DLSA(cfg, seed=0).fit(X, y)
     assert clipped.stopped_ is None and len(clipped.stages_) == 3
     assert not any("non-finite" in st.gmf.selection for st in clipped.stages_)
+
+
+def test_negative_labels_are_rejected():
+    with pytest.raises(ValueError, match="non-negative integer"):
+        DLSA(FAST).fit(np.ones((5, 3)), np.array([0, 1, -1, 0, 1]))
+
+
+def test_regular_classifier_is_the_balanced_softmax_probe(fitted):
+    from lteval.heads import BalancedSoftmaxProbe
+
+    model, (Xtr, ytr), (Xe, _) = fitted
+    (_, _), (Xv, yv), _ = planted(2.0)  # the validation split the fixture used
+    probe = BalancedSoftmaxProbe(FAST.classifier, seed=0).fit(Xtr, ytr, Xv, yv, 8)
+    np.testing.assert_array_equal(model.predict_regular(Xe), probe.predict(Xe))

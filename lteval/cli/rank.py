@@ -60,6 +60,7 @@ def _from_features(args, emit) -> tuple[dict, list]:
             {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)},
             num_classes=C,
             seed=args.seed,
+            device=str(resolve_device(args.device)),
         )
         s.row.update(
             precomputed=True,
@@ -95,6 +96,7 @@ def _from_backbones(args, emit) -> tuple[dict, list]:
             num_classes=len(dataset.class_names),
             seed=args.seed,
             class_names=dataset.class_names,
+            device=str(resolve_device(args.device)),
         )
         s.row.update(
             precomputed=False,

@@ -147,6 +147,11 @@ class DLSA:
                 pred[m] = st.classifier.predict(Xs[m], st.prior(sc[s][1][m]))
         return pred
 
+    def predict_regular(self, X) -> np.ndarray:
+        """Predictions of the regular classifier alone: the Balanced-Softmax probe."""
+        X = _check_xy(X, None, "X", len(self.scaler_.mean))[0]
+        return self.regular_.predict(self.scaler_.transform(X))
+
     def score(self, X, y) -> float:
         """Balanced accuracy of ``predict(X)`` against y."""
         return float(accuracy_report(y, self.predict(X), self.class_counts_)["balanced"])
@@ -221,4 +226,6 @@ def _check_xy(X, y, what: str, dim: int | None = None):
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(X):
         raise ValueError(f"{what} labels must be (N,) with N = {len(X)}, got shape {y.shape}")
+    if len(y) and (y.min() < 0 or not np.all(np.mod(y, 1) == 0)):
+        raise ValueError(f"{what} labels must be non-negative integer class ids")
     return X, y.astype(np.int64)

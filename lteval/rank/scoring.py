@@ -4,13 +4,13 @@ Balanced-Softmax probe. Pure array code."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lteval.dlsa import DLSA, DLSAConfig, scaled_for
 from lteval.errors import UsageError
-from lteval.heads import GROUPS, BalancedSoftmaxProbe, accuracy_report, shot_groups
+from lteval.heads import GROUPS, accuracy_report, shot_groups
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -39,20 +39,23 @@ def score_features(
     seed: int = 0,
     config: DLSAConfig | None = None,
     class_names: list[str] | None = None,
+    device: str = "cpu",
 ) -> BackboneScore:
     """Run DLSA and the probe on ``{"train", "val", "eval"}: (X (N, D), y (N,))``.
 
     ``config`` defaults to the method's defaults scaled for the train size
     (``lteval.dlsa.scaled_for``); the settings used are returned in the row.
+    ``device`` is where the flows train ("cuda" on a GPU machine).
     """
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
-    cfg = config or scaled_for(len(ytr), num_classes)
+    cfg = replace(config or scaled_for(len(ytr), num_classes), device=device)
     t0 = time.perf_counter()
     dlsa = DLSA(cfg, seed=seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
     rep = dlsa.report(Xe, ye)
     t_dlsa = time.perf_counter() - t0
-    probe = BalancedSoftmaxProbe(cfg.classifier, seed=seed).fit(Xtr, ytr, Xv, yv, num_classes)
-    probe_acc = accuracy_report(ye, probe.predict(Xe), dlsa.class_counts_)
+    # DLSA's regular classifier is, by construction, the Balanced-Softmax probe
+    # (same standardisation, head, seed and validation): reuse it, do not retrain.
+    probe_acc = accuracy_report(ye, dlsa.predict_regular(Xe), dlsa.class_counts_)
     acc = rep["accuracy"]
     row = {"backbone": name, "separability": rep["separability"]}
     for k in ("overall", "balanced", *GROUPS):
