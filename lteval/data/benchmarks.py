@@ -1,0 +1,168 @@
+"""The standard long-tailed benchmarks, read from their usual on-disk layouts.
+
+Nothing is downloaded: each loader names the file it misses and the layout it
+expects under ``--data-root``.
+
+- ``cifar10-lt`` / ``cifar100-lt``: the CIFAR python archives as torchvision
+  unpacks them (``cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta``;
+  ``cifar-100-python/train, test, meta``). Train is subsampled to the exponential
+  profile (n_max 5000 / 500, class 0 the head as in the standard protocol), the
+  official balanced test set is the eval split, validation is carved from train.
+- ``imagenet-lt`` / ``places-lt``: an image root plus the standard split lists
+  (``<relative path> <label>`` per line) for train, val and test.
+- ``inat2018``: ``train2018.json`` and ``val2018.json`` (COCO-style ``images`` and
+  ``annotations``); val serves as the eval split, validation is carved from train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from lteval.data.profiles import Splits, carve_validation, long_tailed_train_split
+from lteval.errors import DatasetError
+
+CIFAR = {
+    "cifar10-lt": (
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        b"labels",
+        "batches.meta",
+        b"label_names",
+        5000,
+    ),
+    "cifar100-lt": (
+        "cifar-100-python",
+        ["train"],
+        ["test"],
+        b"fine_labels",
+        "meta",
+        b"fine_label_names",
+        500,
+    ),
+}
+
+LIST_FILES = {
+    "imagenet-lt": ("ImageNet_LT", ("train", "val", "test")),
+    "places-lt": ("Places_LT", ("train", "val", "test")),
+}
+
+
+def _need(path: Path, layout: str) -> Path:
+    if not path.is_file():
+        raise DatasetError(f"{path} not found. Expected layout under --data-root: {layout}")
+    return path
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        return pickle.load(fh, encoding="bytes")
+
+
+def load_cifar(
+    name: str,
+    root: Path,
+    *,
+    seed: int,
+    imbalance_factor: float | None,
+    n_max: int | None,
+    val_fraction: float,
+    **_,
+):
+    """(images (N, 32, 32, 3) uint8, labels, class names, source, Splits) for CIFAR-LT."""
+    folder, train_files, test_files, key, meta, names_key, default_max = CIFAR[name]
+    layout = f"{folder}/{{{','.join(train_files + test_files)},{meta}}} (the python archive)"
+    parts = [_unpickle(_need(root / folder / f, layout)) for f in train_files + test_files]
+    images = np.concatenate([p[b"data"] for p in parts]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([np.asarray(p[key], np.int64) for p in parts])
+    n_train = sum(len(p[key]) for p in parts[: len(train_files)])
+    meta_path = root / folder / meta
+    names = (
+        [n.decode() for n in _unpickle(meta_path)[names_key]]
+        if meta_path.is_file()
+        else [str(c) for c in range(int(labels.max()) + 1)]
+    )
+    splits = long_tailed_train_split(
+        labels,
+        np.arange(n_train),
+        np.arange(n_train, len(labels)),
+        imbalance_factor=100.0 if imbalance_factor is None else imbalance_factor,
+        n_max=default_max if n_max is None else n_max,
+        val_fraction=val_fraction,
+        seed=seed,
+        class_order="natural",
+    )
+    return images.transpose(0, 2, 3, 1), labels, names, f"cifar:{(root / folder).resolve()}", splits
+
+
+def _read_list(path: Path, root: Path) -> tuple[list[Path], list[int]]:
+    paths, labels = [], []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        rel, _, lab = line.strip().rpartition(" ")
+        if not rel or not lab.lstrip("-").isdigit():
+            raise DatasetError(f"{path}:{n}: expected '<relative path> <label>', got {line!r}")
+        paths.append(root / rel)
+        labels.append(int(lab))
+    return paths, labels
+
+
+def load_split_lists(name: str, root: Path, *, seed: int, **_):
+    """ImageNet-LT / Places-LT from ``<Prefix>_{train,val,test}.txt`` in root or root/<Prefix>."""
+    prefix, split_names = LIST_FILES[name]
+    found = {}
+    for split in split_names:
+        cands = [root / f"{prefix}_{split}.txt", root / prefix / f"{prefix}_{split}.txt"]
+        hit = next((c for c in cands if c.is_file()), None)
+        if hit is None:
+            raise DatasetError(
+                f"{cands[0]} not found (nor {cands[1]}). Expected the standard split lists "
+                f"{prefix}_train.txt, {prefix}_val.txt, {prefix}_test.txt, one "
+                f"'<path relative to --data-root> <label>' per line"
+            )
+        found[split] = (*_read_list(hit, root), hashlib.sha256(hit.read_bytes()).hexdigest()[:16])
+    paths, labels, idx, start = [], [], {}, 0
+    for split in split_names:
+        p, y, _ = found[split]
+        paths += p
+        labels += y
+        idx[split] = np.arange(start, start + len(p))
+        start += len(p)
+    y = np.asarray(labels, np.int64)
+    config = {"list_sha256": {s: found[s][2] for s in split_names}, "seed": seed}
+    splits = Splits(idx["train"], idx["val"], idx["test"], np.unique(y), config)
+    names = [str(c) for c in range(int(y.max()) + 1)]
+    return paths, y, names, f"{name}:{root.resolve()}", splits
+
+
+def load_inat(name: str, root: Path, *, seed: int, val_fraction: float, **_):
+    """iNaturalist 2018 from the official json annotations; val is the eval split."""
+    layout = "train2018.json and val2018.json (COCO-style 'images' and 'annotations')"
+    parts = []
+    for fn in ("train2018.json", "val2018.json"):
+        d = json.loads(_need(root / fn, layout).read_text())
+        try:
+            cat = {a["image_id"]: a["category_id"] for a in d["annotations"]}
+            parts.append([(root / im["file_name"], cat[im["id"]]) for im in d["images"]])
+        except KeyError as e:
+            raise DatasetError(f"{root / fn} lacks {e} ({layout})") from None
+    paths = [p for part in parts for p, _ in part]
+    y = np.asarray([c for part in parts for _, c in part], np.int64)
+    n_train = len(parts[0])
+    rng = np.random.default_rng(seed)
+    train, val = carve_validation(np.arange(n_train), y, val_fraction, rng)
+    splits = Splits(
+        train,
+        val,
+        np.arange(n_train, len(y)),
+        np.unique(y[:n_train]),
+        {"val_fraction": val_fraction, "seed": seed, "eval": "val2018"},
+    )
+    names = [str(c) for c in range(int(y.max()) + 1)]
+    return paths, y, names, f"inat2018:{root.resolve()}", splits
