@@ -1,4 +1,6 @@
 import json
+import multiprocessing as mp
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +10,10 @@ from lteval.features import cache
 
 def _arrays():
     rng = np.random.default_rng(0)
-    return {"train": (rng.normal(size=(5, 3)), np.arange(5)), "eval": (np.ones((2, 3)), [0, 1])}
+    return {
+        "train": (rng.normal(size=(5, 3)), np.arange(5), np.arange(10, 15)),
+        "eval": (np.ones((2, 3)), [0, 1], [20, 21]),
+    }
 
 
 def test_key_is_stable_and_sensitive():
@@ -17,14 +22,21 @@ def test_key_is_stable_and_sensitive():
     assert a != cache.cache_key({"backbone": "x", "split_hash": "2"})
 
 
-def test_round_trip_with_manifest(tmp_path):
+def test_round_trip_with_manifest_and_checksums(tmp_path):
     cache.write_entry("k1", _arrays, {"note": "hi"}, root=tmp_path)
-    got = cache.load_entry("k1", root=tmp_path)
-    np.testing.assert_allclose(got["train"][0], _arrays()["train"][0].astype(np.float32))
-    assert isinstance(got["train"][0], np.memmap)
-    m = cache.read_manifest("k1", root=tmp_path)
+    arrays, m = cache.load_entry("k1", root=tmp_path)
+    X, y, idx = arrays["train"]
+    np.testing.assert_allclose(X, _arrays()["train"][0].astype(np.float32))
+    assert isinstance(X, np.memmap) and idx.tolist() == list(range(10, 15))
     assert m["note"] == "hi" and m["splits"]["train"]["shape"] == [5, 3] and m["key"] == "k1"
+    assert len(m["checksums"]) == 6
     assert [p.name for p in tmp_path.iterdir()] == ["k1"]
+
+
+def test_float16_storage(tmp_path):
+    cache.write_entry("k16", _arrays, {}, root=tmp_path, dtype="float16")
+    arrays, m = cache.load_entry("k16", root=tmp_path)
+    assert arrays["train"][0].dtype == np.float16 and m["splits"]["train"]["dtype"] == "float16"
 
 
 def test_failed_compute_leaves_nothing(tmp_path):
@@ -36,20 +48,56 @@ def test_failed_compute_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_entry_is_detected_and_removed(tmp_path):
+def test_corrupt_or_truncated_entries_are_detected_and_removed(tmp_path):
     entry = cache.write_entry("k3", _arrays, {}, root=tmp_path)
     m = json.loads((entry / "manifest.json").read_text())
     m["splits"]["train"]["shape"] = [6, 3]
     (entry / "manifest.json").write_text(json.dumps(m))
-    assert cache.load_entry("k3", root=tmp_path) is None
-    assert not entry.exists()
+    assert cache.load_entry("k3", root=tmp_path) is None and not entry.exists()
     entry = cache.write_entry("k4", _arrays, {}, root=tmp_path)
-    (entry / "eval_labels.npy").write_bytes(b"garbage")
-    assert cache.load_entry("k4", root=tmp_path) is None
+    raw = bytearray((entry / "train_features.npy").read_bytes())
+    raw[-1] ^= 0xFF  # one flipped byte: shapes still fine, checksum not
+    (entry / "train_features.npy").write_bytes(bytes(raw))
+    assert cache.load_entry("k4", root=tmp_path) is None and not entry.exists()
+    entry = cache.write_entry("k5", _arrays, {}, root=tmp_path)
+    data = (entry / "eval_labels.npy").read_bytes()
+    (entry / "eval_labels.npy").write_bytes(data[: len(data) // 2])  # truncated
+    assert cache.load_entry("k5", root=tmp_path) is None
 
 
 def test_second_writer_of_a_key_keeps_the_first(tmp_path):
-    cache.write_entry("k5", _arrays, {"who": "first"}, root=tmp_path)
-    cache.write_entry("k5", _arrays, {"who": "second"}, root=tmp_path)
-    assert cache.read_manifest("k5", root=tmp_path)["who"] == "first"
-    assert [p.name for p in tmp_path.iterdir()] == ["k5"]
+    cache.write_entry("k6", _arrays, {"who": "first"}, root=tmp_path)
+    cache.write_entry("k6", _arrays, {"who": "second"}, root=tmp_path)
+    assert cache.load_entry("k6", root=tmp_path)[1]["who"] == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["k6"]
+
+
+def _hold(root, key, q):
+    with cache.entry_lock(key, root=root, poll=0.01):
+        q.put(("in", time.monotonic()))
+        time.sleep(0.5)
+        q.put(("out", time.monotonic()))
+
+
+def test_lock_serialises_processes_and_breaks_stale_locks(tmp_path):
+    q = mp.get_context("fork").Queue()
+    procs = [mp.get_context("fork").Process(target=_hold, args=(tmp_path, "k", q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(10)
+    events = sorted(q.get() for _ in range(4))
+    events.sort(key=lambda e: e[1])
+    assert [e[0] for e in events] == ["in", "out", "in", "out"]  # never both inside
+    (tmp_path / "dead.lock").write_text("999999999")  # a pid that does not exist
+    with cache.entry_lock("dead", root=tmp_path, timeout=2):
+        assert (tmp_path / "dead.lock").read_text() != "999999999"
+    assert not (tmp_path / "dead.lock").exists()
+
+
+def test_chunks_round_trip_and_reject_garbage(tmp_path):
+    cache.save_chunk(tmp_path / "c.npz", X=np.ones((2, 2)), index=np.arange(2))
+    assert cache.load_chunk(tmp_path / "c.npz")["index"].tolist() == [0, 1]
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04truncated")
+    assert cache.load_chunk(tmp_path / "bad.npz") is None
+    assert cache.load_chunk(tmp_path / "missing.npz") is None

@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tqdm import tqdm
+
 from lteval.backbones import load_backbone, resolve_weights
 from lteval.data import DATASETS, ImageDataset, load_dataset
 from lteval.errors import LtevalError, UsageError
-from lteval.features import get_features, resolve_device
+from lteval.features import FeatureOptions, RunOptions, get_features, resolve_device
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -57,6 +59,27 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run backbones whose pretrained weights are missing with random "
         "weights (the report then says the ranking only exercises the pipeline)",
+    )
+    g = p.add_argument_group("features")
+    g.add_argument("--layer", help="module to take features from (default: pooled pre-logits)")
+    g.add_argument("--l2-normalize", action="store_true", help="store unit-norm feature vectors")
+    g.add_argument(
+        "--storage",
+        default="float32",
+        choices=["float32", "float16"],
+        help="on-disk feature dtype (default: %(default)s)",
+    )
+    g.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave unreadable images out (listed in the cache manifest) "
+        "instead of stopping at the first one",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="DataLoader worker processes for decoding (default: %(default)s)",
     )
     g = p.add_argument_group("run")
     g.add_argument(
@@ -127,18 +150,42 @@ def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path]
     )
     if not backbone.pretrained:
         emit(f"{tag} {name}: pretrained weights not found; using RANDOM weights")
-    t0, last = time.perf_counter(), [0.0]
+    t0, bars = time.perf_counter(), {}
 
     def progress(split: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if done == total or now - last[0] > 5:
-            last[0] = now
-            emit(f"{tag} {name}: extracting {split} {done}/{total}")
+        if args.quiet:
+            return
+        if split not in bars:
+            bars[split] = tqdm(
+                total=total,
+                desc=f"{tag} {name}: extracting {split}",
+                unit="img",
+                file=sys.stderr,
+                mininterval=2.0,
+            )
+        bars[split].update(done - bars[split].n)
+        if done >= total:
+            bars[split].close()
 
-    feats, manifest = get_features(
-        backbone, dataset, device=device, batch_size=args.batch_size, progress=progress
+    run = RunOptions(
+        device=device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        skip_bad_images=args.skip_bad_images,
     )
-    emit(f"{tag} {name}: features ready ({time.perf_counter() - t0:.1f}s, cache {manifest['key']})")
+    options = FeatureOptions(layer=args.layer, l2_normalize=args.l2_normalize, storage=args.storage)
+    try:
+        feats, manifest = get_features(
+            backbone, dataset, run=run, options=options, progress=progress
+        )
+    finally:
+        for bar in bars.values():
+            bar.close()
+    bad = manifest.get("bad_images", {}).get("count", 0)
+    emit(
+        f"{tag} {name}: features ready ({time.perf_counter() - t0:.1f}s, cache "
+        f"{manifest['key']}{f', {bad} unreadable images skipped' if bad else ''})"
+    )
     return feats, manifest, backbone
 
 

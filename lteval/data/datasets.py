@@ -51,6 +51,10 @@ class ImageDataset:
         with Image.open(self.images[i]) as im:
             return im.convert("RGB")
 
+    def describe(self, i: int) -> str:
+        """Sample ``i`` for a message: its file path, or ``name[i]`` for in-memory images."""
+        return str(self.images[i]) if isinstance(self.images, list) else f"{self.name}[{i}]"
+
     def manifest(self) -> dict:
         """What identifies this dataset and split (its hash enters cache keys)."""
         return {

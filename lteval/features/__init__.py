@@ -1,14 +1,25 @@
-"""Feature extraction into an atomic on-disk cache, and the DLSA h5 file format."""
+"""Feature extraction into an atomic, resumable on-disk cache; the DLSA h5 format."""
 
-from lteval.features.cache import cache_key, cache_root, load_entry, write_entry
-from lteval.features.extract import SPLITS, extract, get_features, resolve_device, versions
+from lteval.features.cache import cache_key, cache_root, entry_lock, load_entry, write_entry
+from lteval.features.extract import (
+    SPLITS,
+    FeatureOptions,
+    RunOptions,
+    extract,
+    get_features,
+    resolve_device,
+    versions,
+)
 from lteval.features.h5io import FeatureFileError, read_feature_dir, read_h5, write_h5
 
 __all__ = [
     "SPLITS",
     "FeatureFileError",
+    "FeatureOptions",
+    "RunOptions",
     "cache_key",
     "cache_root",
+    "entry_lock",
     "extract",
     "get_features",
     "load_entry",

@@ -1,26 +1,36 @@
 """On-disk feature cache: one folder per cache key, written atomically.
 
-Layout: ``$LTEVAL_CACHE/<key>/`` (default ``~/.cache/lteval``) holding one
-``<split>_features.npy`` (N x D float32) and ``<split>_labels.npy`` (N int64) per
-split and a ``manifest.json``. An entry is built in a hidden temporary folder
-next to it and renamed into place only when complete, so a crash or an error
-never leaves a half-written entry; an entry that fails its checks on read is
-discarded and recomputed.
+Layout: ``$LTEVAL_CACHE/<key>/`` (default ``~/.cache/lteval``) holding, per split,
+``<split>_features.npy`` (N x D, float32 or float16), ``<split>_labels.npy`` (N int64)
+and ``<split>_index.npy`` (N int64, positions in the dataset), plus ``manifest.json``
+with shapes, dtypes and a sha256 of every array file.
+
+- Atomic: an entry is assembled in a hidden temporary folder and renamed into place
+  only when complete; a crash or error never leaves a half-written entry.
+- Resumable: extraction writes finished chunks to ``.partial-<key>/``; a rerun after
+  an interrupt reuses them (see ``lteval.features.extract``).
+- Checked on read: shapes, lengths and checksums; a bad entry is deleted and
+  recomputed, never loaded.
+- Safe under concurrency: ``entry_lock`` serialises runs that hit the same key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
+Arrays = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def cache_root() -> Path:
@@ -34,74 +44,161 @@ def cache_key(identity: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _check(entry: Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _check(entry: Path, verify: bool) -> tuple[Arrays, dict] | None:
     try:
         manifest = json.loads((entry / "manifest.json").read_text())
+        if manifest.get("cache_format") != CACHE_FORMAT_VERSION:
+            return None
+        if verify:
+            for name, digest in manifest["checksums"].items():
+                if file_sha256(entry / name) != digest:
+                    return None
         out = {}
         for split, info in manifest["splits"].items():
             X = np.load(entry / f"{split}_features.npy", mmap_mode="r")
             y = np.load(entry / f"{split}_labels.npy")
-            if X.shape != tuple(info["shape"]) or len(y) != X.shape[0]:
+            idx = np.load(entry / f"{split}_index.npy")
+            if X.shape != tuple(info["shape"]) or not len(y) == len(idx) == X.shape[0]:
                 return None
-            out[split] = (X, y)
-        return out
-    except (OSError, ValueError, KeyError):
+            out[split] = (X, y, idx)
+        return out, manifest
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def load_entry(
-    key: str, root: Path | None = None
-) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
-    """The cached splits ``{split: (X, y)}`` of ``key`` (X memory-mapped), or None.
+    key: str, root: Path | None = None, verify: bool = True
+) -> tuple[Arrays, dict] | None:
+    """``({split: (X memory-mapped, y, dataset index)}, manifest)`` of ``key``, or None.
 
-    A present but inconsistent entry is deleted so that it gets recomputed.
+    A present but inconsistent entry (bad shapes, lengths or checksums) is deleted
+    so that it gets recomputed.
     """
     entry = (root or cache_root()) / key
     if not entry.is_dir():
         return None
-    arrays = _check(entry)
-    if arrays is None:
+    got = _check(entry, verify)
+    if got is None:
         shutil.rmtree(entry, ignore_errors=True)
-    return arrays
-
-
-def read_manifest(key: str, root: Path | None = None) -> dict:
-    return json.loads(((root or cache_root()) / key / "manifest.json").read_text())
+    return got
 
 
 def write_entry(
     key: str,
-    compute: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]],
+    compute: Callable[[], Arrays],
     manifest: dict,
     root: Path | None = None,
+    dtype: str = "float32",
 ) -> Path:
     """Run ``compute`` and store its splits under ``key``, atomically.
 
-    ``compute`` returns ``{split: (X (N, D) float, y (N,) int)}``. If it raises,
-    nothing is left in the cache. If another run finished the same key first,
-    its entry is kept and ours discarded.
+    ``compute`` returns ``{split: (X (N, D), y (N,), index (N,))}``; X is stored as
+    ``dtype``. If it raises, nothing is left in the cache. If another run finished
+    the same key first, its (valid) entry is kept and ours discarded.
     """
     root = root or cache_root()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
     try:
-        arrays = compute()
-        splits = {}
-        for split, (X, y) in arrays.items():
-            X = np.ascontiguousarray(X, dtype=np.float32)
-            y = np.asarray(y, dtype=np.int64)
-            np.save(tmp / f"{split}_features.npy", X)
-            np.save(tmp / f"{split}_labels.npy", y)
-            splits[split] = {"shape": list(X.shape), "dtype": "float32"}
-        full = {**manifest, "key": key, "cache_format": CACHE_FORMAT_VERSION, "splits": splits}
+        splits, sums = {}, {}
+        for split, (X, y, idx) in compute().items():
+            files = {
+                f"{split}_features.npy": np.ascontiguousarray(X, dtype=dtype),
+                f"{split}_labels.npy": np.asarray(y, dtype=np.int64),
+                f"{split}_index.npy": np.asarray(idx, dtype=np.int64),
+            }
+            for name, arr in files.items():
+                np.save(tmp / name, arr)
+                sums[name] = file_sha256(tmp / name)
+            splits[split] = {"shape": list(np.shape(X)), "dtype": dtype}
+        full = {
+            **manifest,
+            "key": key,
+            "cache_format": CACHE_FORMAT_VERSION,
+            "splits": splits,
+            "checksums": sums,
+        }
         (tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True))
         final = root / key
         try:
             os.rename(tmp, final)
-        except OSError:  # someone else completed the same key: keep theirs
-            if _check(final) is None:
+        except OSError:  # someone else completed the same key: keep theirs if valid
+            if _check(final, verify=True) is None:
                 shutil.rmtree(final, ignore_errors=True)
                 os.rename(tmp, final)
         return final
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def partial_dir(key: str, root: Path | None = None) -> Path:
+    """Where finished chunks of an unfinished entry wait (kept across interrupts)."""
+    return (root or cache_root()) / f".partial-{key}"
+
+
+def save_chunk(path: Path, **arrays: np.ndarray) -> None:
+    """Write one finished chunk atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def load_chunk(path: Path) -> dict[str, np.ndarray] | None:
+    """A chunk written by ``save_chunk``, or None when absent or unreadable."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def entry_lock(
+    key: str, root: Path | None = None, poll: float = 0.5, timeout: float = 24 * 3600
+) -> Iterator[None]:
+    """Exclusive lock on ``key`` across processes (a ``<key>.lock`` file with our pid).
+
+    A lock left by a dead process on this host is broken; otherwise we wait.
+    """
+    root = root or cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    lock = root / f"{key}.lock"
+    start = time.monotonic()
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and not _pid_alive(pid):
+                lock.unlink(missing_ok=True)
+                continue
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"{lock} is held by process {pid}; remove it if stale") from None
+            time.sleep(poll)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)

@@ -1,23 +1,65 @@
-"""Run a backbone over a dataset's splits and cache the features."""
+"""Run a backbone over a dataset's splits and cache the features.
+
+On CUDA: autocast (bf16 where supported, else fp16), channels_last, pinned memory
+and non-blocking copies; DataLoader workers decode and transform in parallel on any
+device. Extraction is chunked (resumable after an interrupt), optionally sharded
+across ``torchrun`` ranks (each rank a disjoint slice, no padded duplicates; rank 0
+merges), and written to the cache atomically.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import difflib
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 import lteval
 from lteval.backbones import Backbone
 from lteval.data import ImageDataset
-from lteval.errors import UsageError
+from lteval.errors import DatasetError, UsageError
 from lteval.features import cache
 
 SPLITS = ("train", "val", "eval")
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """What to extract and how to store it (all of it enters the cache key).
+
+    layer: a module name of the backbone (``None``: the pooled pre-logit embedding);
+        4-D outputs are averaged over H, W (NCHW), 3-D token outputs over tokens.
+    l2_normalize: scale each feature vector to unit L2 norm before storage.
+    storage: "float32" or "float16" on disk.
+    """
+
+    layer: str | None = None
+    l2_normalize: bool = False
+    storage: str = "float32"
+
+    def __post_init__(self):
+        if self.storage not in ("float32", "float16"):
+            raise UsageError(f"--storage {self.storage!r}: choose float32 or float16")
+
+
+@dataclass
+class RunOptions:
+    """How to run extraction (none of it changes the features)."""
+
+    device: torch.device = torch.device("cpu")
+    batch_size: int = 64
+    num_workers: int = 0
+    chunk_size: int = 2048
+    skip_bad_images: bool = False
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -27,113 +69,278 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise UsageError(
-            f"--device {device!r} is not a torch device (try auto, cpu, cuda)"
-        ) from None
+        raise UsageError(f"--device {device!r} is not a torch device (auto, cpu, cuda)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"--device {device} asked for CUDA but none is available; use --device cpu"
-        )
+        raise UsageError(f"--device {device} asked for CUDA but none is available; use cpu")
     return dev
+
+
+class _Images(Dataset):
+    """(position, tensor, error) for each dataset index; unreadable images give an error."""
+
+    def __init__(self, dataset: ImageDataset, positions: np.ndarray, transform: Callable):
+        self.dataset, self.positions, self.transform = dataset, positions, transform
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int):
+        pos = int(self.positions[i])
+        try:
+            return pos, self.transform(self.dataset.image(pos)), ""
+        except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for bad files
+            return pos, None, f"{type(e).__name__}: {e}"
+
+
+def _collate(items):
+    good = [(p, t) for p, t, err in items if not err]
+    bad = [(p, err) for p, _, err in items if err]
+    if not good:
+        return torch.zeros(0, dtype=torch.long), None, bad
+    return torch.tensor([p for p, _ in good]), torch.stack([t for _, t in good]), bad
+
+
+def _pool(out) -> torch.Tensor:
+    out = out[0] if isinstance(out, tuple | list) else out
+    if out.ndim == 4:
+        return out.mean(dim=(2, 3))
+    if out.ndim == 3:
+        return out.mean(dim=1)
+    return out.flatten(1)
+
+
+@contextlib.contextmanager
+def _features_fn(backbone: Backbone, layer: str | None):
+    """The function mapping a batch to (B, D) features, for ``layer`` or the default."""
+    model = backbone.model
+    if layer is None:
+        yield model
+        return
+    names = dict(model.named_modules())
+    name = next((n for n in (layer, f"body.{layer}", f"visual.{layer}") if n in names), None)
+    if name is None:
+        near = difflib.get_close_matches(layer, list(names), n=5, cutoff=0.4)
+        raise UsageError(f"--layer {layer!r} is not a module of {backbone.name}; close: {near}")
+    captured = {}
+    handle = names[name].register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
+    try:
+        yield lambda x: (model(x), _pool(captured.pop("out")))[1]
+    finally:
+        handle.remove()
 
 
 @torch.inference_mode()
 def extract(
     backbone: Backbone,
     dataset: ImageDataset,
-    indices: np.ndarray,
+    positions: np.ndarray,
     *,
-    device: torch.device,
-    batch_size: int = 64,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Features of ``dataset[indices]``: (len(indices), D) float32.
+    run: RunOptions | None = None,
+    options: FeatureOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+    stats: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of ``dataset[positions]``: (X (M, D) float32, kept positions (M,), bad (K,)).
 
-    Images go through the backbone's own transform. On CUDA the forward pass
-    runs under autocast (bf16 where supported, else fp16) with channels_last.
+    An unreadable image raises DatasetError naming it, unless
+    ``run.skip_bad_images``: then it is left out and its position returned in ``bad``.
+    ``progress(n)`` is called with the number of images done in each batch; ``stats``
+    counts ``forward_batches`` and ``images``.
     """
-    model = backbone.model.to(device)
+    run, options = run or RunOptions(), options or FeatureOptions()
+    device = run.device
     cuda = device.type == "cuda"
+    model = backbone.model.to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
-    out = []
-    for start in range(0, len(indices), batch_size):
-        batch = torch.stack(
-            [backbone.transform(dataset.image(int(i))) for i in indices[start : start + batch_size]]
-        )
-        if cuda:
-            batch = batch.pin_memory().to(device, non_blocking=True)
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype, enabled=cuda):
-            feats = model(batch)
-        out.append(feats.float().cpu().numpy())
-        if progress:
-            progress(min(start + batch_size, len(indices)), len(indices))
+    loader = DataLoader(
+        _Images(dataset, positions, backbone.transform),
+        batch_size=run.batch_size,
+        num_workers=run.num_workers,
+        collate_fn=_collate,
+        pin_memory=cuda,
+    )
+    feats, kept, bad = [], [], []
+    with _features_fn(backbone, options.layer) as fn:
+        for pos, batch, errors in loader:
+            for p, err in errors:
+                if not run.skip_bad_images:
+                    raise DatasetError(
+                        f"cannot read image {dataset.describe(p)} ({err}); fix "
+                        "or remove it, or pass --skip-bad-images to leave it out"
+                    )
+                bad.append(p)
+            if batch is not None:
+                if cuda:
+                    batch = batch.to(device, non_blocking=True, memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=dtype, enabled=cuda):
+                    out = fn(batch)
+                out = out.float()
+                if options.l2_normalize:
+                    out = torch.nn.functional.normalize(out, dim=1)
+                feats.append(out.cpu().numpy())
+                kept.append(pos.numpy())
+                if stats is not None:
+                    stats["forward_batches"] = stats.get("forward_batches", 0) + 1
+                    stats["images"] = stats.get("images", 0) + len(pos)
+            if progress:
+                progress(len(pos) + len(errors))
     model.to("cpu")
-    dim = out[0].shape[1] if out else 0
-    return np.concatenate(out) if out else np.zeros((0, dim), np.float32)
+    if not feats:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.asarray(bad, np.int64)
+    return np.concatenate(feats), np.concatenate(kept), np.asarray(bad, np.int64)
 
 
-def feature_identity(backbone: Backbone, dataset: ImageDataset) -> dict:
-    """What the cache key hashes: backbone, weights, transform, dataset and split."""
+def feature_identity(backbone: Backbone, dataset: ImageDataset, options: FeatureOptions) -> dict:
+    """What the cache key hashes: backbone, weights, transform, layer, dataset, split."""
     return {
         **backbone.identity(),
-        "layer": "pooled-pre-logits",
-        "l2_normalised": False,
-        "dtype": "float32",
+        **asdict(options),
+        "pooling": "pre-logits" if options.layer is None else "mean over space / tokens",
         "dataset": dataset.name,
         "dataset_source": dataset.source,
         "split_hash": dataset.splits.hash,
     }
 
 
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _extract_chunked(backbone, dataset, positions, prefix, run, options, progress, stats):
+    """Extract ``positions`` chunk by chunk, reusing chunks finished by an earlier run."""
+    outs = []
+    for c, start in enumerate(range(0, len(positions), run.chunk_size)):
+        want = positions[start : start + run.chunk_size]
+        path = prefix.with_name(f"{prefix.name}-{c:05d}.npz")
+        chunk = cache.load_chunk(path)
+        if chunk is None or not np.array_equal(chunk["requested"], want):
+            X, kept, bad = extract(
+                backbone, dataset, want, run=run, options=options, progress=progress, stats=stats
+            )
+            chunk = {"X": X, "index": kept, "bad": bad, "requested": want}
+            cache.save_chunk(path, **chunk)
+        elif progress:
+            progress(len(want))
+        outs.append(chunk)
+    return outs
+
+
 def get_features(
     backbone: Backbone,
     dataset: ImageDataset,
     *,
-    device: torch.device,
-    batch_size: int = 64,
+    run: RunOptions | None = None,
+    options: FeatureOptions | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    stats: dict | None = None,
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
     """Cached features of every split: ``({split: (X, y)}, manifest)``.
 
-    Extracts (and caches) on a miss; a hit does no forward pass at all.
+    A hit does no forward pass. A miss extracts (resuming finished chunks), under a
+    lock so that concurrent runs of the same key extract once. Under ``torchrun``
+    every rank calls this; each extracts ``positions[rank::world]`` and rank 0 merges.
     """
-    identity = feature_identity(backbone, dataset)
+    run, options = run or RunOptions(), options or FeatureOptions()
+    identity = feature_identity(backbone, dataset, options)
     key = cache.cache_key(identity)
-    arrays = cache.load_entry(key)
-    if arrays is None:
+    got = cache.load_entry(key)
+    rank, world = _dist()
+    if got is None:
+        lock = cache.entry_lock(key) if world == 1 else contextlib.nullcontext()
+        with lock:
+            got = cache.load_entry(key)
+            if got is None:
+                _extract_entry(
+                    key, identity, backbone, dataset, run, options, progress, stats, rank, world
+                )
+                got = cache.load_entry(key)
+        if got is None:  # pragma: no cover - the entry we just wrote is unreadable
+            raise OSError(f"feature cache entry {cache.cache_root() / key} could not be read")
+    arrays, manifest = got
+    return {s: (X, y) for s, (X, y, _) in arrays.items()}, manifest
+
+
+class _Tick:
+    """Turns per-batch counts into cumulative ``progress(split, done, total)`` calls."""
+
+    def __init__(self, progress, split: str, total: int):
+        self.progress, self.split, self.total, self.done = progress, split, total, 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(self.split, self.done, self.total)
+
+
+def _extract_entry(key, identity, backbone, dataset, run, options, progress, stats, rank, world):
+    part = cache.partial_dir(key)
+    t0 = time.perf_counter()
+    seconds = {}
+    for split in SPLITS:
+        positions = getattr(dataset.splits, split)[rank::world]
+        s0 = time.perf_counter()
+        tick = _Tick(progress, split, len(positions))
+
+        _extract_chunked(
+            backbone,
+            dataset,
+            positions,
+            part / f"{split}-r{rank}of{world}",
+            run,
+            options,
+            tick,
+            stats,
+        )
+        seconds[split] = time.perf_counter() - s0
+    if world > 1:
+        torch.distributed.barrier()
+    if rank == 0:
+        bad_all: list[int] = []
+
+        def compute():
+            out = {}
+            for split in SPLITS:
+                chunks = []
+                for r in range(world):
+                    prefix = part / f"{split}-r{r}of{world}"
+                    n = len(getattr(dataset.splits, split)[r::world])
+                    for c in range(-(-n // run.chunk_size)):
+                        chunks.append(
+                            cache.load_chunk(prefix.with_name(f"{prefix.name}-{c:05d}.npz"))
+                        )
+                idx = np.concatenate([ch["index"] for ch in chunks])
+                X = [ch["X"] for ch in chunks if len(ch["X"])]
+                X = np.concatenate(X) if X else np.zeros((0, 0), np.float32)
+                order = np.argsort(idx, kind="stable")
+                bad_all.extend(int(b) for ch in chunks for b in ch["bad"])
+                out[split] = (X[order], dataset.labels[idx[order]], idx[order])
+            manifest["bad_images"] = {
+                "count": len(bad_all),
+                "files": [dataset.describe(b) for b in sorted(bad_all)],
+            }
+            return out
+
         manifest = {
             "identity": identity,
             "dataset": dataset.manifest(),
             "num_params": backbone.num_params,
             "pretrained": backbone.pretrained,
-            "device": str(device),
+            "device": str(run.device),
+            "world_size": world,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "versions": versions(),
-            "extract_seconds_per_split": {},
+            "extract_seconds": time.perf_counter() - t0,
+            "extract_seconds_per_split": seconds,
         }
 
-        def compute():
-            out = {}
-            for split in SPLITS:
-                idx = getattr(dataset.splits, split)
-                t0 = time.perf_counter()
-                cb = (lambda d, n, s=split: progress(s, d, n)) if progress else None
-                X = extract(
-                    backbone, dataset, idx, device=device, batch_size=batch_size, progress=cb
-                )
-                manifest["extract_seconds_per_split"][split] = time.perf_counter() - t0
-                out[split] = (X, dataset.labels[idx])
-            manifest["extract_seconds"] = sum(manifest["extract_seconds_per_split"].values())
-            return out
-
-        cache.write_entry(key, compute, manifest)
-        arrays = cache.load_entry(key)
-        if arrays is None:  # pragma: no cover - the entry we just wrote is unreadable
-            raise OSError(f"feature cache entry {cache.cache_root() / key} could not be read back")
-    return arrays, cache.read_manifest(key)
+        cache.write_entry(key, compute, manifest, dtype=options.storage)
+        shutil.rmtree(part, ignore_errors=True)
+    if world > 1:
+        torch.distributed.barrier()
 
 
 def versions() -> dict:
