@@ -81,7 +81,9 @@ def _hold(root, key, q):
 
 def test_lock_serialises_processes_and_breaks_stale_locks(tmp_path):
     q = mp.get_context("fork").Queue()
-    procs = [mp.get_context("fork").Process(target=_hold, args=(tmp_path, "k", q)) for _ in range(2)]
+    procs = [
+        mp.get_context("fork").Process(target=_hold, args=(tmp_path, "k", q)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:

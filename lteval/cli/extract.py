@@ -4,15 +4,21 @@ Takes the same data and backbone options as ``python -m lteval.rank``. With
 ``--export-h5 DIR`` it also writes DIR/<backbone>/feature_{train,test}.h5 (the
 DLSA reference format; train there is train + validation), which
 ``python -m lteval.rank --features DIR`` reads back.
+
+Distributed: ``torchrun --nproc_per_node=N -m lteval.extract ...`` shards every split
+across the ranks (no padded duplicates); each rank writes its shard and rank 0
+merges them into one cache entry (nccl on CUDA, gloo on CPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lteval.cli import common
 from lteval.features import resolve_device, write_h5
@@ -34,8 +40,24 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
+def _init_distributed(device: str) -> tuple[int, int]:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        cuda = resolve_device(device).type == "cuda"
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def run(args: argparse.Namespace) -> int:
-    emit = common.log(args.quiet)
+    rank, _ = _init_distributed(args.device)
+    emit = common.log(args.quiet or rank != 0)
     names = common.backbone_list(args.backbones)
     weights = common.parse_weights(args.weights)
     resolve_device(args.device)
@@ -45,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         feats, manifest, _ = common.extract_one(
             name, dataset, args, weights, emit, f"[{i}/{len(names)}]"
         )
+        if rank != 0:
+            continue
         print(f"{name}\t{manifest['key']}")
         if args.export_h5:
             d = Path(args.export_h5) / safe_name(name)
