@@ -136,3 +136,60 @@ def test_open_clip_random_init_gives_image_embeddings():
     bb = load_backbone("open_clip:ViT-B-32/openai", allow_random_init=True)
     assert _feats(bb).shape == (1, 512)
     assert "Normalize" in repr(bb.transform) and "0.481" in repr(bb.transform)
+
+
+def test_file_family_timm_checkpoint_with_arch_entry(tmp_path):
+    import timm
+
+    src = timm.create_model("test_resnet")
+    torch.save({"arch": "test_resnet", "state_dict": src.state_dict()}, tmp_path / "last.pth")
+    bb = load_backbone(f"file:{tmp_path / 'last.pth'}")
+    assert bb.pretrained and bb.spec.family == "file" and "160" in repr(bb.transform)
+    src.reset_classifier(0)
+    src.eval()
+    x = torch.randn(1, 3, 160, 160)
+    with torch.no_grad():
+        torch.testing.assert_close(bb.model(x), src(x))
+    torch.save(src.state_dict(), tmp_path / "plain.pth")  # no 'arch': needs '#arch'
+    with pytest.raises(BackboneError, match="#<timm model>"):
+        load_backbone(f"file:{tmp_path / 'plain.pth'}")
+    assert load_backbone(f"file:{tmp_path / 'plain.pth'}#test_resnet").pretrained
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_file_family_torchscript_with_sidecar_transform(tmp_path):
+    import json
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.ReLU())
+    torch.jit.script(net).save(str(tmp_path / "m.pt"))
+    (tmp_path / "m.pt.json").write_text(json.dumps({"input_size": [3, 64, 64]}))
+    bb = load_backbone(f"file:{tmp_path / 'm.pt'}")
+    assert _feats(bb).shape == (1, 5)  # conv map averaged over H, W
+    assert "64" in repr(bb.transform)
+    a = load_backbone(f"file:{tmp_path / 'm.pt'}").identity()["weights_id"]
+    torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3))).save(str(tmp_path / "m.pt"))
+    assert load_backbone(f"file:{tmp_path / 'm.pt'}").identity()["weights_id"] != a
+
+
+def test_file_family_missing_file():
+    with pytest.raises(BackboneError, match="/no/model.pt does not exist"):
+        resolve_weights("file:/no/model.pt", allow_random_init=True)
+
+
+def test_list_command(capsys, isolated_caches):
+    from lteval.backbones.__main__ import main
+
+    assert main(["list", "--family", "torchvision", "--filter", "RESNET18"]) == 0
+    assert capsys.readouterr().out.split() == ["torchvision:resnet18/IMAGENET1K_V1"]
+    main(["list", "--filter", "vit-b-32"])
+    out = capsys.readouterr().out.split()
+    assert "open_clip:ViT-B-32/openai" in out and all("vit-b-32" in n.lower() for n in out)
+    main(["list", "--cached", "--filter", "test_resnet"])
+    assert capsys.readouterr().out.split() == []
+    snap = (
+        isolated_caches / "hf" / "hub" / "models--timm--test_resnet.r160_in1k" / "snapshots" / "x"
+    )
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").write_bytes(b"")
+    main(["list", "--cached", "--filter", "test_resnet"])
+    assert capsys.readouterr().out.split() == ["timm:test_resnet.r160_in1k"]

@@ -1,7 +1,8 @@
 """Backbones addressed by name: ``family:architecture[/tag]``.
 
 Families: ``timm:<model>[.<tag>]``, ``torchvision:<model>[/<WEIGHTS enum member>]``,
-``open_clip:<arch>/<pretrained tag>``. Each loader returns a ``Backbone`` whose
+``open_clip:<arch>/<pretrained tag>``, ``file:<path>[#<timm arch>]`` (a TorchScript
+file or a timm checkpoint, see lteval.backbones.files). Each loader returns a ``Backbone`` whose
 ``model`` maps a (B, 3, H, W) batch to (B, D) pooled pre-logit features and whose
 ``transform`` is the preprocessing that belongs to the weights (timm's resolved
 data config, open_clip's preprocess, torchvision's ``weights.transforms()``).
@@ -10,6 +11,7 @@ data config, open_clip's preprocess, torchvision's ``weights.transforms()``).
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lteval.backbones.files import file_check, file_fetch, file_find, file_load
 from lteval.backbones.weights import (
     BackboneError,
     WeightsNotFoundError,
@@ -61,10 +64,16 @@ class Backbone:
         }
 
 
+@functools.lru_cache(maxsize=64)
+def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
+
+
 def _file_id(path: str) -> str:
-    p = Path(path)
-    st = p.stat()
-    return hashlib.sha256(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    """sha256 of the checkpoint's bytes (memoised per path, size and mtime)."""
+    st = Path(path).stat()
+    return _content_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _close(word: str, options: list[str]) -> str:
@@ -256,6 +265,7 @@ FAMILIES: dict[str, Family] = {
     "timm": Family(_timm_check, _timm_find, _timm_load, _timm_fetch),
     "torchvision": Family(_tv_check, _tv_find, _tv_load, _tv_fetch),
     "open_clip": Family(_oc_check, _oc_find, _oc_load, _oc_fetch),
+    "file": Family(file_check, file_find, file_load, file_fetch),
 }
 
 
@@ -271,6 +281,9 @@ def parse_name(name: str) -> BackboneSpec:
         raise BackboneError(
             f"unknown backbone family {family!r} in {name!r}; choose one of {sorted(FAMILIES)}"
         )
+    if family == "file":  # the path may hold '/' and '.': only '#<arch>' is special
+        path, _, tag = rest.partition("#")
+        return BackboneSpec(name, family, path, tag or None)
     arch, _, tag = rest.partition("/")
     if family == "timm" and "." in arch and not tag:
         arch, _, tag = arch.partition(".")
