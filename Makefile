@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test lint format clean benchmark benchmark-rank
+.PHONY: install demo test lint format clean benchmark benchmark-rank benchmark-extract
 
 install: $(STAMP)
 
@@ -30,7 +30,10 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # Speed targets write machine-readable results under reports/benchmarks/.
-benchmark: benchmark-rank
+benchmark: benchmark-extract benchmark-rank
+
+benchmark-extract: install
+	$(BIN)/python benchmarks/bench_extract.py --out reports/benchmarks/extract.json
 
 benchmark-rank: install
 	$(BIN)/python benchmarks/bench_rank.py --out reports/benchmarks/rank.json
