@@ -171,3 +171,32 @@ def test_torchrun_two_ranks_equal_a_single_process(image_folder, tmp_path):
         np.testing.assert_array_equal(one[split][2], two[split][2])  # same rows, same order
         np.testing.assert_array_equal(one[split][1], two[split][1])
         np.testing.assert_allclose(one[split][0], two[split][0], rtol=1e-5, atol=1e-5)
+
+
+def test_corrupt_entry_is_re_extracted_not_loaded(setup):
+    bb, ds = setup
+    first, m = get_features(bb, ds)
+    expected = np.array(first["val"][0])  # a copy: the memory map goes with the file
+    (cache_root() / m["key"] / "val_features.npy").write_bytes(b"truncated")
+    stats = {}
+    again, _ = get_features(bb, ds, stats=stats)
+    assert stats["images"] == len(ds)
+    np.testing.assert_allclose(again["val"][0], expected, rtol=1e-6)
+
+
+def test_hf_home_and_torch_home_are_honoured(tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")
+    }
+    env.update(HF_HOME=str(tmp_path / "hfhome"), TORCH_HOME=str(tmp_path / "torchhome"))
+    code = (
+        "from lteval.backbones import resolve_weights\n"
+        "for n in ('timm:test_resnet', 'torchvision:resnet18'):\n"
+        "    try: resolve_weights(n)\n"
+        "    except FileNotFoundError as e: print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    ).stdout
+    assert str(tmp_path / "hfhome" / "hub" / "models--timm--test_resnet.r160_in1k") in out
+    assert str(tmp_path / "torchhome" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in out
