@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test lint format clean benchmark benchmark-rank benchmark-extract
+.PHONY: install demo test lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear
 
 install: $(STAMP)
 
@@ -30,7 +30,13 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # Speed targets write machine-readable results under reports/benchmarks/.
-benchmark: benchmark-extract benchmark-rank
+benchmark: benchmark-extract benchmark-dlsa benchmark-linear benchmark-rank
+
+benchmark-dlsa: install
+	$(BIN)/python benchmarks/bench_dlsa.py --out reports/benchmarks/dlsa.json
+
+benchmark-linear: install
+	$(BIN)/python benchmarks/bench_linear.py --out reports/benchmarks/linear.json
 
 benchmark-extract: install
 	$(BIN)/python benchmarks/bench_extract.py --out reports/benchmarks/extract.json

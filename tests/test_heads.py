@@ -63,3 +63,26 @@ def test_epoch_is_chosen_on_validation_and_absent_classes_never_predicted():
     assert 1 <= head.best_epoch <= 15 and len(head.history) == 15
     assert head.val_balanced == max(head.history)
     assert not (head.predict(X) == 2).any()
+
+
+def test_warm_start_competes_as_epoch_zero():
+    X, y = make_blobs(300, n_features=6, centers=3, cluster_std=3.0, random_state=2)
+    X = X.astype(np.float32)
+    base = train_balanced_softmax(
+        X, y, 3, X_val=X[:60], y_val=y[:60], config=LinearConfig(epochs=30)
+    )
+    P = np.random.default_rng(0).random((300, 4)).astype(np.float32)  # an uninformative prior
+    head = train_balanced_softmax(
+        X[:40],
+        y[:40],
+        3,
+        P=P[:40],
+        X_val=X[200:],
+        y_val=y[200:],
+        P_val=P[200:],
+        config=LinearConfig(epochs=10, lr=1.0),
+        init=base.module,  # lr 1.0: training hurts
+        mask_counts=np.bincount(y, minlength=3),
+    )
+    assert head.best_epoch == 0 and len(head.history) == 10
+    np.testing.assert_array_equal(head.predict(X, P), base.predict(X))

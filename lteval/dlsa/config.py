@@ -17,9 +17,14 @@ class DLSAConfig:
     flow_grad_clip: gradient-norm clip of each GMF step (None = off). Not in the
         reference: without it, SGD at lr 0.2 hit a non-finite loss within two
         epochs on every demo backbone's z-scored features (lteval measurement).
+    flow_autocast: matmul precision of the GMF *training* steps: "bfloat16",
+        "float32", or "auto" (bfloat16 where the device has native bf16 matmul: CUDA
+        with bf16, or a CPU with AVX512-BF16 / AMX; float32 elsewhere). Scoring,
+        thresholds and clusters always run in float32.
     lambda_*: loss weights. q: exponent of the likelihood class weights.
     purity_threshold / min_cluster_size / max_cluster_size: epoch selection.
     classifier: the stage and regular classifiers (see lteval.heads.linear).
+    warm_start: stage classifiers start from the regular one (see lteval.dlsa.model).
     """
 
     num_clusters: int = 500
@@ -29,6 +34,7 @@ class DLSAConfig:
     flow_batch_size: int = 1024
     flow_lr: float = 0.2
     flow_grad_clip: float | None = 10.0
+    flow_autocast: str = "auto"
     hidden: int | None = None
     lambda_lh: float = 2.0
     lambda_bal: float = 1.0
@@ -41,6 +47,7 @@ class DLSAConfig:
     min_cluster_size: int = 10
     max_cluster_size: int = 5000
     classifier: LinearConfig = field(default_factory=LinearConfig)
+    warm_start: bool = True
     device: str = "cpu"
 
     def to_dict(self) -> dict:

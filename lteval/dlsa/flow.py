@@ -53,7 +53,7 @@ class MADE(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m, a = self.net(x).split(self.dim, dim=1)
+        m, a = self.net(x).float().split(self.dim, dim=1)  # fp32 even under autocast
         return (x - m) * torch.exp(-a), -a.sum(1)
 
 

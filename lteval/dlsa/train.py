@@ -44,6 +44,34 @@ class PairSampler:
             b = a
         return self._pick(a), self._pick(b), a
 
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward batch for ``n`` pairs: (rows, anchor class positions, other index).
+
+        ``rows[:n]`` are the anchors. Pair j's "other" is ``rows[other[j]]``: a
+        uniformly random anchor of class b_j from this same batch when the batch holds
+        one (each anchor is itself a uniform draw of its class, so the other is a
+        uniform draw of class b_j), else a fresh draw appended after the anchors.
+        This halves the flow's work against a separate forward of n others.
+        """
+        C = len(self.classes)
+        a = torch.randint(0, C, (n,), generator=self.gen)
+        if C > 1:
+            b = torch.randint(0, C - 1, (n,), generator=self.gen)
+            b = b + (b >= a).long()
+        else:
+            b = a
+        by_class = torch.argsort(a, stable=True)
+        cnt = torch.bincount(a, minlength=C)
+        start = torch.cumsum(cnt, 0) - cnt
+        r = torch.rand(n, generator=self.gen)
+        has = cnt[b] > 0
+        other = torch.empty(n, dtype=torch.long)
+        hb = b[has]
+        other[has] = by_class[start[hb] + (r[has] * cnt[hb]).long().clamp_max(cnt[hb] - 1)]
+        missing = (~has).nonzero().squeeze(1)
+        other[missing] = n + torch.arange(len(missing))
+        return torch.cat([self._pick(a), self._pick(b[missing])]), a, other
+
 
 @dataclass
 class StageFit:
@@ -93,6 +121,19 @@ def cluster_stats(clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig) 
     return kept, int(size.max())
 
 
+def training_dtype(cfg: DLSAConfig) -> torch.dtype | None:
+    """The autocast dtype of GMF training steps (None: plain float32)."""
+    if cfg.flow_autocast == "float32":
+        return None
+    if cfg.flow_autocast == "bfloat16":
+        return torch.bfloat16
+    if torch.device(cfg.device).type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    checks = [getattr(torch.cpu, f"_is_{f}_supported", None) for f in ("avx512_bf16", "amx_tile")]
+    native = any(check() for check in checks if callable(check))
+    return torch.bfloat16 if native else None
+
+
 def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> StageFit:
     """Train a GMF on the active train rows (X (N, D) standardised, y (N,)).
 
@@ -113,6 +154,7 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
     Xd = X.to(device)
     y_np = y.numpy()
     ema, t = torch.zeros(K, device=device), 0
+    amp = training_dtype(cfg)
     best: tuple[int, int, dict] | None = None
     last_good: dict | None = None
     fit = StageFit(model, cfg.flow_epochs, 0, "best-kept-clusters")
@@ -123,9 +165,10 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
             n = min(cfg.flow_batch_size, len(y) - s)
             if n < 2:
                 break
-            ia, io, ca = sampler.sample(n)
-            comp = model(torch.cat([Xd[ia.to(device)], Xd[io.to(device)]]))
-            comp_a, comp_o = comp[:n], comp[n:]
+            rows, ca, other = sampler.batch(n)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                comp = model(Xd[rows.to(device)]).float()
+            comp_a, comp_o = comp[:n], comp[other.to(device)]
             l_lh = -(w[ca.to(device)] * GMF.log_px(comp_a)).mean()
             q_a = comp_a.softmax(1)
             t += 1
