@@ -41,11 +41,30 @@ def fitted():
 def test_sampler_draws_distinct_classes_uniformly():
     y = torch.tensor([0] * 500 + [1] * 50 + [2] * 5 + [3] * 1)
     s = PairSampler(y, torch.Generator().manual_seed(0))
-    a, b, ca = s.sample(40_000)
-    freq = np.bincount(y[a].numpy(), minlength=4) / 40_000
-    np.testing.assert_allclose(freq, 0.25, atol=0.01)
-    np.testing.assert_allclose(np.bincount(y[b].numpy(), minlength=4) / 40_000, 0.25, atol=0.01)
-    assert (y[a] != y[b]).all() and (s.classes[ca] == y[a]).all()
+    anchors, others, n = [], [], 0
+    for _ in range(40):  # 40 batches of 1024 pairs
+        rows, ca, other = s.batch(1024)
+        a, b = rows[:1024], rows[other]
+        assert (y[a] != y[b]).all() and (s.classes[ca] == y[a]).all()
+        anchors.append(y[a].numpy())
+        others.append(y[b].numpy())
+        n += 1024
+    np.testing.assert_allclose(
+        np.bincount(np.concatenate(anchors), minlength=4) / n, 0.25, atol=0.01
+    )
+    np.testing.assert_allclose(
+        np.bincount(np.concatenate(others), minlength=4) / n, 0.25, atol=0.01
+    )
+    # the rare classes' samples are all used: class 3 has a single sample
+    assert set(torch.cat([r for r in [s.batch(64)[0] for _ in range(5)]]).tolist()) >= {555}
+
+
+def test_sampler_falls_back_to_fresh_others_for_classes_absent_from_the_batch():
+    y = torch.arange(50)  # 50 classes, one sample each
+    s = PairSampler(y, torch.Generator().manual_seed(1))
+    rows, ca, other = s.batch(4)  # 4 anchors cannot cover 50 "other" classes
+    assert len(rows) > 4 and other.max() >= 4
+    assert (y[rows[:4]] != y[rows[other]]).all()
 
 
 def test_leave_one_out_prior_never_carries_own_label():

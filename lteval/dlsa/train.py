@@ -17,8 +17,8 @@ class PairSampler:
     """Vectorised pair sampler over labelled rows.
 
     Each pair: an anchor class a and a different class b drawn uniformly among the
-    classes present, then one random sample of each. With a single class present
-    the "other" sample comes from the same class. All on tensors, seeded.
+    classes present, then one random sample of each (see ``batch``). With a single
+    class present the "other" sample comes from the same class. All on tensors, seeded.
     """
 
     def __init__(self, y: torch.Tensor, generator: torch.Generator):
@@ -32,17 +32,6 @@ class PairSampler:
         r = torch.rand(len(cls), generator=self.gen)
         pos = self.starts[cls] + (r * self.counts[cls]).long().clamp_max(self.counts[cls] - 1)
         return self.order[pos]
-
-    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(anchor rows, other rows, anchor class positions), each (n,)."""
-        C = len(self.classes)
-        a = torch.randint(0, C, (n,), generator=self.gen)
-        if C > 1:
-            b = torch.randint(0, C - 1, (n,), generator=self.gen)
-            b = b + (b >= a).long()
-        else:
-            b = a
-        return self._pick(a), self._pick(b), a
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One forward batch for ``n`` pairs: (rows, anchor class positions, other index).
