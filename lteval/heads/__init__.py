@@ -10,10 +10,20 @@ from lteval.heads.linear import (
     TrainedHead,
     train_balanced_softmax,
 )
+from lteval.heads.logme import logme
 from lteval.heads.metrics import GROUPS, accuracy_report, balanced_accuracy, shot_groups
 from lteval.heads.probe import BalancedSoftmaxProbe
+from lteval.heads.zoo import CRT, KNN, LWS, NCM, LinearProbe, LogitAdjusted, TauNorm
 
 __all__ = [
+    "CRT",
+    "KNN",
+    "LWS",
+    "NCM",
+    "LinearProbe",
+    "LogitAdjusted",
+    "TauNorm",
+    "logme",
     "GROUPS",
     "BalancedSoftmaxProbe",
     "LinearConfig",

@@ -71,6 +71,7 @@ class LinearConfig:
     weight_decay: float = 0.0
     optimizer: str = "adam"
     patience: int | None = 20
+    sampling: str = "instance"  # or "class-balanced" (each class equally likely)
 
 
 @dataclass
@@ -177,7 +178,12 @@ def train_balanced_softmax(
 
             opt.step(closure)
         else:
-            order = torch.randperm(len(yt), generator=gen)
+            if cfg.sampling == "class-balanced":
+                present = torch.bincount(yt, minlength=num_classes).double()  # not the loss's n_c
+                weights = 1.0 / present[yt]
+                order = torch.multinomial(weights, len(yt), replacement=True, generator=gen)
+            else:
+                order = torch.randperm(len(yt), generator=gen)
             for s in range(0, len(order), cfg.batch_size):
                 b = order[s : s + cfg.batch_size]
                 logits = head(Xt[b], None if Pt is None else Pt[b]) + log_n

@@ -1,0 +1,119 @@
+"""The baseline heads: agreement with scikit-learn where they coincide, and each
+hyper-parameter chosen on validation."""
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.datasets import make_blobs
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
+
+from lteval.heads import (
+    CRT,
+    KNN,
+    LWS,
+    NCM,
+    LinearConfig,
+    LinearProbe,
+    LogitAdjusted,
+    Standardizer,
+    TauNorm,
+    balanced_accuracy,
+    logme,
+)
+from lteval.heads.logme import _class_evidence
+
+CFG = LinearConfig(epochs=40)
+
+
+def balanced_blobs(seed=0):
+    X, y = make_blobs(900, n_features=10, centers=5, cluster_std=3.0, random_state=seed)
+    return X[:500], y[:500], X[500:700], y[500:700], X[700:], y[700:]
+
+
+def long_tailed(seed=0):
+    rng = np.random.default_rng(seed)
+    counts = np.array([400, 150, 50, 15, 6])
+    centers = rng.normal(size=(5, 8)) * 2.0
+
+    def draw(cnt):
+        y = np.repeat(np.arange(5), cnt)
+        return (centers[y] + rng.normal(size=(len(y), 8)) * 1.5).astype(np.float32), y
+
+    return (*draw(counts), *draw(np.full(5, 40)), *draw(np.full(5, 100)))
+
+
+def test_ce_probe_reproduces_logistic_regression():
+    X, y, Xv, yv, Xt, yt = balanced_blobs()
+    ours = LinearProbe(CFG).fit(X, y, Xv, yv)
+    sc = Standardizer().fit(X.astype(np.float32))
+    ref = LogisticRegression(max_iter=3000).fit(sc.transform(X), y)
+    assert (ours.predict(Xt) == ref.predict(sc.transform(Xt))).mean() > 0.93
+    assert ours.score(Xt, yt) == pytest.approx(
+        balanced_accuracy(yt, ref.predict(sc.transform(Xt))), abs=0.03
+    )
+
+
+def test_ncm_reproduces_nearest_centroid():
+    X, y, _, _, Xt, _ = balanced_blobs(1)
+    ours = NCM(metric="euclidean").fit(X, y)
+    sc = Standardizer().fit(X.astype(np.float32))
+    ref = NearestCentroid().fit(sc.transform(X), y)
+    np.testing.assert_array_equal(ours.predict(Xt), ref.predict(sc.transform(Xt)))
+    cos = NCM().fit(X, y)
+    Z = sc.transform(Xt)
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    M = cos.means_ / np.linalg.norm(cos.means_, axis=1, keepdims=True)
+    np.testing.assert_array_equal(cos.predict(Xt), (Z @ M.T).argmax(1))
+
+
+def test_knn_chooses_k_on_validation_and_matches_sklearn():
+    X, y, Xv, yv, Xt, _ = balanced_blobs(2)
+    knn = KNN().fit(X, y, Xv, yv)
+    assert knn.k_ == KNN.KS[int(np.argmax(knn.k_scores_))]
+    sc = Standardizer().fit(X.astype(np.float32))
+    ref = KNeighborsClassifier(knn.k_, metric="cosine").fit(sc.transform(X), y)
+    np.testing.assert_array_equal(knn.predict(Xt), ref.predict(sc.transform(Xt)))
+
+
+def test_post_hoc_heads_help_the_tail_and_choose_tau_on_validation():
+    X, y, Xv, yv, Xt, yt = long_tailed(seed=1)
+    ce = LinearProbe(CFG).fit(X, y, Xv, yv)
+    la = LogitAdjusted(CFG).fit(X, y, Xv, yv)
+    tn = TauNorm(CFG).fit(X, y, Xv, yv)
+    assert la.tau_ in [round(t, 2) for t in np.arange(0, 2.01, 0.1)]
+    assert max(la.tau_scores_) == la.tau_scores_[int(np.argmax(la.tau_scores_))]
+    assert la.tau_ > 0 and la.score(Xt, yt) > ce.score(Xt, yt)
+    assert tn.score(Xv, yv) >= max(tn.tau_scores_) - 1e-9
+    few = yt == 4
+    crt = CRT(CFG).fit(X, y, Xv, yv)
+    assert (crt.predict(Xt)[few] == 4).mean() > (ce.predict(Xt)[few] == 4).mean()
+    lws = LWS(CFG).fit(X, y, Xv, yv)
+    assert lws.score(Xv, yv) >= ce.score(Xv, yv)  # scale 1 (= the CE probe) is a candidate
+
+
+def test_heads_that_tune_on_validation_require_it():
+    X, y, *_ = balanced_blobs()
+    with pytest.raises(ValueError, match="pass X_val and y_val"):
+        LogitAdjusted(CFG).fit(X, y)
+
+
+def test_logme_closed_form_equals_direct_marginal_likelihood():
+    rng = np.random.default_rng(0)
+    F_, t = rng.normal(size=(30, 5)), rng.normal(size=30)
+    u, s, _ = np.linalg.svd(F_, full_matrices=False)
+    proj = u.T @ t
+    ev, alpha, beta = _class_evidence(proj**2, float(t @ t - (proj**2).sum()), s**2, 30, 5)
+    cov = F_ @ F_.T / alpha + np.eye(30) / beta
+    direct = multivariate_normal(np.zeros(30), cov).logpdf(t) / 30
+    assert ev == pytest.approx(direct, rel=1e-6)
+
+
+def test_logme_prefers_informative_features():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    informative = np.eye(4)[y] * 3 + rng.normal(size=(400, 4))
+    noise = rng.normal(size=(400, 4))
+    X_good = np.hstack([informative, rng.normal(size=(400, 12))])
+    X_bad = np.hstack([noise, rng.normal(size=(400, 12))])
+    assert logme(X_good, y) > logme(X_bad, y) + 0.1
