@@ -212,3 +212,20 @@ def test_regular_classifier_is_the_balanced_softmax_probe(fitted):
     (_, _), (Xv, yv), _ = planted(2.0)  # the validation split the fixture used
     probe = BalancedSoftmaxProbe(FAST.classifier, seed=0).fit(Xtr, ytr, Xv, yv, 8)
     np.testing.assert_array_equal(model.predict_regular(Xe), probe.predict(Xe))
+
+
+def test_presets_and_yaml(tmp_path):
+    from lteval.dlsa import from_yaml, preset
+
+    p = preset("places-lt")
+    assert (p.lambda_bal, p.flow_epochs, p.flow_batch_size, p.num_stages) == (2.0, 60, 512, 1)
+    assert preset("inat2018").flow_epochs == 30 and preset("imagenet-lt") == DLSAConfig()
+    f = tmp_path / "run.yaml"
+    f.write_text("preset: places-lt\nnum_clusters: 64\nclassifier:\n  epochs: 7\n")
+    cfg = from_yaml(f)
+    assert cfg.num_clusters == 64 and cfg.classifier.epochs == 7 and cfg.lambda_bal == 2.0
+    f.write_text("num_cluster: 64\n")
+    with pytest.raises(ValueError, match="unknown DLSA setting\\(s\\) \\['num_cluster'\\]"):
+        from_yaml(f)
+    with pytest.raises(ValueError, match="unknown DLSA preset"):
+        preset("coco-lt")

@@ -5,13 +5,17 @@ Pure array code (numpy in, numpy out; torch inside). See
 the choices it leaves open.
 """
 
-from lteval.dlsa.config import DLSAConfig, scaled_for
+from lteval.dlsa.config import PRESETS, DLSAConfig, from_dict, from_yaml, preset, scaled_for
 from lteval.dlsa.flow import GMF, MADE, MAF, BatchNormBijector, component_log_prob, fixed_means
 from lteval.dlsa.model import DLSA
 from lteval.dlsa.separability import imbalance, many_few_auroc, separability_score, somers_d
 from lteval.dlsa.train import PairSampler, class_weights, fit_stage
 
 __all__ = [
+    "PRESETS",
+    "from_dict",
+    "from_yaml",
+    "preset",
     "DLSA",
     "GMF",
     "MADE",

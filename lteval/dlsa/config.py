@@ -61,6 +61,70 @@ class DLSAConfig:
         return self
 
 
+PRESETS: dict[str, dict] = {
+    # (lambda_lh, lambda_bal, lambda_pur, flow epochs, flow batch, stages) of the method page
+    "imagenet-lt": dict(
+        lambda_lh=2.0,
+        lambda_bal=1.0,
+        lambda_pur=0.02,
+        flow_epochs=50,
+        flow_batch_size=1024,
+        num_stages=3,
+    ),
+    "inat2018": dict(
+        lambda_lh=1.0,
+        lambda_bal=1.0,
+        lambda_pur=0.02,
+        flow_epochs=30,
+        flow_batch_size=1024,
+        num_stages=3,
+    ),
+    "places-lt": dict(
+        lambda_lh=1.0,
+        lambda_bal=2.0,
+        lambda_pur=0.03,
+        flow_epochs=60,
+        flow_batch_size=512,
+        num_stages=1,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> DLSAConfig:
+    """The method page's settings for benchmark ``name`` (see ``PRESETS``), with overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown DLSA preset {name!r}; choose one of {sorted(PRESETS)}")
+    return from_dict({**PRESETS[name], **overrides})
+
+
+def from_dict(d: dict) -> DLSAConfig:
+    """A config from plain values; ``preset`` picks the base, ``classifier`` is a dict."""
+    d = dict(d)
+    base = preset(d.pop("preset")) if "preset" in d else DLSAConfig()
+    known = set(DLSAConfig.__dataclass_fields__)
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown DLSA setting(s) {unknown}; known: {sorted(known)}")
+    if isinstance(d.get("classifier"), dict):
+        lin = set(LinearConfig.__dataclass_fields__)
+        bad = sorted(set(d["classifier"]) - lin)
+        if bad:
+            raise ValueError(f"unknown classifier setting(s) {bad}; known: {sorted(lin)}")
+        d["classifier"] = replace(base.classifier, **d["classifier"])
+    return replace(base, **d).validate()
+
+
+def from_yaml(path) -> DLSAConfig:
+    """A config from a YAML mapping, e.g. ``preset: places-lt`` plus overrides."""
+    import yaml
+
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of DLSA settings")
+    return from_dict(data)
+
+
 def scaled_for(n_train: int, num_classes: int, base: DLSAConfig | None = None) -> DLSAConfig:
     """The defaults shrunk for a small training set (recorded in the results).
 

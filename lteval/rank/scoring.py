@@ -10,7 +10,7 @@ import numpy as np
 
 from lteval.dlsa import DLSA, DLSAConfig, scaled_for
 from lteval.errors import UsageError
-from lteval.heads import GROUPS, accuracy_report, shot_groups
+from lteval.heads import GROUPS, accuracy_report, logme, shot_groups
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -18,6 +18,7 @@ METRICS = [
     "separability",
     *(f"{m}_{k}" for m in ("dlsa", "probe") for k in ("overall", "balanced", *GROUPS)),
     "lift_balanced",
+    "logme",
 ]
 """The metric columns every row carries; ``--by`` may name any of them."""
 
@@ -63,6 +64,7 @@ def score_features(
     for k in ("overall", "balanced", *GROUPS):
         row[f"probe_{k}"] = probe_acc[k]
     row["lift_balanced"] = acc["balanced"] - probe_acc["balanced"]
+    row["logme"] = logme(Xtr, ytr)  # training-free transferability, train split only
     row.update(
         feature_dim=int(Xtr.shape[1]),
         n_train=len(ytr),

@@ -13,6 +13,7 @@ from lteval.report import plots
 
 COLUMNS = [
     "separability",
+    "logme",
     "dlsa_balanced",
     "probe_balanced",
     "lift_balanced",
