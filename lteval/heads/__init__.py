@@ -12,8 +12,16 @@ from lteval.heads.linear import (
 )
 from lteval.heads.logme import logme
 from lteval.heads.metrics import GROUPS, accuracy_report, balanced_accuracy, shot_groups
-from lteval.heads.probe import BalancedSoftmaxProbe
-from lteval.heads.zoo import CRT, KNN, LWS, NCM, LinearProbe, LogitAdjusted, TauNorm
+from lteval.heads.zoo import (
+    CRT,
+    KNN,
+    LWS,
+    NCM,
+    BalancedSoftmaxProbe,
+    LinearProbe,
+    LogitAdjusted,
+    TauNorm,
+)
 
 __all__ = [
     "CRT",

@@ -5,7 +5,7 @@ train statistics, chooses its hyper-parameters on the validation split (never on
 test), and offers ``predict(X)`` and ``score(X, y)`` (balanced accuracy).
 
 - ``LinearProbe``: plain cross-entropy linear head.
-- ``BalancedSoftmaxProbe`` (lteval.heads.probe): ``log n_c`` added in the loss.
+- ``BalancedSoftmaxProbe``: ``log n_c`` added to the logits in the loss.
 - ``LogitAdjusted``: the CE probe, predicting ``argmax z - tau log pi`` (post-hoc
   logit adjustment, Menon et al. 2021), tau on validation.
 - ``CRT``: classifier re-training with class-balanced sampling (Kang et al. 2020).
@@ -69,7 +69,10 @@ def _choose(values, score_fn) -> tuple[float, list[float]]:
 
 
 class LinearProbe(_Base):
-    """Cross-entropy linear head; the epoch is chosen on validation."""
+    """Cross-entropy linear head; the epoch is chosen on validation (if given)."""
+
+    needs_val = False
+    balanced_softmax = False
 
     def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
         Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, num_classes)
@@ -80,7 +83,7 @@ class LinearProbe(_Base):
             self.num_classes_,
             X_val=Xv,
             y_val=yv,
-            class_counts=ones,
+            class_counts=None if self.balanced_softmax else ones,
             config=self.config,
             seed=self.seed,
         )
@@ -90,8 +93,17 @@ class LinearProbe(_Base):
         return self.head_.logits(Xs)
 
 
+class BalancedSoftmaxProbe(LinearProbe):
+    """Balanced-Softmax linear head (``log n_c`` added to the logits in the loss):
+    the baseline every backbone gets, and DLSA's regular classifier."""
+
+    balanced_softmax = True
+
+
 class LogitAdjusted(LinearProbe):
     """CE probe with post-hoc logit adjustment ``z - tau log pi``; tau on validation."""
+
+    needs_val = True
 
     def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
         super().fit(X, y, X_val, y_val, num_classes)
@@ -118,6 +130,8 @@ class CRT(LinearProbe):
 class TauNorm(LinearProbe):
     """The CE probe's class weights rescaled by ``1 / ||w_c||^tau`` (no bias)."""
 
+    needs_val = True
+
     def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
         super().fit(X, y, X_val, y_val, num_classes)
         self.W_ = self.head_.module.fc.weight.detach().numpy().copy()
@@ -140,6 +154,8 @@ class TauNorm(LinearProbe):
 class LWS(LinearProbe):
     """Learnable weight scaling: CE probe frozen, per-class scale f_c learned with
     class-balanced sampling; the epoch is chosen on validation."""
+
+    needs_val = True
 
     def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
         super().fit(X, y, X_val, y_val, num_classes)
