@@ -25,16 +25,20 @@ from lteval.data import carve_validation  # noqa: E402
 from lteval.heads import LinearConfig, Standardizer, accuracy_report, train_balanced_softmax  # noqa: E402
 
 CANDIDATES = {
-    "reference: sgd lr 1e-2, batch 128": LinearConfig(optimizer="sgd", lr=1e-2, patience=None),
+    "reference: sgd lr 1e-2, batch 128": LinearConfig(
+        optimizer="sgd", lr=1e-2, patience=None, lr_grid=None
+    ),
     "sgd momentum 0.9 lr 1e-2, batch 128": LinearConfig(
-        optimizer="sgd-momentum", lr=1e-2, patience=None
+        optimizer="sgd-momentum", lr=1e-2, patience=None, lr_grid=None
     ),
-    "adam lr 1e-3, batch 128": LinearConfig(optimizer="adam", lr=1e-3, patience=None),
-    "adam lr 1e-2, batch 128": LinearConfig(optimizer="adam", lr=1e-2, patience=None),
+    "adam lr 1e-3, batch 128": LinearConfig(optimizer="adam", lr=1e-3, patience=None, lr_grid=None),
+    "adam lr 1e-2, batch 128": LinearConfig(optimizer="adam", lr=1e-2, patience=None, lr_grid=None),
     "adam lr 1e-2, batch 512": LinearConfig(
-        optimizer="adam", lr=1e-2, batch_size=512, patience=None
+        optimizer="adam", lr=1e-2, batch_size=512, patience=None, lr_grid=None
     ),
-    "lbfgs full batch, 150 iterations": LinearConfig(optimizer="lbfgs", lr=1.0, patience=None),
+    "lbfgs full batch, 150 iterations": LinearConfig(
+        optimizer="lbfgs", lr=1.0, patience=None, lr_grid=None
+    ),
 }
 
 

@@ -80,9 +80,29 @@ def test_warm_start_competes_as_epoch_zero():
         X_val=X[200:],
         y_val=y[200:],
         P_val=P[200:],
-        config=LinearConfig(epochs=10, lr=1.0),
+        config=LinearConfig(epochs=10, lr=1.0, lr_grid=None),
         init=base.module,  # lr 1.0: training hurts
         mask_counts=np.bincount(y, minlength=3),
     )
     assert head.best_epoch == 0 and len(head.history) == 10
     np.testing.assert_array_equal(head.predict(X, P), base.predict(X))
+
+
+def test_learning_rate_is_chosen_on_validation():
+    X, y = make_blobs(400, n_features=8, centers=4, cluster_std=4.0, random_state=3)
+    X = Standardizer().fit(X).transform(X)
+    cfg = LinearConfig(epochs=15, lr_grid=(1e-2, 1e-5))  # 1e-5 barely moves in 15 epochs
+    head = train_balanced_softmax(X[:300], y[:300], 4, X_val=X[300:], y_val=y[300:], config=cfg)
+    one = {
+        lr: train_balanced_softmax(
+            X[:300],
+            y[:300],
+            4,
+            X_val=X[300:],
+            y_val=y[300:],
+            config=LinearConfig(epochs=15, lr=lr, lr_grid=None),
+        )
+        for lr in cfg.lr_grid
+    }
+    assert head.lr == max(one, key=lambda lr: one[lr].val_balanced)
+    assert head.val_balanced == max(h.val_balanced for h in one.values())
