@@ -32,7 +32,7 @@ import torch
 
 from lteval.dlsa.config import DLSAConfig
 from lteval.dlsa.separability import imbalance, many_few_auroc, separability_score, somers_d
-from lteval.dlsa.train import StageFit, fit_stage, score
+from lteval.dlsa.train import StageFit, deterministic, fit_stage, score
 from lteval.heads import (
     GROUPS,
     Standardizer,
@@ -71,7 +71,14 @@ class DLSA:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, X_val=None, y_val=None, num_classes: int | None = None) -> DLSA:
-        """X: (N, D) float train features, y: (N,) int; X_val/y_val select the epochs."""
+        """X: (N, D) float train features, y: (N,) int; X_val/y_val select the epochs.
+
+        Bitwise reproducible on CPU for a given seed (see ``train.deterministic``).
+        """
+        with deterministic(self.config.device):
+            return self._fit(X, y, X_val, y_val, num_classes)
+
+    def _fit(self, X, y, X_val, y_val, num_classes) -> DLSA:
         cfg = self.config
         X, y = _check_xy(X, y, "train")
         if X_val is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,6 +112,26 @@ def cluster_stats(clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig) 
     return kept, int(size.max())
 
 
+@contextlib.contextmanager
+def deterministic(device: str) -> Iterator[None]:
+    """Bitwise run-to-run reproducibility on CPU for the enclosed work.
+
+    With two or more threads, some CPU kernels (the accumulation in the backward of
+    an indexed gather among them) otherwise sum in a varying order; lteval measured
+    log p(x) differing by ~1e-4 between two identical runs, enough to move an
+    epoch choice. The previous global setting is restored on exit.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
 def training_dtype(cfg: DLSAConfig) -> torch.dtype | None:
     """The autocast dtype of GMF training steps (None: plain float32)."""
     if cfg.flow_autocast == "float32":
@@ -132,6 +154,11 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
     qualifies, the last finished epoch is kept and ``selection`` says so. A
     non-finite loss ends training at the last finished epoch.
     """
+    with deterministic(cfg.device):
+        return _fit_stage(X, y, cfg, seed)
+
+
+def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> StageFit:
     device = torch.device(cfg.device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
