@@ -31,6 +31,17 @@ IMAGENET_DEFAULT = {
 }
 
 
+def pool_output(out) -> torch.Tensor:
+    """A module output as (B, D): 4-D (NCHW) averaged over H, W; 3-D (B, tokens, C)
+    averaged over tokens; a tuple or list contributes its first element."""
+    out = out[0] if isinstance(out, tuple | list) else out
+    if out.ndim == 4:
+        return out.mean(dim=(2, 3))
+    if out.ndim == 3:
+        return out.mean(dim=1)
+    return out.flatten(1)
+
+
 class _Pooled(nn.Module):
     """Wraps a module so that its output is (B, D)."""
 
@@ -39,13 +50,7 @@ class _Pooled(nn.Module):
         self.body = body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
-        out = out[0] if isinstance(out, tuple | list) else out
-        if out.ndim == 4:
-            return out.mean(dim=(2, 3))
-        if out.ndim == 3:
-            return out.mean(dim=1)
-        return out.flatten(1)
+        return pool_output(self.body(x))
 
 
 def file_check(spec) -> None:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import lteval
 from lteval.backbones import Backbone
+from lteval.backbones.files import pool_output
 from lteval.data import ImageDataset
 from lteval.errors import DatasetError, UsageError
 from lteval.features import cache
@@ -100,15 +101,6 @@ def _collate(items):
     return torch.tensor([p for p, _ in good]), torch.stack([t for _, t in good]), bad
 
 
-def _pool(out) -> torch.Tensor:
-    out = out[0] if isinstance(out, tuple | list) else out
-    if out.ndim == 4:
-        return out.mean(dim=(2, 3))
-    if out.ndim == 3:
-        return out.mean(dim=1)
-    return out.flatten(1)
-
-
 @contextlib.contextmanager
 def _features_fn(backbone: Backbone, layer: str | None):
     """The function mapping a batch to (B, D) features, for ``layer`` or the default."""
@@ -124,7 +116,7 @@ def _features_fn(backbone: Backbone, layer: str | None):
     captured = {}
     handle = names[name].register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     try:
-        yield lambda x: (model(x), _pool(captured.pop("out")))[1]
+        yield lambda x: (model(x), pool_output(captured.pop("out")))[1]
     finally:
         handle.remove()
 
