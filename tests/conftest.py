@@ -37,3 +37,18 @@ def make_image_folder(root, sizes=(30, 20, 14), side=16, seed=0):
 @pytest.fixture
 def image_folder(tmp_path):
     return make_image_folder(tmp_path / "images")
+
+
+def folder_args(root, backbones: str) -> list[str]:
+    """CLI options for the generated ImageFolder: 4 eval images per class, random init."""
+    return [
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(root),
+        "--eval-per-class",
+        "4",
+        "--backbones",
+        backbones,
+        "--allow-random-init",
+    ]

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import folder_args
 
 from lteval.features import write_h5
 
@@ -68,15 +69,7 @@ def check_report(out: Path, n: int, num_classes: int) -> dict:
 def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
     out = tmp_path / "report"
     args = [
-        "--dataset",
-        "folder",
-        "--data-root",
-        str(image_folder),
-        "--eval-per-class",
-        "4",
-        "--backbones",
-        TINY,
-        "--allow-random-init",
+        *folder_args(image_folder, TINY),
         "--out",
         str(out),
         "--device",
@@ -138,15 +131,7 @@ def test_rank_precomputed_h5_features(tmp_path):
 def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
     exp = tmp_path / "h5"
     r = run(
-        "--dataset",
-        "folder",
-        "--data-root",
-        str(image_folder),
-        "--eval-per-class",
-        "4",
-        "--backbones",
-        "timm:test_resnet",
-        "--allow-random-init",
+        *folder_args(image_folder, "timm:test_resnet"),
         "--export-h5",
         str(exp),
         module="lteval.extract",

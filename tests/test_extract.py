@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import folder_args
 
 from lteval.backbones import load_backbone
 from lteval.data import load_dataset
@@ -129,15 +130,7 @@ def test_concurrent_runs_of_one_key_extract_once(image_folder):
 @pytest.mark.slow
 def test_torchrun_two_ranks_equal_a_single_process(image_folder, tmp_path):
     args = [
-        "--dataset",
-        "folder",
-        "--data-root",
-        str(image_folder),
-        "--eval-per-class",
-        "4",
-        "--backbones",
-        TINY,
-        "--allow-random-init",
+        *folder_args(image_folder, TINY),
         "--device",
         "cpu",
         "--quiet",
