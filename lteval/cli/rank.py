@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _from_features(args, emit) -> tuple[dict, list]:
+def _from_features(args, emit, device: str) -> tuple[dict, list]:
     feature_sets = read_feature_dir(args.features)
     scores = []
     for i, (name, fs) in enumerate(feature_sets.items(), 1):
@@ -60,7 +60,7 @@ def _from_features(args, emit) -> tuple[dict, list]:
             {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)},
             num_classes=C,
             seed=args.seed,
-            device=str(resolve_device(args.device)),
+            device=device,
         )
         s.row.update(
             precomputed=True,
@@ -79,10 +79,9 @@ def _from_features(args, emit) -> tuple[dict, list]:
     return dataset, scores
 
 
-def _from_backbones(args, emit) -> tuple[dict, list]:
+def _from_backbones(args, emit, device: str) -> tuple[dict, list]:
     names = common.backbone_list(args.backbones)
     weights = common.parse_weights(args.weights)
-    resolve_device(args.device)
     dataset = common.load_data(args)
     common.check_backbones(names, weights, args.allow_random_init)
     scores = []
@@ -96,7 +95,7 @@ def _from_backbones(args, emit) -> tuple[dict, list]:
             num_classes=len(dataset.class_names),
             seed=args.seed,
             class_names=dataset.class_names,
-            device=str(resolve_device(args.device)),
+            device=device,
         )
         s.row.update(
             precomputed=False,
@@ -119,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.features) == bool(args.backbones):
         raise UsageError("give exactly one of --backbones and --features")
     check_metric(args.by)
-    dataset, scores = (_from_features if args.features else _from_backbones)(args, emit)
     device = str(resolve_device(args.device))
+    dataset, scores = (_from_features if args.features else _from_backbones)(args, emit, device)
     run_info = {
         "command": "python -m lteval.rank " + shlex.join(args.argv),
         "dataset": dataset,
