@@ -122,6 +122,25 @@ def load_data(args) -> ImageDataset:
     )
 
 
+def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A parser for one of lteval's programs, with the shared data/backbone/run options."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_options(p)
+    return p
+
+
+def prepare(args) -> tuple[list[str], dict[str, Path], ImageDataset]:
+    """Validate the backbone options and load the dataset, before any extraction:
+    (backbone names, --weights files, dataset)."""
+    names = backbone_list(args.backbones)
+    weights = parse_weights(args.weights)
+    dataset = load_data(args)
+    check_backbones(names, weights, args.allow_random_init)
+    return names, weights, dataset
+
+
 def check_backbones(names: list[str], weights: dict[str, Path], allow_random: bool) -> None:
     """Fail fast, before any extraction, on a bad name or missing weights."""
     unknown = set(weights) - set(names)

@@ -25,12 +25,7 @@ from lteval.features import resolve_device, write_h5
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lteval.extract",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    common.add_common_options(p)
+    p = common.new_parser("python -m lteval.extract", __doc__)
     p.add_argument("--export-h5", metavar="DIR", help="also write the features as h5 files")
     return p
 
@@ -58,11 +53,8 @@ def _init_distributed(device: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     rank, _ = _init_distributed(args.device)
     emit = common.log(args.quiet or rank != 0)
-    names = common.backbone_list(args.backbones)
-    weights = common.parse_weights(args.weights)
-    resolve_device(args.device)
-    dataset = common.load_data(args)
-    common.check_backbones(names, weights, args.allow_random_init)
+    resolve_device(args.device)  # a bad --device fails before any data is read
+    names, weights, dataset = common.prepare(args)
     for i, name in enumerate(names, 1):
         feats, manifest, _ = common.extract_one(
             name, dataset, args, weights, emit, f"[{i}/{len(names)}]"

@@ -25,12 +25,7 @@ from lteval.report import render_report
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lteval.rank",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    common.add_common_options(p)
+    p = common.new_parser("python -m lteval.rank", __doc__)
     g = p.add_argument_group("ranking")
     g.add_argument(
         "--features",
@@ -80,10 +75,7 @@ def _from_features(args, emit, device: str) -> tuple[dict, list]:
 
 
 def _from_backbones(args, emit, device: str) -> tuple[dict, list]:
-    names = common.backbone_list(args.backbones)
-    weights = common.parse_weights(args.weights)
-    dataset = common.load_data(args)
-    common.check_backbones(names, weights, args.allow_random_init)
+    names, weights, dataset = common.prepare(args)
     scores = []
     for i, name in enumerate(names, 1):
         tag = f"[{i}/{len(names)}]"
