@@ -106,3 +106,35 @@ def test_learning_rate_is_chosen_on_validation():
     }
     assert head.lr == max(one, key=lambda lr: one[lr].val_balanced)
     assert head.val_balanced == max(h.val_balanced for h in one.values())
+
+
+def test_warm_start_needs_a_gain_beyond_the_standard_error():
+    X, y = make_blobs(400, n_features=6, centers=3, cluster_std=2.5, random_state=4)
+    X = Standardizer().fit(X).transform(X)
+    weak = train_balanced_softmax(  # one epoch at a tiny lr: a poor starting point
+        X, y, 3, config=LinearConfig(epochs=1, lr=1e-5, lr_grid=None)
+    )
+
+    def tuned(margin: float):
+        return train_balanced_softmax(
+            X[:300],
+            y[:300],
+            3,
+            X_val=X[300:],
+            y_val=y[300:],
+            config=LinearConfig(epochs=20, lr_grid=None, warm_start_margin_se=margin),
+            init=weak.module,
+        )
+
+    start = balanced_accuracy_of(weak, X[300:], y[300:])
+    free, strict, never = tuned(0.0), tuned(1.0), tuned(1e6)
+    se = np.sqrt(start * (1 - start) / 100)
+    assert free.best_epoch > 0 and free.val_balanced > start
+    assert strict.best_epoch == 0 or strict.val_balanced > start + se
+    assert never.best_epoch == 0 and never.val_balanced == pytest.approx(start)
+
+
+def balanced_accuracy_of(head, X, y) -> float:
+    from lteval.heads.metrics import balanced_accuracy
+
+    return balanced_accuracy(y, head.predict(X))

@@ -74,6 +74,10 @@ class LinearConfig:
     patience: int | None = 20
     lr_grid: tuple[float, ...] | None = (1e-2, 1e-3)  # tried in turn when validating
     sampling: str = "instance"  # or "class-balanced" (each class equally likely)
+    # With ``init`` (a warm start), a trained epoch replaces the starting point only
+    # if its validation balanced accuracy beats it by this many standard errors
+    # (the one-standard-error rule; 0 = any gain). See ``_train_one``.
+    warm_start_margin_se: float = 1.0
 
 
 @dataclass
@@ -157,7 +161,11 @@ def _train_one(
     The epoch kept is the best by validation balanced accuracy (ties: earliest);
     without validation samples, the last epoch is kept.
     init: a trained head to start from (its ``fc`` copied, the cluster-aided part
-    zero); its state is then the epoch-0 candidate. mask_counts: the counts whose
+    zero); its state is then the epoch-0 candidate, and a trained epoch must beat it
+    by ``config.warm_start_margin_se`` standard errors of the validation balanced
+    accuracy (sqrt(p (1 - p) / n_val) at the starting point's score p): on small
+    validation subsets, a gain below that is noise, and chasing it cost test
+    accuracy (see lteval.dlsa.model). mask_counts: the counts whose
     zeros mark never-predicted classes (default: ``class_counts``).
     """
     cfg = config or LinearConfig()
@@ -178,12 +186,13 @@ def _train_one(
     has_val = X_val is not None and y_val is not None and len(y_val) > 0
     mask = np.asarray(counts if mask_counts is None else mask_counts)
     trained = TrainedHead(head, mask, cfg.epochs, float("nan"), [], cfg.lr)
-    best_state, best = None, -1.0
+    best_state, best, bar = None, -1.0, -1.0
     if init is not None and has_val:  # the starting point competes as epoch 0
         head.eval()
         best = balanced_accuracy(y_val, trained.predict(X_val, P_val))
         best_state = {k: v.clone() for k, v in head.state_dict().items()}
         trained.best_epoch, trained.val_balanced = 0, best
+        bar = best + cfg.warm_start_margin_se * np.sqrt(best * (1 - best) / len(y_val))
     for epoch in range(1, cfg.epochs + 1):
         head.train()
         if cfg.optimizer == "lbfgs":  # one full-batch quasi-Newton iteration per "epoch"
@@ -217,7 +226,7 @@ def _train_one(
             head.eval()
             score = balanced_accuracy(y_val, trained.predict(X_val, P_val))
             trained.history.append(score)
-            if score > best:
+            if score > best and score > bar:
                 best, best_state = score, {k: v.clone() for k, v in head.state_dict().items()}
                 trained.best_epoch, trained.val_balanced = epoch, score
             elif cfg.patience is not None and epoch - trained.best_epoch >= cfg.patience:
