@@ -85,7 +85,7 @@ def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
     assert res["backbones"][0]["dlsa_settings"]["num_clusters"] >= 6
     assert len(cache_entries()) == 2
     second = run(*args, "--out", str(tmp_path / "again"))
-    assert second.returncode == 0 and "extracting" not in second.stderr
+    assert second.returncode == 0 and "extracting train" not in second.stderr
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert [r["separability"] for r in again["backbones"]] == [
         r["separability"] for r in res["backbones"]
@@ -187,7 +187,7 @@ def test_bad_input_through_the_real_command(tmp_path):
         ),
         (["--backbones", "timm:test_resnet", "--by", "speed"], "is not a metric column"),
         (["--device", "cuda:7", "--backbones", "timm:test_resnet"], "none is available"),
-        ([], "give exactly one of --backbones and --features"),
+        ([], "give exactly one of --backbones (or --backbones-file) and --features"),
     ],
 )
 def test_bad_input_exits_2_with_message_and_empty_cache(args, message, tmp_path, capsys):

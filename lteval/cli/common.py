@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from lteval.backbones import load_backbone, resolve_weights
 from lteval.data import DATASETS, ImageDataset, load_dataset
-from lteval.errors import LtevalError, UsageError
+from lteval.errors import LtevalError, UsageError, WeightsNotFoundError
 from lteval.features import FeatureOptions, RunOptions, get_features, resolve_device
 
 
@@ -46,6 +46,12 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
         "--backbones",
         help="comma-separated names, e.g. "
         "timm:resnet18,torchvision:resnet18,open_clip:ViT-B-32/openai",
+    )
+    g.add_argument(
+        "--backbones-file",
+        metavar="FILE",
+        help="text file of backbone names, one per line ('#' starts a comment); "
+        "adds to --backbones",
     )
     g.add_argument(
         "--weights",
@@ -83,6 +89,13 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     )
     g = p.add_argument_group("run")
     g.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML mapping of any of these options (e.g. 'backbones: [timm:resnet18]', "
+        "'seed: 1'; rank also takes 'dlsa:', a mapping of DLSA settings); "
+        "command-line flags override it",
+    )
+    g.add_argument(
         "--device",
         default="auto",
         help="torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1",
@@ -102,10 +115,22 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
     return out
 
 
-def backbone_list(arg: str | None) -> list[str]:
+def backbone_list(arg: str | None, file: str | None = None) -> list[str]:
+    """Names from ``--backbones a,b`` and/or ``--backbones-file F`` (one per line,
+    ``#`` starts a comment)."""
     names = [n.strip() for n in (arg or "").split(",") if n.strip()]
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise UsageError(f"--backbones-file {file}: no such file")
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.append(line)
     if not names:
-        raise UsageError("give --backbones (comma-separated names) or --features DIR")
+        raise UsageError(
+            "give --backbones (comma-separated names), --backbones-file F or --features DIR"
+        )
     if len(set(names)) != len(names):
         raise UsageError(f"--backbones lists a name twice: {names}")
     return names
@@ -131,29 +156,37 @@ def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def prepare(args) -> tuple[list[str], dict[str, Path], ImageDataset]:
+def prepare(args) -> tuple[list[str], dict[str, Path], ImageDataset, dict[str, Exception]]:
     """Validate the backbone options and load the dataset, before any extraction:
-    (backbone names, --weights files, dataset)."""
-    names = backbone_list(args.backbones)
+    (backbone names, --weights files, dataset, {name: missing-weights error})."""
+    names = backbone_list(getattr(args, "backbones", None), getattr(args, "backbones_file", None))
     weights = parse_weights(args.weights)
     dataset = load_data(args)
-    check_backbones(names, weights, args.allow_random_init)
-    return names, weights, dataset
+    missing = check_backbones(names, weights, args.allow_random_init)
+    return names, weights, dataset, missing
 
 
-def check_backbones(names: list[str], weights: dict[str, Path], allow_random: bool) -> None:
-    """Fail fast, before any extraction, on a bad name or missing weights."""
+def check_backbones(
+    names: list[str], weights: dict[str, Path], allow_random: bool
+) -> dict[str, Exception]:
+    """Fail fast, before any extraction, on a bad name (UsageError / BackboneError);
+    return the backbones whose weights are missing, with their errors."""
     unknown = set(weights) - set(names)
     if unknown:
         raise UsageError(f"--weights names {sorted(unknown)}, which are not in --backbones")
+    missing: dict[str, Exception] = {}
     for n in names:
-        resolve_weights(n, weights.get(n), allow_random)
+        try:
+            resolve_weights(n, weights.get(n), allow_random)
+        except WeightsNotFoundError as e:
+            missing[n] = e
+    return missing
 
 
 def log(quiet: bool) -> Callable[[str], None]:
     def emit(msg: str) -> None:
-        if not quiet:
-            print(msg, file=sys.stderr, flush=True)
+        if not quiet:  # tqdm.write keeps progress bars intact
+            tqdm.write(msg, file=sys.stderr)
 
     return emit
 
@@ -177,6 +210,8 @@ def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path]
         if split not in bars:
             bars[split] = tqdm(
                 total=total,
+                position=1,
+                leave=False,
                 desc=f"{tag} {name}: extracting {split}",
                 unit="img",
                 file=sys.stderr,
@@ -212,10 +247,76 @@ def run_main(
     fn: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None
 ) -> int:
     """Parse, run, and turn user errors into one clear message and exit status 2."""
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        args = parse_with_config(parser, argv)
+        args.argv = argv
         return fn(args)
     except LtevalError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+
+
+CONFIG_ONLY = {"dlsa"}
+"""Keys a ``--config`` YAML may hold that are not command-line options: ``dlsa``
+(a mapping of DLSA settings, see lteval.dlsa.DLSAConfig)."""
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config FILE`` (YAML mapping of option names, dashes or
+    underscores), the file's values become defaults that command-line flags override."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    dests = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    extra: dict = {}
+    if known.config:
+        values = read_config(known.config)
+        for key, value in values.items():
+            dest = key.replace("-", "_")
+            if dest in CONFIG_ONLY:
+                extra[dest] = value
+                continue
+            if dest not in dests:
+                raise UsageError(
+                    f"--config {known.config}: unknown option {key!r}; known: "
+                    f"{sorted([*dests, *CONFIG_ONLY])}"
+                )
+            action = dests[dest]
+            if isinstance(value, list) and not isinstance(action.default, list):
+                value = ",".join(str(v) for v in value)
+            if action.choices is not None and value not in action.choices:
+                raise UsageError(
+                    f"--config {known.config}: {key} = {value!r}; choose one of "
+                    f"{sorted(action.choices)}"
+                )
+            if action.type is not None and isinstance(value, str):
+                value = action.type(value)
+            extra[dest] = value
+        parser.set_defaults(**{k: v for k, v in extra.items() if k not in CONFIG_ONLY})
+    args = parser.parse_args(argv)
+    for k in CONFIG_ONLY:
+        setattr(args, k, extra.get(k))
+    return args
+
+
+def read_config(path: str) -> dict:
+    """The mapping in a YAML config file (UsageError naming the file when it is not one)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"--config {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path} must hold a mapping of option: value")
+    return data
+
+
+def resolved_config(args: argparse.Namespace) -> dict:
+    """Every option's final value (for the run folder's config.yaml)."""
+    skip = {"argv", "config"}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}

@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     rank, _ = _init_distributed(args.device)
     emit = common.log(args.quiet or rank != 0)
     resolve_device(args.device)  # a bad --device fails before any data is read
-    names, weights, dataset = common.prepare(args)
+    names, weights, dataset, missing = common.prepare(args)
+    if missing:
+        raise next(iter(missing.values()))
     for i, name in enumerate(names, 1):
         feats, manifest, _ = common.extract_one(
             name, dataset, args, weights, emit, f"[{i}/{len(names)}]"

@@ -3,24 +3,44 @@
 Examples::
 
     python -m lteval.rank --backbones timm:resnet18,open_clip:ViT-B-32/openai --out reports/run
+    python -m lteval.rank --backbones-file backbones.txt --config run.yaml --out reports/run
     python -m lteval.rank --dataset folder --data-root ~/data/mytask --backbones timm:resnet50
     python -m lteval.rank --features feats/ --out reports/mine   # DLSA h5 files per backbone
+
+A backbone that fails (missing weights, a bad checkpoint, an error while
+extracting or scoring) is recorded as failed, with its error, in the results and
+the report; the run goes on. The exit status is non-zero only if every backbone
+fails (2 when every failure is a user error such as missing weights, 1 otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
+from tqdm import tqdm
 
 from lteval.cli import common
 from lteval.data import carve_validation
-from lteval.errors import UsageError
+from lteval.errors import LtevalError, UsageError
 from lteval.features import read_feature_dir, resolve_device, versions
-from lteval.rank import check_metric, score_features, write_results
+from lteval.rank import (
+    HEADS,
+    METRICS,
+    BackboneScore,
+    check_heads,
+    check_metric,
+    failed,
+    score_features,
+    validate_ranking,
+    write_results,
+)
 from lteval.report import render_report
 
 
@@ -35,27 +55,67 @@ def build_parser() -> argparse.ArgumentParser:
         "N x D float and 'labels' N int, the DLSA reference format)",
     )
     g.add_argument(
-        "--by", default="separability", help="results column to rank by (default: %(default)s)"
+        "--by",
+        default="separability",
+        help="results column to rank by (default: %(default)s); any of: " + ", ".join(METRICS),
+    )
+    g.add_argument(
+        "--heads",
+        default=",".join(HEADS),
+        help="baseline heads scored next to DLSA and the Balanced-Softmax probe, "
+        "comma-separated, or 'none' (default: %(default)s)",
+    )
+    g.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap replicates for the 95%% intervals, ties and rank correlations "
+        "(0 = none; default: %(default)s)",
     )
     g.add_argument("--out", default="reports/run", help="output folder (default: %(default)s)")
     return p
 
 
-def _from_features(args, emit, device: str) -> tuple[dict, list]:
+def _guard(name: str, phase: str, emit, fn, *a, **kw):
+    """Run one backbone's phase; on failure return a failed record instead of raising."""
+    try:
+        return fn(*a, **kw)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # one backbone's failure must not end the run
+        emit(f"{name}: FAILED while {phase}: {str(e).splitlines()[0]}")
+        rec = failed(name, e, phase)
+        if not isinstance(e, LtevalError):
+            rec.row["traceback"] = traceback.format_exc()
+        return rec
+
+
+def _bar(total: int, quiet: bool) -> tqdm:
+    return tqdm(total=total, desc="lteval.rank", unit="step", file=sys.stderr, disable=quiet)
+
+
+def _from_features(args, emit, device: str, heads: list[str]) -> tuple[dict, list]:
     feature_sets = read_feature_dir(args.features)
     scores = []
+    bar = _bar(len(feature_sets), args.quiet)
     for i, (name, fs) in enumerate(feature_sets.items(), 1):
         (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
         rng = np.random.default_rng(args.seed)
         tr, va = carve_validation(np.arange(len(ytr)), ytr, args.val_fraction, rng)
         C = int(max(ytr.max(), yte.max()) + 1)
-        emit(f"[{i}/{len(feature_sets)}] {name}: scoring {len(tr)} train / {len(yte)} eval")
-        s = score_features(
+        bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
+        s = _guard(
+            name,
+            "scoring",
+            emit,
+            score_features,
             name,
             {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)},
             num_classes=C,
             seed=args.seed,
             device=device,
+            heads=heads,
+            dlsa_overrides=args.dlsa,
         )
         s.row.update(
             precomputed=True,
@@ -66,6 +126,8 @@ def _from_features(args, emit, device: str) -> tuple[dict, list]:
             cache_key=None,
         )
         scores.append(s)
+        bar.update(1)
+    bar.close()
     dataset = {
         "name": f"features:{Path(args.features).name}",
         "source": str(Path(args.features).resolve()),
@@ -74,21 +136,43 @@ def _from_features(args, emit, device: str) -> tuple[dict, list]:
     return dataset, scores
 
 
-def _from_backbones(args, emit, device: str) -> tuple[dict, list]:
-    names, weights, dataset = common.prepare(args)
-    scores = []
+def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, list]:
+    names, weights, dataset, missing = common.prepare(args)
+    scores: list[BackboneScore] = []
+    bar = _bar(2 * len(names), args.quiet)
     for i, name in enumerate(names, 1):
         tag = f"[{i}/{len(names)}]"
-        feats, manifest, backbone = common.extract_one(name, dataset, args, weights, emit, tag)
-        emit(f"{tag} {name}: scoring (DLSA + Balanced-Softmax probe)")
-        s = score_features(
+        if name in missing:
+            emit(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
+            scores.append(failed(name, str(missing[name]), "weights"))
+            bar.update(2)
+            continue
+        bar.set_description(f"{tag} {name}: features (cache or extraction)")
+        got = _guard(
+            name, "extracting", emit, common.extract_one, name, dataset, args, weights, emit, tag
+        )
+        bar.update(1)
+        if isinstance(got, BackboneScore):
+            scores.append(got)
+            bar.update(1)
+            continue
+        feats, manifest, backbone = got
+        bar.set_description(f"{tag} {name}: scoring")
+        s = _guard(
+            name,
+            "scoring",
+            emit,
+            score_features,
             name,
             {k: (np.asarray(X), y) for k, (X, y) in feats.items()},
             num_classes=len(dataset.class_names),
             seed=args.seed,
             class_names=dataset.class_names,
             device=device,
+            heads=heads,
+            dlsa_overrides=args.dlsa,
         )
+        bar.update(1)
         s.row.update(
             precomputed=False,
             pretrained=backbone.pretrained,
@@ -97,35 +181,77 @@ def _from_backbones(args, emit, device: str) -> tuple[dict, list]:
             cache_key=manifest["key"],
             extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
         )
-        emit(
-            f"{tag} {name}: separability {s.row['separability']:.3f}, "
-            f"DLSA balanced {s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
-        )
+        if s.ok:
+            emit(
+                f"{tag} {name}: separability {s.row['separability']:.3f}, DLSA balanced "
+                f"{s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
+            )
         scores.append(s)
+    bar.close()
     return dataset.manifest(), scores
 
 
 def run(args: argparse.Namespace) -> int:
     emit = common.log(args.quiet)
-    if bool(args.features) == bool(args.backbones):
-        raise UsageError("give exactly one of --backbones and --features")
+    has_backbones = bool(args.backbones or args.backbones_file)
+    if bool(args.features) == has_backbones:
+        raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
     check_metric(args.by)
+    heads = [] if args.heads.strip() == "none" else check_heads(_split(args.heads))
+    if args.bootstrap < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.dlsa is not None and not isinstance(args.dlsa, dict):
+        raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
+    if args.dlsa:
+        from lteval.dlsa import from_dict
+
+        try:
+            from_dict(args.dlsa)
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"'dlsa' in --config: {e}") from None
     device = str(resolve_device(args.device))
-    dataset, scores = (_from_features if args.features else _from_backbones)(args, emit, device)
+    source = _from_features if args.features else _from_backbones
+    dataset, scores = source(args, emit, device, heads)
+    ok = [s for s in scores if s.ok]
+    if not ok:
+        for s in scores:
+            emit(f"{s.row['backbone']}: {s.row['error']}")
+        emit("every backbone failed: no results written")
+        user = all(s.row["phase"] == "weights" or "traceback" not in s.row for s in scores)
+        return 2 if user else 1
+    emit(f"ranking validity: {args.bootstrap} bootstrap replicates")
+    try:
+        validity = validate_ranking(ok, args.by, n_boot=args.bootstrap, seed=args.seed)
+    except ValueError as e:  # e.g. --features folders with different test sets
+        emit(f"ranking validity skipped: {e}")
+        validity = {"skipped": str(e), "intervals": {}, "pairs": [], "correlations": []}
     run_info = {
         "command": "python -m lteval.rank " + shlex.join(args.argv),
         "dataset": dataset,
         "seed": args.seed,
         "device": device,
+        "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
         "torch_threads": torch.get_num_threads(),
         "versions": versions(),
+        "heads": heads,
         "random_weights": [s.row["backbone"] for s in scores if s.row.get("pretrained") is False],
+        "failed": [s.row["backbone"] for s in scores if not s.ok],
     }
     out = Path(args.out)
-    write_results(out, run_info, scores, args.by)
+    write_results(out, run_info, scores, args.by, validity)
+    config = common.resolved_config(args)
+    tmp = out / ".config.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(config, sort_keys=True))
+    tmp.replace(out / "config.yaml")
     path = render_report(out)
     emit(f"report: {path}")
+    if len(ok) < len(scores):
+        emit(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (listed in the report)")
     return 0
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:

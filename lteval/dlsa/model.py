@@ -145,6 +145,10 @@ class DLSA:
         xt = torch.as_tensor(Xs).to(self.config.device)
         return Xs, [tuple(a.numpy() for a in score(st.gmf.model, xt)) for st in self.stages_]
 
+    def stage_log_density(self, X) -> list[np.ndarray]:
+        """log p(x) of every sample under each stage's GMF: one (N,) array per stage."""
+        return [lp for lp, _ in self._scores(X)[1]]
+
     def route(self, X) -> np.ndarray:
         """Stage that claims each sample: (N,) int, ``len(stages_)`` = regular classifier."""
         _, sc = self._scores(X)

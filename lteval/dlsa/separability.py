@@ -21,6 +21,7 @@ direction is an empirical question per backbone; the signed D_s is reported).
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import kendalltau
 from sklearn.metrics import roc_auc_score
 
 
@@ -37,22 +38,24 @@ def _finite(scores: np.ndarray) -> np.ndarray:
 def somers_d(scores: np.ndarray, freq: np.ndarray) -> float:
     """Somers' D of ``scores`` given ``freq`` over pairs of different ``freq``.
 
-    O(L n log n) for L distinct frequency levels. NaN when fewer than two levels.
+    O(n log n) via Kendall's tau-b: with n0 pairs, n1 of them tied in ``freq`` and
+    n2 tied in ``scores``, ``P - Q = tau_b * sqrt((n0 - n1)(n0 - n2))``, so
+    ``D = (P - Q) / (n0 - n1)``. NaN when fewer than two frequency levels.
     """
     scores, freq = _finite(scores), np.asarray(freq)
-    levels = np.unique(freq)
-    if len(levels) < 2:
+    if len(np.unique(freq)) < 2:
         return float("nan")
-    lower = np.zeros(0)
-    conc = disc = pairs = 0.0
-    for lev in levels:
-        g = scores[freq == lev]
-        if len(lower):
-            conc += np.searchsorted(lower, g, side="left").sum()
-            disc += (len(lower) - np.searchsorted(lower, g, side="right")).sum()
-            pairs += len(g) * len(lower)
-        lower = np.sort(np.concatenate([lower, g]))
-    return float((conc - disc) / pairs)
+    n0 = len(freq) * (len(freq) - 1) / 2
+
+    def tied(v: np.ndarray) -> float:
+        c = np.unique(v, return_counts=True)[1].astype(float)
+        return float((c * (c - 1) / 2).sum())
+
+    n1, n2 = tied(freq), tied(scores)
+    if n2 == n0:  # every score equal: no pair is concordant or discordant
+        return 0.0
+    tau = kendalltau(freq, scores).statistic
+    return float(tau * np.sqrt((n0 - n1) * (n0 - n2)) / (n0 - n1))
 
 
 def many_few_auroc(scores: np.ndarray, groups: np.ndarray) -> float:

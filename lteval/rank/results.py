@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lteval.rank.scoring import BackboneScore, rank_rows
+from lteval.rank.validity import tied_with
 
 RESULT_FILES = ("results.json", "results.csv", "stages.csv", "per_class.csv")
 
@@ -38,20 +39,40 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(out: Path, run: dict, scores: list[BackboneScore], by: str) -> dict:
-    """Write the four results files under ``out``; returns the results dict."""
+def write_results(
+    out: Path, run: dict, scores: list[BackboneScore], by: str, validity: dict | None = None
+) -> dict:
+    """Write the four results files under ``out``; returns the results dict.
+
+    With ``validity`` (``lteval.rank.validate_ranking``), every row gains
+    ``{metric}_lo`` / ``{metric}_hi`` interval columns and ``tied_with``.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    ranked = rank_rows([s.row for s in scores], by)
+    validity = validity or {"intervals": {}, "pairs": [], "correlations": []}
+    ties = tied_with(validity["pairs"])
+    rows = []
+    for s in scores:
+        row = dict(s.row)
+        for metric, (lo, hi) in validity["intervals"].get(row["backbone"], {}).items():
+            row[f"{metric}_lo"], row[f"{metric}_hi"] = lo, hi
+        if s.ok:
+            row["tied_with"] = ties.get(row["backbone"], [])
+        rows.append(row)
+    ranked = rank_rows(rows, by)
     results = _clean(
         {
             "run": {**run, "ranked_by": by},
             "backbones": ranked,
+            "validity": {k: v for k, v in validity.items() if k != "intervals"},
             "stages": [r for s in scores for r in s.stages],
             "per_class": [r for s in scores for r in s.per_class],
         }
     )
     _atomic_write(out / "results.json", json.dumps(results, indent=2))
     flat = pd.json_normalize(results["backbones"], sep=".")
+    for col in ("tied_with",):
+        if col in flat:
+            flat[col] = flat[col].map(lambda v: ";".join(v) if isinstance(v, list) else v)
     _atomic_write(out / "results.csv", flat.to_csv(index=False))
     _atomic_write(out / "stages.csv", pd.DataFrame(results["stages"]).to_csv(index=False))
     _atomic_write(out / "per_class.csv", pd.DataFrame(results["per_class"]).to_csv(index=False))

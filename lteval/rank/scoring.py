@@ -1,35 +1,107 @@
-"""Score one backbone's features: DLSA separability and accuracy next to the
-Balanced-Softmax probe. Pure array code."""
+"""Score one backbone's features: DLSA separability and accuracy next to every
+long-tailed head of ``lteval.heads``. Pure array code.
+
+Method prefixes of the metric columns (``{method}_{overall|balanced|many|medium|few}``):
+``dlsa``; ``probe`` (the Balanced-Softmax probe, DLSA's own regular classifier);
+and the heads of ``HEADS``: ``ce`` (cross-entropy probe), ``la`` (post-hoc logit
+adjustment), ``crt``, ``taunorm``, ``lws``, ``ncm`` (cosine), ``knn``. Each head
+chooses its hyper-parameters on the validation split.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lteval.dlsa import DLSA, DLSAConfig, scaled_for
 from lteval.errors import UsageError
-from lteval.heads import GROUPS, accuracy_report, logme, shot_groups
+from lteval.heads import (
+    CRT,
+    GROUPS,
+    KNN,
+    LWS,
+    NCM,
+    LinearProbe,
+    LogitAdjusted,
+    TauNorm,
+    accuracy_report,
+    logme,
+    shot_groups,
+)
 
 Split = tuple[np.ndarray, np.ndarray]
 
+HEADS: dict[str, Callable[[int], object]] = {
+    "ce": lambda seed: LinearProbe(seed=seed),
+    "la": lambda seed: LogitAdjusted(seed=seed),
+    "crt": lambda seed: CRT(seed=seed),
+    "taunorm": lambda seed: TauNorm(seed=seed),
+    "lws": lambda seed: LWS(seed=seed),
+    "ncm": lambda seed: NCM("cosine"),
+    "knn": lambda seed: KNN(seed=seed),
+}
+"""The baseline heads scored next to DLSA, by column prefix."""
+
+ACCURACY_KEYS = ("overall", "balanced", *GROUPS)
+METHODS = ["dlsa", "probe", *HEADS]
 METRICS = [
     "separability",
-    *(f"{m}_{k}" for m in ("dlsa", "probe") for k in ("overall", "balanced", *GROUPS)),
+    *(f"{m}_{k}" for m in METHODS for k in ACCURACY_KEYS),
     "lift_balanced",
     "logme",
 ]
-"""The metric columns every row carries; ``--by`` may name any of them."""
+"""The metric columns a row can carry; ``--by`` may name any of them."""
+BOOTSTRAPPED = [m for m in METRICS if m != "logme"]
+"""Metrics computed on the eval split, hence given bootstrap intervals (LogME uses
+the train split only)."""
+
+
+@dataclass
+class EvalArrays:
+    """What the bootstrap needs of one backbone, all over the eval samples.
+
+    y: (N,) labels; class_counts: (C,) train counts; preds: method -> (N,) labels;
+    stage_scores: per stage, (N,) log p(x); stage_active: per stage, (N,) bool
+    (the samples still active when the stage filters).
+    """
+
+    y: np.ndarray
+    class_counts: np.ndarray
+    preds: dict[str, np.ndarray]
+    stage_scores: list[np.ndarray]
+    stage_active: list[np.ndarray]
 
 
 @dataclass
 class BackboneScore:
-    """One backbone's results: a summary row, per-stage rows, per-class rows."""
+    """One backbone's results: a summary row, per-stage rows, per-class rows, and the
+    eval arrays the ranking-validity bootstrap resamples (None for a failed one)."""
 
     row: dict
     stages: list[dict] = field(default_factory=list)
     per_class: list[dict] = field(default_factory=list)
+    arrays: EvalArrays | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.row.get("status", "ok") == "ok"
+
+
+def failed(name: str, error: BaseException | str, phase: str, **extra) -> BackboneScore:
+    """The record of a backbone that could not be scored (it keeps its error)."""
+    msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return BackboneScore({"backbone": name, "status": "failed", "phase": phase, "error": msg, **extra})
+
+
+def check_heads(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Validate head prefixes (see ``HEADS``); raises UsageError naming the bad one."""
+    bad = [h for h in names if h not in HEADS]
+    if bad:
+        raise UsageError(f"unknown head(s) {bad}; choose from {list(HEADS)} (or 'none')")
+    return list(names)
 
 
 def score_features(
@@ -39,31 +111,46 @@ def score_features(
     num_classes: int,
     seed: int = 0,
     config: DLSAConfig | None = None,
+    dlsa_overrides: dict | None = None,
+    heads: list[str] | tuple[str, ...] | None = None,
     class_names: list[str] | None = None,
     device: str = "cpu",
 ) -> BackboneScore:
-    """Run DLSA and the probe on ``{"train", "val", "eval"}: (X (N, D), y (N,))``.
+    """Run DLSA, the probe and ``heads`` on ``{"train", "val", "eval"}: (X (N, D), y (N,))``.
 
     ``config`` defaults to the method's defaults scaled for the train size
-    (``lteval.dlsa.scaled_for``); the settings used are returned in the row.
-    ``device`` is where the flows train ("cuda" on a GPU machine).
+    (``lteval.dlsa.scaled_for``), then ``dlsa_overrides`` (setting -> value) apply;
+    the settings used are returned in the row. ``heads``: prefixes of ``HEADS``
+    (default: all). ``device`` is where the flows train ("cuda" on a GPU machine).
     """
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
+    heads = check_heads(list(HEADS) if heads is None else heads)
     cfg = replace(config or scaled_for(len(ytr), num_classes), device=device)
+    if dlsa_overrides:
+        from lteval.dlsa import from_dict
+
+        cfg = from_dict({**cfg.to_dict(), **dlsa_overrides})
     t0 = time.perf_counter()
     dlsa = DLSA(cfg, seed=seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
     rep = dlsa.report(Xe, ye)
+    route = dlsa.route(Xe)
+    lp = dlsa.stage_log_density(Xe)
     t_dlsa = time.perf_counter() - t0
     # DLSA's regular classifier is, by construction, the Balanced-Softmax probe
     # (same standardisation, head, seed and validation): reuse it, do not retrain.
-    probe_acc = accuracy_report(ye, dlsa.predict_regular(Xe), dlsa.class_counts_)
-    acc = rep["accuracy"]
-    row = {"backbone": name, "separability": rep["separability"]}
-    for k in ("overall", "balanced", *GROUPS):
-        row[f"dlsa_{k}"] = acc[k]
-    for k in ("overall", "balanced", *GROUPS):
-        row[f"probe_{k}"] = probe_acc[k]
-    row["lift_balanced"] = acc["balanced"] - probe_acc["balanced"]
+    preds = {"dlsa": dlsa.predict(Xe), "probe": dlsa.predict_regular(Xe)}
+    head_seconds = {}
+    for h in heads:
+        t1 = time.perf_counter()
+        est = HEADS[h](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+        preds[h] = est.predict(Xe)
+        head_seconds[h] = round(time.perf_counter() - t1, 3)
+    counts = dlsa.class_counts_
+    acc = {m: accuracy_report(ye, p, counts) for m, p in preds.items()}
+    row = {"backbone": name, "status": "ok", "separability": rep["separability"]}
+    for m in preds:
+        row.update({f"{m}_{k}": acc[m][k] for k in ACCURACY_KEYS})
+    row["lift_balanced"] = acc["dlsa"]["balanced"] - acc["probe"]["balanced"]
     row["logme"] = logme(Xtr, ytr)  # training-free transferability, train split only
     row.update(
         feature_dim=int(Xtr.shape[1]),
@@ -74,24 +161,26 @@ def score_features(
         stages_note=dlsa.stopped_,
         score_seconds=round(time.perf_counter() - t0, 3),
         dlsa_seconds=round(t_dlsa, 3),
+        head_seconds=head_seconds,
         dlsa_settings=cfg.to_dict(),
     )
     stages = [{"backbone": name, **r} for r in rep["stages"]]
-    groups = shot_groups(dlsa.class_counts_)
+    groups = shot_groups(counts)
     names = class_names or [str(c) for c in range(num_classes)]
     per_class = [
         {
             "backbone": name,
             "class": c,
             "class_name": names[c],
-            "train_count": int(dlsa.class_counts_[c]),
+            "train_count": int(counts[c]),
             "group": str(groups[c]),
-            "dlsa_accuracy": float(acc["per_class"][c]),
-            "probe_accuracy": float(probe_acc["per_class"][c]),
+            **{f"{m}_accuracy": float(acc[m]["per_class"][c]) for m in preds},
         }
         for c in range(num_classes)
     ]
-    return BackboneScore(row, stages, per_class)
+    active = [route >= s for s in range(len(lp))]
+    arrays = EvalArrays(np.asarray(ye), counts, preds, lp, active)
+    return BackboneScore(row, stages, per_class, arrays)
 
 
 def check_metric(by: str) -> None:
@@ -101,8 +190,18 @@ def check_metric(by: str) -> None:
 
 
 def rank_rows(rows: list[dict], by: str) -> list[dict]:
-    """Rows sorted best first by column ``by`` (NaN last), each given its ``rank``."""
+    """Rows sorted best first by column ``by`` (NaN and missing last, failed backbones
+    after every scored one with rank None), each given its ``rank``."""
     check_metric(by)
-    key = [(-(r[by]) if np.isfinite(r[by]) else np.inf) for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: (key[i], rows[i]["backbone"]))
-    return [{"rank": n + 1, **rows[i]} for n, i in enumerate(order)]
+
+    def key(r: dict) -> tuple:
+        v = r.get(by)
+        ok = r.get("status", "ok") == "ok"
+        good = v is not None and np.isfinite(v)
+        return (not ok, -v if good else np.inf, r["backbone"])
+
+    out = []
+    for n, r in enumerate(sorted(rows, key=key)):
+        ok = r.get("status", "ok") == "ok"
+        out.append({"rank": n + 1 if ok else None, **r})
+    return out
