@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -50,7 +51,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--backbones-file",
         metavar="FILE",
-        help="text file of backbone names, one per line ('#' starts a comment); "
+        help="text file of backbone names, one per line (' #' starts a comment); "
         "adds to --backbones",
     )
     g.add_argument(
@@ -117,14 +118,14 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
 
 def backbone_list(arg: str | None, file: str | None = None) -> list[str]:
     """Names from ``--backbones a,b`` and/or ``--backbones-file F`` (one per line,
-    ``#`` starts a comment)."""
+    a ``#`` at the start or after a space starts a comment; ``file:m.pt#arch`` is a name)."""
     names = [n.strip() for n in (arg or "").split(",") if n.strip()]
     if file:
         path = Path(file)
         if not path.is_file():
             raise UsageError(f"--backbones-file {file}: no such file")
         for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
+            line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
             if line:
                 names.append(line)
     if not names:

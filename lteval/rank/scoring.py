@@ -93,7 +93,9 @@ class BackboneScore:
 def failed(name: str, error: BaseException | str, phase: str, **extra) -> BackboneScore:
     """The record of a backbone that could not be scored (it keeps its error)."""
     msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return BackboneScore({"backbone": name, "status": "failed", "phase": phase, "error": msg, **extra})
+    return BackboneScore(
+        {"backbone": name, "status": "failed", "phase": phase, "error": msg, **extra}
+    )
 
 
 def check_heads(names: list[str] | tuple[str, ...]) -> list[str]:

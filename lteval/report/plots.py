@@ -23,33 +23,95 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
+def _v(r: dict, key: str) -> float:
+    v = r.get(key)
+    return np.nan if v is None else float(v)
+
+
+def _err(rows: list[dict], key: str) -> np.ndarray | None:
+    """(2, n) distances to the interval ends for matplotlib, or None without intervals."""
+    if not rows or f"{key}_lo" not in rows[0]:
+        return None
+    mid = np.array([_v(r, key) for r in rows])
+    lo = np.array([_v(r, f"{key}_lo") for r in rows])
+    hi = np.array([_v(r, f"{key}_hi") for r in rows])
+    return np.nan_to_num(np.stack([mid - lo, hi - mid]).clip(min=0))
+
+
 def ranking_bar(rows: list[dict], by: str, out: Path) -> str:
-    """Horizontal bars of the ranking metric, best on top."""
-    names = [r["backbone"] for r in rows][::-1]
-    vals = [np.nan if r.get(by) is None else r[by] for r in rows][::-1]
+    """Horizontal bars of the ranking metric, best on top, with the 95% intervals."""
+    rows = rows[::-1]
+    names = [r["backbone"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
-    ax.barh(names, vals, color="#4477aa")
-    ax.set_xlabel(by)
+    err = _err(rows, by)
+    ax.barh(names, [_v(r, by) for r in rows], xerr=err, color="#4477aa", capsize=4)
+    ax.set_xlabel(by + (" (bars: 95% bootstrap interval)" if err is not None else ""))
     ax.set_title(f"Backbones ranked by {by}")
     return _save(fig, out / "ranking.png")
 
 
 def group_bars(rows: list[dict], out: Path) -> str:
-    """Many/medium/few/balanced accuracy per backbone, DLSA and the BSM probe."""
-    keys = [*GROUPS, "balanced"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    width = 0.8 / max(len(rows), 1)
-    x = np.arange(len(keys))
+    """Many/medium/few accuracy grouped per backbone, DLSA and the BSM probe, with intervals."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    width = 0.27
+    x = np.arange(len(rows))
+    colors = {"many": "#4477aa", "medium": "#ccbb44", "few": "#ee6677"}
     for ax, method in zip(axes, ("dlsa", "probe"), strict=True):
-        for i, r in enumerate(rows):
-            vals = [np.nan if r.get(f"{method}_{k}") is None else r[f"{method}_{k}"] for k in keys]
-            ax.bar(x + i * width, vals, width, label=r["backbone"])
-        ax.set_xticks(x + width * (len(rows) - 1) / 2, keys)
+        for i, g in enumerate(GROUPS):
+            key = f"{method}_{g}"
+            vals = [_v(r, key) for r in rows]
+            ax.bar(
+                x + (i - 1) * width,
+                vals,
+                width,
+                yerr=_err(rows, key),
+                capsize=2,
+                color=colors[g],
+                label=g,
+            )
+        ax.set_xticks(x, [r["backbone"] for r in rows], rotation=30, ha="right", fontsize=7)
         ax.set_title("DLSA" if method == "dlsa" else "Balanced-Softmax probe")
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("accuracy on the eval split")
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=8, title="shot group")
     return _save(fig, out / "groups.png")
+
+
+def separability_vs_tail(rows: list[dict], correlations: list[dict], out: Path) -> str:
+    """Separability against few-shot accuracy (DLSA and probe), with Kendall's tau."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    taus = {c["metric"]: c for c in correlations}
+    for method, marker in (("dlsa", "o"), ("probe", "s")):
+        key = f"{method}_few"
+        c = taus.get(key)
+        label = f"{method} few-shot"
+        if c and c.get("kendall_tau") is not None:
+            label += f" (tau {c['kendall_tau']:.2f}"
+            if c.get("kendall_lo") is not None:
+                label += f", 95% [{c['kendall_lo']:.2f}, {c['kendall_hi']:.2f}]"
+            label += ")"
+        ax.errorbar(
+            [_v(r, "separability") for r in rows],
+            [_v(r, key) for r in rows],
+            xerr=_err(rows, "separability"),
+            yerr=_err(rows, key),
+            fmt=marker,
+            capsize=3,
+            label=label,
+        )
+    for r in rows:
+        ax.annotate(
+            r["backbone"],
+            (_v(r, "separability"), _v(r, "dlsa_few")),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("separability score")
+    ax.set_ylabel("few-shot accuracy (classes with < 20 train images)")
+    ax.set_title("Does head/tail separability predict tail accuracy?")
+    ax.legend(fontsize=7)
+    return _save(fig, out / "separability_vs_tail.png")
 
 
 def stage_curves(stages: list[dict], out: Path) -> str:

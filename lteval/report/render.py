@@ -25,6 +25,7 @@ COLUMNS = [
     "probe_few",
     "dlsa_overall",
     "probe_overall",
+    *(f"{h}_balanced" for h in ("ce", "la", "crt", "taunorm", "lws", "ncm", "knn")),
     "feature_dim",
     "num_params",
     "extract_seconds",
@@ -55,11 +56,23 @@ def fmt(v) -> str:
     return str(v)
 
 
+def cell(row: dict, col: str) -> str:
+    """A table cell: the value, and its 95% interval when the row has one."""
+    text = fmt(row.get(col))
+    lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
+    if lo is not None and hi is not None:
+        text += f" [{lo:.3f}, {hi:.3f}]"
+    return text
+
+
 def render_report(results_dir: str | Path) -> Path:
-    """Write ``index.html`` plus PNGs into ``results_dir`` from its results.json."""
+    """Write ``index.html`` plus PNGs into ``results_dir`` from its results files alone."""
     out = Path(results_dir)
     res = read_results(out)
-    rows, run = res["backbones"], res["run"]
+    run = res["run"]
+    rows = [r for r in res["backbones"] if r.get("status", "ok") == "ok"]
+    failed = [r for r in res["backbones"] if r.get("status", "ok") != "ok"]
+    validity = res.get("validity", {})
     for r in rows:
         r["weights_kind"] = (
             "precomputed"
@@ -68,9 +81,14 @@ def render_report(results_dir: str | Path) -> Path:
             if r.get("pretrained")
             else "RANDOM"
         )
+    by = run["ranked_by"]
     images = [
-        (plots.ranking_bar(rows, run["ranked_by"], out), f"Backbones by {run['ranked_by']}"),
-        (plots.group_bars(rows, out), "Many/medium/few and balanced accuracy"),
+        (plots.ranking_bar(rows, by, out), f"Backbones by {by}, with 95% bootstrap intervals"),
+        (plots.group_bars(rows, out), "Many/medium/few accuracy per backbone (95% intervals)"),
+        (
+            plots.separability_vs_tail(rows, validity.get("correlations", []), out),
+            "Separability against few-shot accuracy across backbones (Kendall's tau)",
+        ),
         (
             plots.stage_curves(res["stages"], out),
             "Share of each shot group among filtered samples, per stage",
@@ -85,17 +103,26 @@ def render_report(results_dir: str | Path) -> Path:
         autoescape=jinja2.select_autoescape(["html"]),
     )
     settings = {r["backbone"]: r.get("dlsa_settings") for r in rows}
+    config = out / "config.yaml"
+    env_keys = ("versions", "device", "device_name", "torch_threads", "seed", "command")
     html = env.get_template("index.html").render(
         run=run,
+        by=by,
         rows=rows,
+        failed=failed,
+        validity=validity,
+        ties=[p for p in validity.get("pairs", []) if p["tie"]],
         stages=res["stages"],
         images=images,
         fmt=fmt,
+        cell=cell,
         columns=[c for c in COLUMNS if rows and c in rows[0]],
         stage_columns=STAGE_COLUMNS,
         random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
         precomputed=any(r.get("precomputed") for r in rows),
-        run_json=json.dumps(run, indent=2),
+        dataset_json=json.dumps(run.get("dataset"), indent=2),
+        environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),
+        config_text=config.read_text() if config.is_file() else None,
         settings_json=json.dumps(settings, indent=2),
     )
     tmp = out / ".index.html.tmp"

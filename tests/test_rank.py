@@ -1,0 +1,160 @@
+"""Ranking validity (bootstrap, ties, correlations) and the rank command's run-level
+behaviour: failure isolation, --config, --backbones-file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from conftest import folder_args
+from scipy.stats import kendalltau, spearmanr
+
+from lteval.rank import BackboneScore, validate_ranking
+from lteval.rank.scoring import EvalArrays, rank_rows
+from lteval.rank.validity import kendall_tau_b, spearman_rho
+
+COUNTS = np.array([150, 150, 60, 60, 10, 10])
+
+
+def _score(name: str, correct_share: float, seed: int, y: np.ndarray, lp_signal: float = 0.0):
+    """A fake scored backbone: each eval sample right with probability ``correct_share``."""
+    rng = np.random.default_rng(seed)
+    right = rng.random(len(y)) < correct_share
+    wrong = (y + 1) % len(COUNTS)
+    pred = np.where(right, y, wrong)
+    lp = lp_signal * np.log(COUNTS[y]) + rng.normal(size=len(y))
+    arrays = EvalArrays(y, COUNTS, {"dlsa": pred, "probe": pred}, [lp], [np.ones(len(y), bool)])
+    return BackboneScore({"backbone": name, "status": "ok"}, arrays=arrays)
+
+
+def _eval_labels(per_class: int = 50) -> np.ndarray:
+    return np.repeat(np.arange(len(COUNTS)), per_class)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate():
+    y = _eval_labels()
+    scores = [_score("a", 0.9, 0, y, 1.0), _score("b", 0.5, 1, y), _score("c", 0.7, 2, y, 0.3)]
+    v1 = validate_ranking(scores, "dlsa_balanced", n_boot=200, seed=3)
+    v2 = validate_ranking(scores, "dlsa_balanced", n_boot=200, seed=3)
+    v3 = validate_ranking(scores, "dlsa_balanced", n_boot=200, seed=4)
+    assert v1 == v2 and v1["intervals"] != v3["intervals"]
+    for s in scores:
+        acc = float((s.arrays.preds["dlsa"] == y).mean())
+        lo, hi = v1["intervals"][s.row["backbone"]]["dlsa_balanced"]
+        assert lo < acc < hi and hi - lo < 0.2
+        lo, hi = v1["intervals"][s.row["backbone"]]["separability"]
+        assert 0 <= lo <= hi <= 1
+
+
+def test_ties_only_where_the_intervals_cannot_separate():
+    y = _eval_labels()
+    good, twin = _score("good", 0.9, 0, y), _score("twin", 0.9, 0, y)  # same predictions
+    close = _score("close", 0.89, 5, y)  # within noise of "good"
+    bad = _score("bad", 0.4, 1, y)
+    v = validate_ranking([good, twin, close, bad], "dlsa_balanced", n_boot=300, seed=0)
+    tie = {frozenset((p["a"], p["b"])): p["tie"] for p in v["pairs"]}
+    assert tie[frozenset(("good", "twin"))] and tie[frozenset(("good", "close"))]
+    assert not tie[frozenset(("good", "bad"))] and not tie[frozenset(("close", "bad"))]
+    assert len(v["pairs"]) == 6
+
+
+def test_rank_correlations_follow_the_planted_relation():
+    y = _eval_labels(80)
+    # separability (log p(x) tracks frequency) rises with accuracy across backbones
+    scores = [_score(f"b{i}", 0.3 + 0.15 * i, i, y, lp_signal=0.5 * i) for i in range(5)]
+    v = validate_ranking(scores, "separability", n_boot=100, seed=0)
+    corr = {c["metric"]: c for c in v["correlations"]}
+    c = corr["dlsa_balanced"]
+    assert c["kendall_tau"] == pytest.approx(1.0) and c["spearman_rho"] == pytest.approx(1.0)
+    assert c["kendall_lo"] <= c["kendall_tau"] <= c["kendall_hi"] and c["kendall_lo"] > 0
+    assert "lift_balanced" not in corr
+
+
+def test_vectorised_correlations_match_scipy():
+    rng = np.random.default_rng(0)
+    x, z = rng.integers(0, 4, (20, 7)).astype(float), rng.normal(size=(20, 7))
+    tau, rho = kendall_tau_b(x, z), spearman_rho(x, z)
+    for i in range(20):
+        assert tau[i] == pytest.approx(kendalltau(x[i], z[i]).statistic)
+        assert rho[i] == pytest.approx(spearmanr(x[i], z[i]).statistic)
+
+
+def test_failed_rows_rank_last_without_a_rank():
+    rows = [
+        {"backbone": "x", "status": "failed", "error": "boom"},
+        {"backbone": "y", "status": "ok", "separability": 0.1},
+        {"backbone": "z", "status": "ok", "separability": 0.3},
+    ]
+    ranked = rank_rows(rows, "separability")
+    assert [(r["backbone"], r["rank"]) for r in ranked] == [("z", 1), ("y", 2), ("x", None)]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lteval.rank", *args], capture_output=True, text=True, env=os.environ
+    )
+
+
+@pytest.mark.slow
+def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path):
+    corrupt = tmp_path / "broken.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    listing = tmp_path / "backbones.txt"
+    listing.write_text(f"# one corrupt\ntimm:test_resnet  # works\nfile:{corrupt}#resnet18\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"backbones-file": str(listing), "seed": 5, "heads": ["ncm", "knn"], "bootstrap": 50}
+        )
+    )
+    out = tmp_path / "out"
+    args = folder_args(image_folder, "timm:test_vit")
+    r = run(*args, "--config", str(config), "--seed", "0", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "results.json").read_text())
+    status = {b["backbone"]: b["status"] for b in res["backbones"]}
+    assert status == {
+        "timm:test_vit": "ok",
+        "timm:test_resnet": "ok",
+        f"file:{corrupt}#resnet18": "failed",
+    }
+    bad = next(b for b in res["backbones"] if b["status"] == "failed")
+    assert bad["rank"] is None and bad["error"] and bad["phase"] == "extracting"
+    ok = [b for b in res["backbones"] if b["status"] == "ok"]
+    assert {"ncm_balanced", "knn_balanced", "separability_lo", "tied_with"} <= set(ok[0])
+    assert "ce_balanced" not in ok[0] and res["validity"]["n_boot"] == 50
+    assert all(b["num_params"] > 0 and b["cache_key"] and b["extract_seconds"] >= 0 for b in ok)
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["seed"] == 0 and saved["heads"] == "ncm,knn"  # the flag beat the file
+    assert saved["backbones_file"] == str(listing)
+    html = (out / "index.html").read_text()
+    assert 'id="failures"' in html and "broken.pt" in html
+
+
+def test_config_errors_name_the_bad_key(tmp_path, capsys):
+    from lteval.cli.rank import main
+
+    bad = tmp_path / "run.yaml"
+    bad.write_text("backbonez: [timm:resnet18]\n")
+    assert main(["--config", str(bad)]) == 2
+    assert "unknown option 'backbonez'" in capsys.readouterr().err
+    bad.write_text("dataset: nope\n")
+    assert main(["--config", str(bad)]) == 2
+    assert "dataset = 'nope'" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "none.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_every_backbone_failing_exits_nonzero_and_writes_nothing(tmp_path, capsys):
+    from lteval.cli.rank import main
+
+    out = tmp_path / "out"
+    code = main(["--backbones", "timm:test_resnet,timm:test_vit", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "every backbone failed" in err and err.count("not found locally") >= 2
+    assert not out.exists()
