@@ -158,3 +158,34 @@ def test_every_backbone_failing_exits_nonzero_and_writes_nothing(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "every backbone failed" in err and err.count("not found locally") >= 2
     assert not out.exists()
+
+
+def _run_dir(path, shares, seed):
+    from lteval.rank import write_results
+
+    y = _eval_labels()
+    scores = [_score(f"b{i}", s, seed + i, y) for i, s in enumerate(shares)]
+    for s in scores:
+        s.row.update(
+            {k: float((s.arrays.preds[k.split("_")[0]] == y).mean()) for k in ("dlsa_balanced",)}
+        )
+        s.row["separability"] = 0.1
+    v = validate_ranking(scores, "dlsa_balanced", n_boot=100, seed=0)
+    write_results(path, {"seed": seed, "dataset": {"name": "t"}}, scores, "dlsa_balanced", v)
+    return path
+
+
+def test_compare_two_runs(tmp_path, capsys):
+    from lteval.compare import main
+
+    a = _run_dir(tmp_path / "a", [0.9, 0.6, 0.3], 0)
+    b = _run_dir(tmp_path / "b", [0.3, 0.6, 0.9], 10)  # the order reversed
+    assert main([str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
+    text = capsys.readouterr().out
+    assert "Kendall tau between the two runs' dlsa_balanced over 3 shared backbones: -1.000" in text
+    assert "separate" in text and "seed" in text
+    csv = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()
+    assert len(csv) == 4 and (tmp_path / "cmp" / "compare.html").is_file()
+    assert main([str(a), str(tmp_path / "nope")]) == 2
+    assert "the --out folder of a rank run" in capsys.readouterr().err
+    assert main([str(a), str(b), "--by", "speed"]) == 2

@@ -1,0 +1,138 @@
+"""Two runs side by side: the same backbones' metrics, ranks and intervals.
+
+``compare_runs(a, b, by)`` returns a DataFrame with one row per backbone present
+in either run; ``render_comparison`` writes a self-contained ``compare.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lteval.rank import read_results
+from lteval.rank.validity import kendall_tau_b
+
+SETTINGS = ("dataset.name", "dataset.split_hash", "seed", "device", "ranked_by", "heads")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def compare_runs(dir_a: str | Path, dir_b: str | Path, by: str | None = None) -> dict:
+    """Compare two ``lteval.rank`` output folders on metric ``by`` (default: A's ranking metric).
+
+    Returns ``{"by", "table" (DataFrame), "settings" (DataFrame of run settings that
+    differ or matter), "rank_tau" (Kendall tau of the two rankings over the shared
+    backbones, NaN when fewer than 2), "shared" (count)}``. In the table, ``separate``
+    is True when the two runs' 95% intervals of ``by`` do not overlap.
+    """
+    a, b = read_results(dir_a), read_results(dir_b)
+    by = by or a["run"]["ranked_by"]
+    rows_a = {r["backbone"]: r for r in a["backbones"]}
+    rows_b = {r["backbone"]: r for r in b["backbones"]}
+    for name, rows in (("A", rows_a), ("B", rows_b)):
+        ok = [r for r in rows.values() if r.get("status", "ok") == "ok"]
+        if ok and by not in ok[0]:
+            raise KeyError(f"run {name} has no column {by!r}; pick --by from its results.csv")
+    table = []
+    for name in list(rows_a) + [n for n in rows_b if n not in rows_a]:
+        ra, rb = rows_a.get(name, {}), rows_b.get(name, {})
+        row = {"backbone": name}
+        for tag, r in (("A", ra), ("B", rb)):
+            row[f"rank_{tag}"] = r.get("rank")
+            row[f"{by}_{tag}"] = r.get(by)
+            row[f"lo_{tag}"], row[f"hi_{tag}"] = r.get(f"{by}_lo"), r.get(f"{by}_hi")
+            row[f"status_{tag}"] = r.get("status", "ok") if r else "absent"
+        va, vb = row[f"{by}_A"], row[f"{by}_B"]
+        row["delta"] = vb - va if va is not None and vb is not None else None
+        intervals = [row[k] for k in ("lo_A", "hi_A", "lo_B", "hi_B")]
+        row["separate"] = (
+            None
+            if any(v is None for v in intervals)
+            else bool(row["hi_A"] < row["lo_B"] or row["hi_B"] < row["lo_A"])
+        )
+        table.append(row)
+    df = pd.DataFrame(table)
+    both = df.dropna(subset=[f"{by}_A", f"{by}_B"])
+    tau = (
+        float(kendall_tau_b(both[f"{by}_A"].to_numpy(float), both[f"{by}_B"].to_numpy(float)))
+        if len(both) >= 2
+        else float("nan")
+    )
+    fa, fb = _flat(a["run"]), _flat(b["run"])
+    keys = [k for k in SETTINGS if k in fa or k in fb]
+    keys += sorted(
+        k for k in set(fa) | set(fb) if k.startswith("versions.") and fa.get(k) != fb.get(k)
+    )
+    settings = pd.DataFrame(
+        [
+            {"setting": k, "A": fa.get(k), "B": fb.get(k), "same": fa.get(k) == fb.get(k)}
+            for k in keys
+        ]
+    )
+    return {"by": by, "table": df, "settings": settings, "rank_tau": tau, "shared": len(both)}
+
+
+def format_text(cmp: dict, dir_a, dir_b) -> str:
+    """The comparison as plain text for a terminal."""
+    by, df = cmp["by"], cmp["table"].copy()
+
+    def iv(v, lo, hi):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "n/a"
+        return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+
+    lines = [f"A: {dir_a}", f"B: {dir_b}", f"metric: {by}", ""]
+    view = pd.DataFrame(
+        {
+            "backbone": df["backbone"],
+            "rank A": df["rank_A"].map(lambda v: "-" if v is None or pd.isna(v) else int(v)),
+            "rank B": df["rank_B"].map(lambda v: "-" if v is None or pd.isna(v) else int(v)),
+            f"{by} A": [iv(r[f"{by}_A"], r["lo_A"], r["hi_A"]) for _, r in df.iterrows()],
+            f"{by} B": [iv(r[f"{by}_B"], r["lo_B"], r["hi_B"]) for _, r in df.iterrows()],
+            "B - A": df["delta"].map(lambda v: "n/a" if v is None or pd.isna(v) else f"{v:+.3f}"),
+            "intervals": df["separate"]
+            .map({True: "separate", False: "overlap", None: "n/a"})
+            .fillna("n/a"),
+        }
+    )
+    lines.append(view.to_string(index=False))
+    lines.append("")
+    lines.append(
+        f"Kendall tau between the two runs' {by} over {cmp['shared']} shared backbones: "
+        + ("n/a" if np.isnan(cmp["rank_tau"]) else f"{cmp['rank_tau']:.3f}")
+    )
+    lines.append("")
+    lines.append(cmp["settings"].to_string(index=False))
+    return "\n".join(lines)
+
+
+def render_comparison(cmp: dict, dir_a, dir_b, out: str | Path) -> Path:
+    """Write ``out/compare.html`` (self-contained, no external resources) and ``compare.csv``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    body = html.escape(format_text(cmp, dir_a, dir_b))
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>lteval: {html.escape(str(dir_a))} vs {html.escape(str(dir_b))}</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}pre{font-size:0.85em}</style>"
+        f'</head><body><h1>lteval: two runs side by side</h1><pre id="comparison">{body}</pre>'
+        "</body></html>"
+    )
+    for name, text in (("compare.html", page), ("compare.csv", cmp["table"].to_csv(index=False))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+    return out / "compare.html"
