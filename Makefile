@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear
+.PHONY: install demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear
 
 install: $(STAMP)
 
@@ -28,6 +28,20 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The report in headless Chromium with the network off. Installs Debian's chromium
+# and chromium-driver (as root via apt-get; otherwise it says what to run) and
+# selenium into the venv, then fails (instead of skipping) if any is missing.
+test-browser: install
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		else \
+			echo "test-browser needs chromium and chromedriver: sudo apt-get install chromium chromium-driver" >&2; exit 1; \
+		fi; \
+	fi
+	$(PIP) install --quiet -c constraints.txt -e '.[dev,browser]'
+	LTEVAL_BROWSER_REQUIRED=1 $(BIN)/python -m pytest -q tests/test_browser.py
 
 # Speed targets write machine-readable results under reports/benchmarks/.
 benchmark: benchmark-extract benchmark-dlsa benchmark-linear benchmark-rank

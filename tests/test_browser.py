@@ -1,0 +1,115 @@
+"""The report in a real browser: headless Chromium, network off.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package;
+``make test-browser`` installs them and runs this file. Without them the test is
+skipped with the reason (set LTEVAL_BROWSER_REQUIRED=1 to make that a failure).
+The self-containment check below needs no browser and always runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from test_cli import _h5_dir
+
+from lteval.cli.rank import main as rank_main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, int]:
+    """A real report from three precomputed-feature backbones: (folder, backbones)."""
+    root = tmp_path_factory.mktemp("browser")
+    feats = _h5_dir(root / "feats", names=("bb_a", "bb_b", "bb_c"))
+    out = root / "report"
+    args = ["--features", str(feats), "--out", str(out), "--quiet", "--bootstrap", "50"]
+    assert rank_main([*args, "--heads", "ncm"]) == 0
+    return out, 3
+
+
+def test_report_is_self_contained(report):
+    out, _ = report
+    html = (out / "index.html").read_text()
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", html)
+    assert refs, "the report references its plots"
+    for ref in refs:
+        assert not re.match(r"^[a-z]+:|^//", ref), f"external reference {ref}"
+        assert (out / ref).is_file(), f"{ref} is referenced but missing"
+    assert "@import" not in html and "url(" not in html
+
+
+def _driver():
+    missing = [
+        what
+        for what, ok in (
+            ("chromium (apt install chromium)", CHROMIUM),
+            ("chromedriver (apt install chromium-driver)", DRIVER),
+        )
+        if not ok
+    ]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium (pip install selenium)")
+    if missing:
+        reason = "headless-browser test needs " + ", ".join(missing) + "; run `make test-browser`"
+        if os.environ.get("LTEVAL_BROWSER_REQUIRED"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves
+        "--proxy-server=http://127.0.0.1:9",  # and no direct connection either
+        "--allow-file-access-from-files",
+    ):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
+    )
+    return driver
+
+
+@pytest.mark.browser
+def test_report_in_headless_chromium(report):
+    out, n = report
+    driver = _driver()
+    try:
+        driver.get((out / "index.html").as_uri())
+        driver.execute_script("return document.readyState")
+        images = driver.execute_script(
+            "return [...document.images].map(i => [i.src, i.complete, i.naturalWidth])"
+        )
+        assert len(images) >= 5
+        broken = [src for src, done, width in images if not done or width == 0]
+        assert not broken, f"broken images: {broken}"
+        rows = driver.execute_script("return document.querySelectorAll('#ranking tbody tr').length")
+        assert rows == n
+        loaded = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert all(u.startswith("file:") for u in loaded), loaded
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
