@@ -1,6 +1,7 @@
 """End-to-end timing of the embedded default (``make demo``'s run), cold and warm.
 
-Writes ``reports/benchmarks/rank.json``: wall seconds of a cold run (empty feature
+Writes ``reports/benchmarks/rank.json`` (and the cold run's report to
+``reports/benchmarks/rank-report/``): wall seconds of a cold run (empty feature
 cache: extraction + scoring) and a warm run (cache hit: scoring only), per-backbone
 extraction and scoring seconds, and the machine it ran on. Usage::
 
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +59,9 @@ def main() -> int:
         cache = Path(tmp) / "cache"
         cold, res = timed_run(args.backbones, Path(tmp) / "cold", cache)
         warm, _ = timed_run(args.backbones, Path(tmp) / "warm", cache)
+        report = Path(args.out).parent / "rank-report"  # the cold run's report, kept
+        shutil.rmtree(report, ignore_errors=True)
+        shutil.copytree(Path(tmp) / "cold", report)
     result = {
         "benchmark": "rank-embedded-default",
         "dataset": "mnist5k-lt",
@@ -76,6 +81,13 @@ def main() -> int:
                 )
             }
             for r in res["backbones"]
+        ],
+        "tied_pairs": sum(p["tie"] for p in res["validity"]["pairs"]),
+        "pairs": len(res["validity"]["pairs"]),
+        "correlations": [
+            c
+            for c in res["validity"]["correlations"]
+            if c["metric"] in ("dlsa_balanced", "probe_few")
         ],
         "machine": {
             "platform": platform.platform(),
