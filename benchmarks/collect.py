@@ -35,7 +35,8 @@ def _table(records: list[dict]) -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in records
     )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _targets(d: dict) -> str:
@@ -81,7 +82,8 @@ def _targets(d: dict) -> str:
         f'<td class="{"met" if ok else "missed"}">{"met" if ok else "MISSED"}</td></tr>'
         for n, v, t, ok in checks
     )
-    return f"<h3>Targets</h3><table><tr><th>what</th><th>value</th><th>target</th><th></th></tr>{rows}</table>"
+    head = "<tr><th>what</th><th>value</th><th>target</th><th></th></tr>"
+    return f"<h3>Targets</h3><table>{head}{rows}</table>"
 
 
 def section(name: str, d: dict) -> str:
@@ -127,14 +129,16 @@ def main() -> int:
         else ""
     )
     page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>lteval benchmarks</title>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>lteval benchmarks</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
         "td,th{border:1px solid #ccc;padding:3px 6px}.scroll{overflow-x:auto}"
         ".met{background:#e7f5e7}.missed{background:#f8d7da}</style></head><body>"
         "<h1>lteval benchmarks</h1><p>Collected from "
         + ", ".join(f"<code>{html.escape(n)}.json</code>" for n in names)
-        + ". Every number is what the last <code>make benchmark</code> run measured on this machine.</p>"
+        + ". Every number is what the last <code>make benchmark</code> run measured"
+        " on this machine.</p>"
         + link
         + "\n".join(section(n, found[n]) for n in names)
         + "</body></html>"
