@@ -189,3 +189,39 @@ def test_compare_two_runs(tmp_path, capsys):
     assert main([str(a), str(tmp_path / "nope")]) == 2
     assert "the --out folder of a rank run" in capsys.readouterr().err
     assert main([str(a), str(b), "--by", "speed"]) == 2
+
+
+def test_score_features_takes_dlsa_settings_and_head_choice():
+    from sklearn.datasets import make_blobs
+
+    from lteval.rank import score_features
+
+    X, y = make_blobs(500, n_features=8, centers=4, random_state=0)
+    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c, n in enumerate([120, 60, 30, 15])])
+    rest = np.setdiff1d(np.arange(500), keep)
+    splits = {
+        "train": (X[keep], y[keep]),
+        "val": (X[rest[:40]], y[rest[:40]]),
+        "eval": (X[rest[40:]], y[rest[40:]]),
+    }
+    s = score_features(
+        "b",
+        splits,
+        num_classes=4,
+        heads=["ncm"],
+        dlsa_overrides={"num_stages": 1, "flow_epochs": 2},
+    )
+    assert s.row["dlsa_settings"]["num_stages"] == 1 and s.row["stages_run"] <= 1
+    assert "ncm_balanced" in s.row and "knn_balanced" not in s.row
+    p = score_features(
+        "b",
+        splits,
+        num_classes=4,
+        heads=[],
+        dlsa_overrides={"preset": "places-lt", "flow_epochs": 2},
+    )
+    assert (
+        p.row["dlsa_settings"]["lambda_bal"] == 2.0 and p.row["dlsa_settings"]["flow_epochs"] == 2
+    )
+    with pytest.raises(Exception, match="unknown head"):
+        score_features("b", splits, num_classes=4, heads=["svm"])

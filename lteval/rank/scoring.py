@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lteval.dlsa import DLSA, DLSAConfig, scaled_for
+from lteval.dlsa import DLSA, DLSAConfig, from_dict, scaled_for
 from lteval.errors import UsageError
 from lteval.heads import (
     CRT,
@@ -127,11 +127,11 @@ def score_features(
     """
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
     heads = check_heads(list(HEADS) if heads is None else heads)
-    cfg = replace(config or scaled_for(len(ytr), num_classes), device=device)
-    if dlsa_overrides:
-        from lteval.dlsa import from_dict
-
-        cfg = from_dict({**cfg.to_dict(), **dlsa_overrides})
+    cfg = config or scaled_for(len(ytr), num_classes)
+    if dlsa_overrides:  # a preset replaces the scaled defaults; other keys override
+        base = {} if "preset" in dlsa_overrides else cfg.to_dict()
+        cfg = from_dict({**base, **dlsa_overrides})
+    cfg = replace(cfg, device=device)
     t0 = time.perf_counter()
     dlsa = DLSA(cfg, seed=seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
     rep = dlsa.report(Xe, ye)
