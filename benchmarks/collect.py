@@ -43,24 +43,9 @@ def _targets(d: dict) -> str:
     """Target checks the JSON makes possible: dlsa's wall/RSS/accuracy, extract's ratio."""
     checks = []
     t = d.get("targets") or {}
-    if "wall_seconds" in t and "wall_seconds" in d:
-        checks.append(
-            (
-                "wall seconds",
-                d["wall_seconds"],
-                f"<= {t['wall_seconds']}",
-                d["wall_seconds"] <= t["wall_seconds"],
-            )
-        )
-    if "peak_rss_mb" in t and "peak_rss_mb" in d:
-        checks.append(
-            (
-                "peak RSS MB",
-                d["peak_rss_mb"],
-                f"<= {t['peak_rss_mb']}",
-                d["peak_rss_mb"] <= t["peak_rss_mb"],
-            )
-        )
+    for key, what in (("wall_seconds", "wall seconds"), ("peak_rss_mb", "peak RSS MB")):
+        if key in t and key in d:
+            checks.append((what, d[key], f"<= {t[key]}", d[key] <= t[key]))
     if "dlsa" in d and "bsm_probe" in d:
         a, b = d["dlsa"]["balanced"], d["bsm_probe"]["balanced"]
         checks.append(("DLSA balanced vs probe", f"{a:.4f} vs {b:.4f}", ">= probe", a >= b))

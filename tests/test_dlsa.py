@@ -117,6 +117,9 @@ def test_report_shapes_and_consistency(fitted):
             if row["n_filtered"]:
                 assert sum(shares) == pytest.approx(1)
     assert sum(rep["routed_share"]) == pytest.approx(1)
+    np.testing.assert_array_equal(rep["predictions"], pred)
+    np.testing.assert_array_equal(rep["route"], model.route(Xe))
+    assert len(rep["log_density"]) == len(model.stages_)
 
 
 def test_same_seed_same_result():

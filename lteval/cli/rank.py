@@ -90,6 +90,23 @@ def _guard(name: str, phase: str, emit, fn, *a, **kw):
         return rec
 
 
+def _score(name, splits, args, emit, device, heads, **kw) -> BackboneScore:
+    """``score_features`` with the run's options, guarded (a failure becomes a record)."""
+    return _guard(
+        name,
+        "scoring",
+        emit,
+        score_features,
+        name,
+        splits,
+        seed=args.seed,
+        device=device,
+        heads=heads,
+        dlsa_overrides=args.dlsa,
+        **kw,
+    )
+
+
 def _bar(total: int, quiet: bool) -> tqdm:
     return tqdm(total=total, desc="lteval.rank", unit="step", file=sys.stderr, disable=quiet)
 
@@ -104,19 +121,8 @@ def _from_features(args, emit, device: str, heads: list[str]) -> tuple[dict, lis
         tr, va = carve_validation(np.arange(len(ytr)), ytr, args.val_fraction, rng)
         C = int(max(ytr.max(), yte.max()) + 1)
         bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
-        s = _guard(
-            name,
-            "scoring",
-            emit,
-            score_features,
-            name,
-            {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)},
-            num_classes=C,
-            seed=args.seed,
-            device=device,
-            heads=heads,
-            dlsa_overrides=args.dlsa,
-        )
+        splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
+        s = _score(name, splits, args, emit, device, heads, num_classes=C)
         s.row.update(
             precomputed=True,
             pretrained=None,
@@ -158,19 +164,16 @@ def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, li
             continue
         feats, manifest, backbone = got
         bar.set_description(f"{tag} {name}: scoring")
-        s = _guard(
+        splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
+        s = _score(
             name,
-            "scoring",
+            splits,
+            args,
             emit,
-            score_features,
-            name,
-            {k: (np.asarray(X), y) for k, (X, y) in feats.items()},
+            device,
+            heads,
             num_classes=len(dataset.class_names),
-            seed=args.seed,
             class_names=dataset.class_names,
-            device=device,
-            heads=heads,
-            dlsa_overrides=args.dlsa,
         )
         bar.update(1)
         s.row.update(

@@ -145,10 +145,6 @@ class DLSA:
         xt = torch.as_tensor(Xs).to(self.config.device)
         return Xs, [tuple(a.numpy() for a in score(st.gmf.model, xt)) for st in self.stages_]
 
-    def stage_log_density(self, X) -> list[np.ndarray]:
-        """log p(x) of every sample under each stage's GMF: one (N,) array per stage."""
-        return [lp for lp, _ in self._scores(X)[1]]
-
     def route(self, X) -> np.ndarray:
         """Stage that claims each sample: (N,) int, ``len(stages_)`` = regular classifier."""
         _, sc = self._scores(X)
@@ -187,7 +183,9 @@ class DLSA:
         """Overall and per-stage metrics on (X, y); see lteval.dlsa.separability.
 
         Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S,
-        "train_routing": [...]}``; accuracies in [0, 1].
+        "train_routing": [...], "routed_share": (S + 1,), "predictions": (N,),
+        "route": (N,) as ``route``, "log_density": [(N,) log p(x) per stage]}``;
+        accuracies in [0, 1].
         """
         X, y = _check_xy(X, y, "eval", len(self.scaler_.mean))
         Xs, sc = self._scores(X)
@@ -230,6 +228,10 @@ class DLSA:
             "separability": separability_score([r["somers_d"] for r in rows]),
             "train_routing": list(self.train_routing_),
             "routed_share": np.bincount(route, minlength=len(self.stages_) + 1) / max(len(y), 1),
+            # per-sample arrays, so callers need not score the flows again
+            "predictions": pred,
+            "route": route,
+            "log_density": [lp for lp, _ in sc],
         }
 
 

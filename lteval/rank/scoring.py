@@ -135,12 +135,10 @@ def score_features(
     t0 = time.perf_counter()
     dlsa = DLSA(cfg, seed=seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
     rep = dlsa.report(Xe, ye)
-    route = dlsa.route(Xe)
-    lp = dlsa.stage_log_density(Xe)
     t_dlsa = time.perf_counter() - t0
     # DLSA's regular classifier is, by construction, the Balanced-Softmax probe
     # (same standardisation, head, seed and validation): reuse it, do not retrain.
-    preds = {"dlsa": dlsa.predict(Xe), "probe": dlsa.predict_regular(Xe)}
+    preds = {"dlsa": rep["predictions"], "probe": dlsa.predict_regular(Xe)}
     head_seconds = {}
     for h in heads:
         t1 = time.perf_counter()
@@ -180,6 +178,7 @@ def score_features(
         }
         for c in range(num_classes)
     ]
+    lp, route = rep["log_density"], rep["route"]
     active = [route >= s for s in range(len(lp))]
     arrays = EvalArrays(np.asarray(ye), counts, preds, lp, active)
     return BackboneScore(row, stages, per_class, arrays)

@@ -25,30 +25,17 @@ import numpy as np
 from scipy.stats import rankdata
 
 from lteval.dlsa import separability_score, somers_d
-from lteval.heads import GROUPS, shot_groups
+from lteval.heads import accuracy_report
 from lteval.rank.scoring import ACCURACY_KEYS, BackboneScore
-
-CORRELATED = [f"{m}_{k}" for m in ("dlsa", "probe") for k in ("balanced", "few")]
-"""Accuracy columns whose rank correlation with separability the report shows
-(every accuracy column is in ``correlations``)."""
 
 
 def _metrics(a, idx: np.ndarray) -> dict[str, float]:
     """Every bootstrapped metric of one backbone's ``EvalArrays`` on eval rows ``idx``."""
     y = a.y[idx]
-    C = len(a.class_counts)
-    support = np.bincount(y, minlength=C).astype(float)
-    present = support > 0
-    group = shot_groups(a.class_counts)[y]
     out = {}
     for m, p in a.preds.items():
-        ok = p[idx] == y
-        hits = np.bincount(y, weights=ok, minlength=C)
-        out[f"{m}_overall"] = float(ok.mean())
-        out[f"{m}_balanced"] = float((hits[present] / support[present]).mean())
-        for g in GROUPS:
-            sel = group == g
-            out[f"{m}_{g}"] = float(ok[sel].mean()) if sel.any() else float("nan")
+        acc = accuracy_report(y, p[idx], a.class_counts)
+        out.update({f"{m}_{k}": acc[k] for k in ACCURACY_KEYS})
     if "dlsa_balanced" in out and "probe_balanced" in out:
         out["lift_balanced"] = out["dlsa_balanced"] - out["probe_balanced"]
     freq = a.class_counts[y]
