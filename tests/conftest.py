@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from lteval.packaged import assets_root
+
+# Where `make install` (python -m lteval.backbones install-packaged) put the packaged
+# weights and images, read before any test points the caches elsewhere.
+INSTALLED_ASSETS = assets_root()
+INSTALLED_TORCH_CHECKPOINTS = (
+    Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch") / "hub" / "checkpoints"
+)
+
 
 @pytest.fixture(autouse=True)
 def isolated_caches(tmp_path, monkeypatch):
-    """Every test gets empty lteval, Hugging Face and torch caches of its own."""
+    """Every test gets empty lteval, Hugging Face and torch caches of its own, and no
+    packaged assets (the ``packaged_assets`` fixture brings the installed ones)."""
     monkeypatch.setenv("LTEVAL_CACHE", str(tmp_path / "lteval-cache"))
+    monkeypatch.setenv("LTEVAL_ASSETS", str(tmp_path / "lteval-assets"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -19,6 +33,32 @@ def isolated_caches(tmp_path, monkeypatch):
 
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     return tmp_path
+
+
+@pytest.fixture
+def packaged_assets(isolated_caches, monkeypatch):
+    """The packaged weights and images that `make install` installed, read-only: the
+    assets folder as it is, and the torchvision checkpoints linked into this test's
+    TORCH_HOME (nothing else of the real caches is visible)."""
+    from lteval.backbones import packaged
+    from lteval.data.packaged import animal_npz, foolbox_dir
+
+    monkeypatch.setenv("LTEVAL_ASSETS", str(INSTALLED_ASSETS))
+    ckpt = isolated_caches / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    for pw in packaged.PACKAGED:
+        if pw.kind == "torchvision":
+            src = INSTALLED_TORCH_CHECKPOINTS / Path(pw.member.path).name
+            if src.is_file():
+                (ckpt / src.name).symlink_to(src)
+    missing = [pw.backbone for pw in packaged.PACKAGED if not packaged.is_installed(pw)]
+    missing += [str(p) for p in (animal_npz(), foolbox_dir()) if not p.exists()]
+    if missing:
+        pytest.fail(
+            f"packaged assets not installed: {missing}; run `make install` "
+            "(or `python -m lteval.backbones install-packaged`)"
+        )
+    return INSTALLED_ASSETS
 
 
 def make_image_folder(root, sizes=(30, 20, 14), side=16, seed=0):

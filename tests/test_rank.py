@@ -28,7 +28,9 @@ def _score(name: str, correct_share: float, seed: int, y: np.ndarray, lp_signal:
     wrong = (y + 1) % len(COUNTS)
     pred = np.where(right, y, wrong)
     lp = lp_signal * np.log(COUNTS[y]) + rng.normal(size=len(y))
-    arrays = EvalArrays(y, COUNTS, {"dlsa": pred, "probe": pred}, [lp], [np.ones(len(y), bool)])
+    arrays = EvalArrays(
+        y, COUNTS, COUNTS, {"dlsa": pred, "probe": pred}, [lp], [np.ones(len(y), bool)]
+    )
     return BackboneScore({"backbone": name, "status": "ok"}, arrays=arrays)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lteval.backbones.registry import FAMILIES, parse_name
+from lteval.backbones.families import FAMILIES
+from lteval.backbones.names import parse_name
 
 
 def _timm() -> list[str]:

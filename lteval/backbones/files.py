@@ -73,23 +73,31 @@ def _torchscript(path: Path) -> nn.Module | None:
         return None
 
 
-def file_load(spec, path: Path | None) -> tuple[nn.Module, Callable]:
-    from timm.data import create_transform, resolve_data_config
+def file_load(spec, path: Path | None, *, input_size=None, keep_classifier=False):
+    from timm.data import create_transform
 
     path = Path(spec.arch) if path is None else path
     scripted = _torchscript(path)
     if scripted is not None:
+        if keep_classifier:
+            raise BackboneError(f"{path} is TorchScript: its output is used as it is")
         sidecar = path.with_name(path.name + ".json")
         cfg = json.loads(sidecar.read_text()) if sidecar.is_file() else IMAGENET_DEFAULT
         cfg = {**IMAGENET_DEFAULT, **cfg}
-        cfg["input_size"] = tuple(cfg["input_size"])
+        cfg["input_size"] = (3, input_size, input_size) if input_size else tuple(cfg["input_size"])
         return _Pooled(scripted), create_transform(**cfg, is_training=False)
     import timm
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise BackboneError(f"{path} is neither TorchScript nor a torch checkpoint: {e}") from None
+    from lteval.backbones.checkpoints import timm_from_file
+
+    ckpt = None
+    if not spec.tag:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise BackboneError(
+                f"{path} is neither TorchScript nor a torch checkpoint: {e}"
+            ) from None
     arch = spec.tag or (ckpt.get("arch") if isinstance(ckpt, dict) else None)
     if not arch:
         raise BackboneError(
@@ -98,10 +106,16 @@ def file_load(spec, path: Path | None) -> tuple[nn.Module, Callable]:
         )
     if arch not in timm.list_models():
         raise BackboneError(f"{spec.name}: {arch!r} is not a timm architecture")
-    model = timm.create_model(
-        arch, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
-    )
-    return model, create_transform(**resolve_data_config({}, model=model), is_training=False)
+    model = timm_from_file(arch, path, keep_classifier=keep_classifier)
+    return model, timm_transform(model, input_size)
+
+
+def timm_transform(model: nn.Module, input_size: int | None = None) -> Callable:
+    """timm's eval transform for ``model``'s pretrained config, at ``input_size``."""
+    from timm.data import create_transform, resolve_data_config
+
+    args = {"input_size": (3, input_size, input_size)} if input_size else {}
+    return create_transform(**resolve_data_config(args, model=model), is_training=False)
 
 
 def file_fetch(spec) -> str:

@@ -46,7 +46,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--backbones",
         help="comma-separated names, e.g. "
-        "timm:resnet18,torchvision:resnet18,open_clip:ViT-B-32/openai",
+        "timm:resnet18,torchvision:resnet18,open_clip:ViT-B-32/openai; prefix a name "
+        "with 'random:' for a random-init control (random:torchvision:mobilenet_v2)",
     )
     g.add_argument(
         "--backbones-file",
@@ -68,6 +69,14 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
         "weights (the report then says the ranking only exercises the pipeline)",
     )
     g = p.add_argument_group("features")
+    g.add_argument(
+        "--input-size",
+        type=int,
+        metavar="PIXELS",
+        help="side of the square model input, replacing each backbone's own (resize and "
+        "crop keep the weights' ratio); enters the cache key and the report "
+        "(default: each backbone's native size)",
+    )
     g.add_argument("--layer", help="module to take features from (default: pooled pre-logits)")
     g.add_argument("--l2-normalize", action="store_true", help="store unit-norm feature vectors")
     g.add_argument(
@@ -170,8 +179,9 @@ def prepare(args) -> tuple[list[str], dict[str, Path], ImageDataset, dict[str, E
 def check_backbones(
     names: list[str], weights: dict[str, Path], allow_random: bool
 ) -> dict[str, Exception]:
-    """Fail fast, before any extraction, on a bad name (UsageError / BackboneError);
-    return the backbones whose weights are missing, with their errors."""
+    """Fail fast, before any extraction, on a bad name or a ``--weights`` checkpoint that
+    does not fit its architecture (UsageError / BackboneError); return the backbones
+    whose weights are missing, with their errors."""
     unknown = set(weights) - set(names)
     if unknown:
         raise UsageError(f"--weights names {sorted(unknown)}, which are not in --backbones")
@@ -181,6 +191,9 @@ def check_backbones(
             resolve_weights(n, weights.get(n), allow_random)
         except WeightsNotFoundError as e:
             missing[n] = e
+    for n, path in weights.items():  # a file the user named must fit, before any work
+        if n not in missing:
+            load_backbone(n, weights_file=path)
     return missing
 
 
@@ -200,8 +213,11 @@ def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path]
         weights_file=weights.get(name),
         allow_random_init=args.allow_random_init,
         seed=args.seed,
+        input_size=args.input_size,
     )
-    if not backbone.pretrained:
+    if backbone.control:
+        emit(f"{tag} {name}: random-init control (seeded random weights, on purpose)")
+    elif not backbone.pretrained:
         emit(f"{tag} {name}: pretrained weights not found; using RANDOM weights")
     t0, bars = time.perf_counter(), {}
 

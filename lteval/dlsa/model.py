@@ -91,6 +91,8 @@ class DLSA:
         X_val, y_val = _check_xy(X_val, y_val, "val", X.shape[1])
         C = self.num_classes_ = int(num_classes or max(y.max(), y_val.max(initial=0)) + 1)
         self.class_counts_ = np.bincount(y, minlength=C)
+        # the full long-tailed train counts (train + carved validation): shot groups
+        self.group_counts_ = self.class_counts_ + np.bincount(y_val, minlength=C)
         self.scaler_ = Standardizer().fit(X)
         Xs, Xv = self.scaler_.transform(X), self.scaler_.transform(X_val)
         Xt = torch.as_tensor(Xs)
@@ -191,7 +193,7 @@ class DLSA:
         Xs, sc = self._scores(X)
         route = self._route(sc, len(y))
         pred = self._predict(Xs, sc, route)
-        groups = shot_groups(self.class_counts_)[y]
+        groups = shot_groups(self.group_counts_)[y]
         freq = self.class_counts_[y]
         rows, active = [], np.ones(len(y), bool)
         for s, st in enumerate(self.stages_):
@@ -221,7 +223,7 @@ class DLSA:
             row.update({f"remaining_train_{k}": v for k, v in imb.items()})
             rows.append(row)
             active = rest
-        acc = accuracy_report(y, pred, self.class_counts_)
+        acc = accuracy_report(y, pred, self.group_counts_)
         return {
             "accuracy": acc,
             "stages": rows,

@@ -9,7 +9,11 @@ GROUPS = ("many", "medium", "few")
 
 
 def shot_groups(train_counts: np.ndarray, many: int = MANY, few: int = FEW) -> np.ndarray:
-    """Group name ("many" / "medium" / "few") of each class, from its train count."""
+    """Group name ("many" / "medium" / "few") of each class, from its train count.
+
+    The standard protocol counts the full long-tailed train set: when a validation
+    split was carved from train, pass train + validation counts.
+    """
     counts = np.asarray(train_counts)
     return np.where(counts > many, "many", np.where(counts < few, "few", "medium"))
 
@@ -19,10 +23,14 @@ def accuracy_report(
 ) -> dict[str, float | np.ndarray]:
     """Accuracy breakdown of predictions on an evaluation set.
 
+    train_counts: (C,) the long-tailed train count of each class (train plus any
+        carved validation split); it sets the shot groups (see ``shot_groups``).
+
     Returns ``overall`` (share correct), ``balanced`` (mean per-class recall over the
-    classes present in ``y_true``), ``many`` / ``medium`` / ``few`` (accuracy on the
-    samples of each shot group; NaN when the group is empty) and ``per_class``
-    ((C,) recall, NaN for classes absent from ``y_true``). All in [0, 1].
+    classes present in ``y_true``), ``many`` / ``medium`` / ``few`` (mean per-class
+    recall over the group's classes present in ``y_true``; NaN when there are none)
+    and ``per_class`` ((C,) recall, NaN for classes absent from ``y_true``). All in
+    [0, 1].
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     C = len(train_counts)
@@ -31,14 +39,14 @@ def accuracy_report(
     hits = np.bincount(y_true, weights=correct, minlength=C)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(support > 0, hits / support, np.nan)
-    groups = shot_groups(train_counts)[y_true]
+    groups = shot_groups(train_counts)
     out: dict[str, float | np.ndarray] = {
         "overall": float(correct.mean()) if len(correct) else float("nan"),
         "balanced": float(np.nanmean(per_class)) if support.any() else float("nan"),
     }
     for g in GROUPS:
-        m = groups == g
-        out[g] = float(correct[m].mean()) if m.any() else float("nan")
+        m = (groups == g) & (support > 0)
+        out[g] = float(per_class[m].mean()) if m.any() else float("nan")
     out["per_class"] = per_class
     return out
 

@@ -63,13 +63,16 @@ the train split only)."""
 class EvalArrays:
     """What the bootstrap needs of one backbone, all over the eval samples.
 
-    y: (N,) labels; class_counts: (C,) train counts; preds: method -> (N,) labels;
-    stage_scores: per stage, (N,) log p(x); stage_active: per stage, (N,) bool
-    (the samples still active when the stage filters).
+    y: (N,) labels; class_counts: (C,) train counts (the frequency separability
+    orders by); group_counts: (C,) long-tailed train counts, train + validation (the
+    shot groups); preds: method -> (N,) labels; stage_scores: per stage, (N,)
+    log p(x); stage_active: per stage, (N,) bool (the samples still active when the
+    stage filters).
     """
 
     y: np.ndarray
     class_counts: np.ndarray
+    group_counts: np.ndarray
     preds: dict[str, np.ndarray]
     stage_scores: list[np.ndarray]
     stage_active: list[np.ndarray]
@@ -145,8 +148,8 @@ def score_features(
         est = HEADS[h](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
         preds[h] = est.predict(Xe)
         head_seconds[h] = round(time.perf_counter() - t1, 3)
-    counts = dlsa.class_counts_
-    acc = {m: accuracy_report(ye, p, counts) for m, p in preds.items()}
+    counts, lt_counts = dlsa.class_counts_, dlsa.group_counts_
+    acc = {m: accuracy_report(ye, p, lt_counts) for m, p in preds.items()}
     row = {"backbone": name, "status": "ok", "separability": rep["separability"]}
     for m in preds:
         row.update({f"{m}_{k}": acc[m][k] for k in ACCURACY_KEYS})
@@ -165,7 +168,7 @@ def score_features(
         dlsa_settings=cfg.to_dict(),
     )
     stages = [{"backbone": name, **r} for r in rep["stages"]]
-    groups = shot_groups(counts)
+    groups = shot_groups(lt_counts)
     names = class_names or [str(c) for c in range(num_classes)]
     per_class = [
         {
@@ -173,6 +176,7 @@ def score_features(
             "class": c,
             "class_name": names[c],
             "train_count": int(counts[c]),
+            "lt_count": int(lt_counts[c]),
             "group": str(groups[c]),
             **{f"{m}_accuracy": float(acc[m]["per_class"][c]) for m in preds},
         }
@@ -180,7 +184,7 @@ def score_features(
     ]
     lp, route = rep["log_density"], rep["route"]
     active = [route >= s for s in range(len(lp))]
-    arrays = EvalArrays(np.asarray(ye), counts, preds, lp, active)
+    arrays = EvalArrays(np.asarray(ye), counts, lt_counts, preds, lp, active)
     return BackboneScore(row, stages, per_class, arrays)
 
 

@@ -34,7 +34,7 @@ def _metrics(a, idx: np.ndarray) -> dict[str, float]:
     y = a.y[idx]
     out = {}
     for m, p in a.preds.items():
-        acc = accuracy_report(y, p[idx], a.class_counts)
+        acc = accuracy_report(y, p[idx], a.group_counts)
         out.update({f"{m}_{k}": acc[k] for k in ACCURACY_KEYS})
     if "dlsa_balanced" in out and "probe_balanced" in out:
         out["lift_balanced"] = out["dlsa_balanced"] - out["probe_balanced"]

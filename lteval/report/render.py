@@ -28,6 +28,7 @@ COLUMNS = [
     *(f"{h}_balanced" for h in ("ce", "la", "crt", "taunorm", "lws", "ncm", "knn")),
     "feature_dim",
     "num_params",
+    "input_size",
     "extract_seconds",
 ]
 STAGE_COLUMNS = [
@@ -65,6 +66,26 @@ def cell(row: dict, col: str) -> str:
     return text
 
 
+def weights_kind(row: dict) -> str:
+    """pretrained, random-init control, RANDOM (weights missing) or precomputed."""
+    if row.get("precomputed"):
+        return "precomputed"
+    if row.get("control"):
+        return "random-init control"
+    return "pretrained" if row.get("pretrained") else "RANDOM"
+
+
+def weights_source(row: dict) -> str:
+    """Where a backbone's weights came from, for the report: the registry package and
+    version lteval installed them from (or the file), and the sha256 prefix."""
+    if row.get("precomputed") or not row.get("pretrained"):
+        return row.get("weights") or "n/a"
+    sha = f"sha256 {row['weights_sha256']}" if row.get("weights_sha256") else ""
+    if row.get("weights_package"):
+        return f"{row['weights_package']}=={row['weights_version']}, {sha} ({row['weights']})"
+    return f"{row.get('weights')}, {sha}".rstrip(", ")
+
+
 def render_report(results_dir: str | Path) -> Path:
     """Write ``index.html`` plus PNGs into ``results_dir`` from its results files alone."""
     out = Path(results_dir)
@@ -74,13 +95,8 @@ def render_report(results_dir: str | Path) -> Path:
     failed = [r for r in res["backbones"] if r.get("status", "ok") != "ok"]
     validity = res.get("validity", {})
     for r in rows:
-        r["weights_kind"] = (
-            "precomputed"
-            if r.get("precomputed")
-            else "pretrained"
-            if r.get("pretrained")
-            else "RANDOM"
-        )
+        r["weights_kind"] = weights_kind(r)
+        r["weights_source"] = weights_source(r)
     by = run["ranked_by"]
     images = [
         (plots.ranking_bar(rows, by, out), f"Backbones by {by}, with 95% bootstrap intervals"),
@@ -119,6 +135,7 @@ def render_report(results_dir: str | Path) -> Path:
         columns=[c for c in COLUMNS if rows and c in rows[0]],
         stage_columns=STAGE_COLUMNS,
         random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
+        controls=[r["backbone"] for r in rows if r["weights_kind"] == "random-init control"],
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
         environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),
