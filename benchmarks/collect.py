@@ -60,6 +60,8 @@ def _targets(d: dict) -> str:
                         r["ratio"] >= d["target_ratio"],
                     )
                 )
+    for c in d.get("checks", []):  # named pass/fail checks a benchmark made itself
+        checks.append((c["what"], c["value"], c["target"], bool(c["met"])))
     if not checks:
         return ""
     rows = "".join(
@@ -77,7 +79,7 @@ def section(name: str, d: dict) -> str:
     parts.append(_table([scalars]) if scalars else "")
     parts.append(_targets(d))
     for k, v in d.items():
-        if k in ASIDE or k == "targets":
+        if k in ASIDE or k in ("targets", "checks"):
             continue
         if isinstance(v, dict) and v:
             parts.append(f"<h3>{html.escape(k)}</h3>" + _table([v]))

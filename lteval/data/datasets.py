@@ -141,7 +141,7 @@ DATASETS: dict[str, DatasetSpec] = {
         False,
         100.0,
         50,
-        300,
+        200,
         "10,000 animal silhouettes (animal-mnist==0.4, MIT), 28x28, 10 classes",
     ),
     "fashion-mnist-lt": DatasetSpec(

@@ -16,14 +16,27 @@ from torch.nn import functional as F
 
 
 class MaskedLinear(nn.Linear):
-    """Linear layer whose weight is multiplied by a fixed 0/1 mask (out x in)."""
+    """Linear layer whose weight is masked by a fixed 0/1 mask (out x in).
+
+    The weight is stored already masked and its gradient is masked too, so masked
+    entries stay exactly 0 under SGD: the same values as multiplying by the mask in
+    every forward pass, without that (D x H) product at each call. Code that
+    re-initialises ``weight`` must call ``apply_mask()`` afterwards.
+    """
 
     def __init__(self, d_in: int, d_out: int, mask: torch.Tensor):
         super().__init__(d_in, d_out)
         self.register_buffer("mask", mask.float())
+        self.apply_mask()
+        self.weight.register_hook(lambda g: g * self.mask)
+
+    @torch.no_grad()
+    def apply_mask(self) -> None:
+        """Zero the masked entries of the weight (call after re-initialising it)."""
+        self.weight.mul_(self.mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
 
 class MADE(nn.Module):
@@ -49,6 +62,7 @@ class MADE(nn.Module):
         )
         last = self.net[-1]
         nn.init.normal_(last.weight, std=1e-3)  # start close to the identity map
+        last.apply_mask()
         nn.init.zeros_(last.bias)
         self.dim = dim
 

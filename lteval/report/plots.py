@@ -108,7 +108,7 @@ def separability_vs_tail(rows: list[dict], correlations: list[dict], out: Path) 
             textcoords="offset points",
         )
     ax.set_xlabel("separability score")
-    ax.set_ylabel("few-shot accuracy (classes with < 20 train images)")
+    ax.set_ylabel("few-shot accuracy (classes with < 20 images in train + val)")
     ax.set_title("Does head/tail separability predict tail accuracy?")
     ax.legend(fontsize=7)
     return _save(fig, out / "separability_vs_tail.png")
@@ -133,14 +133,16 @@ def stage_curves(stages: list[dict], out: Path) -> str:
 
 
 def accuracy_vs_frequency(per_class: list[dict], out: Path) -> str:
-    """Per-class DLSA accuracy against the class's train count (log scale)."""
+    """Per-class DLSA accuracy against the class's long-tailed train count (train plus
+    validation, the count that sets its shot group; log scale)."""
     df = pd.DataFrame(per_class)
+    col = "lt_count" if "lt_count" in df else "train_count"  # older results lack lt_count
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, sub in df.groupby("backbone", sort=False) if len(df) else []:
-        sub = sub.sort_values("train_count")
-        ax.plot(sub["train_count"], sub["dlsa_accuracy"], marker="o", alpha=0.8, label=name)
+        sub = sub.sort_values(col)
+        ax.plot(sub[col], sub["dlsa_accuracy"], marker="o", alpha=0.8, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("train images in the class")
+    ax.set_xlabel("images of the class in train + validation")
     ax.set_ylabel("DLSA accuracy")
     ax.set_ylim(0, 1.02)
     if len(df):

@@ -86,6 +86,15 @@ def weights_source(row: dict) -> str:
     return f"{row.get('weights')}, {sha}".rstrip(", ")
 
 
+def below_control(rows: list[dict]) -> list[str]:
+    """Pretrained backbones ranked below a random-init control (rows in rank order)."""
+    ranks = [r["rank"] for r in rows if r["weights_kind"] == "random-init control"]
+    if not ranks:
+        return []
+    best = min(ranks)
+    return [r["backbone"] for r in rows if r["weights_kind"] == "pretrained" and r["rank"] > best]
+
+
 def render_report(results_dir: str | Path) -> Path:
     """Write ``index.html`` plus PNGs into ``results_dir`` from its results files alone."""
     out = Path(results_dir)
@@ -136,6 +145,7 @@ def render_report(results_dir: str | Path) -> Path:
         stage_columns=STAGE_COLUMNS,
         random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
         controls=[r["backbone"] for r in rows if r["weights_kind"] == "random-init control"],
+        below_control=below_control(rows),
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
         environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),
