@@ -160,8 +160,11 @@ def test_rank_packaged_backbone_against_its_random_control(packaged_assets, tmp_
     from lteval.cli.rank import main
 
     out = tmp_path / "run"
+    config = tmp_path / "run.yaml"  # a short flow: this checks the pipeline, not DLSA
+    config.write_text("dlsa: {flow_epochs: 2, num_stages: 1}\n")
     names = "torchvision:mobilenet_v2/IMAGENET1K_V1,random:torchvision:mobilenet_v2/IMAGENET1K_V1"
     args = ["--dataset", "animal-mnist-lt", "--backbones", names, "--input-size", "64"]
+    args += ["--config", str(config)]
     args += ["--eval-per-class", "20", "--heads", "ncm", "--bootstrap", "50", "--quiet"]
     assert main([*args, "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
