@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lteval.packaged import assets_root
@@ -14,9 +14,7 @@ from lteval.packaged import assets_root
 # Where `make install` (python -m lteval.backbones install-packaged) put the packaged
 # weights and images, read before any test points the caches elsewhere.
 INSTALLED_ASSETS = assets_root()
-INSTALLED_TORCH_CHECKPOINTS = (
-    Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch") / "hub" / "checkpoints"
-)
+INSTALLED_TORCH_CHECKPOINTS = Path(torch.hub.get_dir()) / "checkpoints"
 
 
 @pytest.fixture(autouse=True)
