@@ -138,3 +138,27 @@ def balanced_accuracy_of(head, X, y) -> float:
     from lteval.heads.metrics import balanced_accuracy
 
     return balanced_accuracy(y, head.predict(X))
+
+
+def test_shot_group_accuracy_is_the_mean_of_its_class_accuracies():
+    # class 0: 1 eval sample, right; class 1: 3 eval samples, 1 right. Both few-shot.
+    y = np.array([0, 1, 1, 1, 2])
+    pred = np.array([0, 1, 0, 0, 2])
+    rep = accuracy_report(y, pred, np.array([5, 5, 500]))
+    assert rep["few"] == pytest.approx((1.0 + 1 / 3) / 2)  # not 2/4 pooled over samples
+    assert rep["many"] == 1.0 and np.isnan(rep["medium"])
+
+
+def test_dlsa_shot_groups_count_train_plus_validation():
+    from lteval.dlsa import DLSA, DLSAConfig
+
+    rng = np.random.default_rng(0)
+    # class 0 has 90 train + 22 validation images: 112 in the long-tailed set, many-shot
+    y = np.repeat([0, 1], [90, 15])
+    yv = np.repeat([0, 1], [22, 4])
+    X = rng.normal(size=(len(y), 4)).astype(np.float32) + y[:, None]
+    Xv = rng.normal(size=(len(yv), 4)).astype(np.float32) + yv[:, None]
+    cfg = DLSAConfig(num_stages=1, num_clusters=4, flow_epochs=1, flow_batch_size=32)
+    m = DLSA(cfg, seed=0).fit(X, y, Xv, yv, num_classes=2)
+    assert m.class_counts_.tolist() == [90, 15] and m.group_counts_.tolist() == [112, 19]
+    assert not np.isnan(m.report(Xv, yv)["accuracy"]["many"])

@@ -99,9 +99,10 @@ def _classifiers(full: str) -> tuple[str, ...]:
 def timm_from_file(full: str, path: str | Path, keep_classifier: bool = False) -> nn.Module:
     """``timm.create_model(full, pretrained=True)`` from the local file ``path``, strictly.
 
-    The checkpoint's classifier size is read from the file (0 when it has none) and
-    given both as ``num_classes`` and in the pretrained config, so timm's own loader
-    (which applies the model's checkpoint filter) stays strict. The classifier is
+    The file is read once; its state dict goes to timm's own pretrained loader
+    (which applies the model's checkpoint filter) through the pretrained config. The
+    checkpoint's classifier size (0 when it has none) is given both as
+    ``num_classes`` and in that config, so the loader stays strict. The classifier is
     removed afterwards unless ``keep_classifier``. A checkpoint that does not fit is
     a BackboneError naming the file and the keys.
     """
@@ -116,7 +117,7 @@ def timm_from_file(full: str, path: str | Path, keep_classifier: bool = False) -
             full,
             pretrained=True,
             num_classes=n_cls,
-            pretrained_cfg_overlay={"file": str(path), "num_classes": n_cls},
+            pretrained_cfg_overlay={"state_dict": dict(state), "num_classes": n_cls},
         )
     except RuntimeError as e:  # torch's strict load_state_dict
         target = timm.create_model(full, pretrained=False, num_classes=n_cls)
@@ -124,6 +125,9 @@ def timm_from_file(full: str, path: str | Path, keep_classifier: bool = False) -
         if any(bad):
             raise mismatch_error(path, full, bad) from None
         raise BackboneError(f"checkpoint {path} does not load into {full!r}: {e}") from None
+    for cfg in (getattr(model, "pretrained_cfg", None), getattr(model, "default_cfg", None)):
+        if isinstance(cfg, dict):
+            cfg.pop("state_dict", None)  # do not keep a second copy of the weights alive
     if not keep_classifier:
         model.reset_classifier(0)
     elif n_cls == 0:
