@@ -39,13 +39,17 @@ def _err(rows: list[dict], key: str) -> np.ndarray | None:
 
 
 def ranking_bar(rows: list[dict], by: str, out: Path) -> str:
-    """Horizontal bars of the ranking metric, best on top, with the 95% intervals."""
+    """Horizontal bars of the ranking metric, best on top, with the 95% intervals;
+    random-weight backbones (controls, or weights that were missing) in grey."""
     rows = rows[::-1]
     names = [r["backbone"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
     err = _err(rows, by)
-    ax.barh(names, [_v(r, by) for r in rows], xerr=err, color="#4477aa", capsize=4)
-    ax.set_xlabel(by + (" (bars: 95% bootstrap interval)" if err is not None else ""))
+    random = [r.get("pretrained") is False for r in rows]
+    colors = ["#bbbbbb" if rnd else "#4477aa" for rnd in random]
+    ax.barh(names, [_v(r, by) for r in rows], xerr=err, color=colors, capsize=4)
+    note = "\ngrey: random weights" if any(random) else ""
+    ax.set_xlabel(by + (" (bars: 95% bootstrap interval)" if err is not None else "") + note)
     ax.set_title(f"Backbones ranked by {by}")
     return _save(fig, out / "ranking.png")
 
