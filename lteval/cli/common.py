@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lteval.backbones import load_backbone, resolve_weights
+from lteval.cli.options import check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
 from lteval.errors import LtevalError, UsageError, WeightsNotFoundError
 from lteval.features import FeatureOptions, RunOptions, get_features, resolve_device
@@ -267,6 +268,7 @@ def run_main(
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_with_config(parser, argv)
+        check_options(args)
         args.argv = argv
         return fn(args)
     except LtevalError as e:
@@ -308,7 +310,14 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argpa
                     f"{sorted(action.choices)}"
                 )
             if action.type is not None and isinstance(value, str):
-                value = action.type(value)
+                try:
+                    value = action.type(value)
+                except (TypeError, ValueError):
+                    kind = {int: "an integer", float: "a number"}.get(action.type, "a value")
+                    raise UsageError(
+                        f"--config {known.config}: {key} = {value!r}; "
+                        f"{action.option_strings[0]} takes {kind}"
+                    ) from None
             extra[dest] = value
         parser.set_defaults(**{k: v for k, v in extra.items() if k not in CONFIG_ONLY})
     args = parser.parse_args(argv)

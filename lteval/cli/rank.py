@@ -204,8 +204,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
     check_metric(args.by)
     heads = [] if args.heads.strip() == "none" else check_heads(_split(args.heads))
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.dlsa is not None and not isinstance(args.dlsa, dict):
         raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
     if args.dlsa:

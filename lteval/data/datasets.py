@@ -110,14 +110,17 @@ def _pool(loader):
 
     def load(name, root, *, seed, imbalance_factor, eval_per_class, val_fraction, n_max, **_):
         images, labels, names, source = loader(root) if root is not None else loader()
-        splits = make_long_tailed_splits(
-            labels,
-            imbalance_factor=imbalance_factor,
-            eval_per_class=eval_per_class,
-            val_fraction=val_fraction,
-            n_max=n_max,
-            seed=seed,
-        )
+        try:
+            splits = make_long_tailed_splits(
+                labels,
+                imbalance_factor=imbalance_factor,
+                eval_per_class=eval_per_class,
+                val_fraction=val_fraction,
+                n_max=n_max,
+                seed=seed,
+            )
+        except ValueError as e:  # split sizes checked before anything is extracted
+            raise DatasetError(f"{name}: {e}") from None
         return images, labels, names, source, splits
 
     return load

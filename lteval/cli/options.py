@@ -1,0 +1,70 @@
+"""Type and range checks of the programs' numeric options, once, at the boundary.
+
+Values reach ``args`` from the command line (argparse has converted them) or from a
+``--config`` YAML file (where ``1e3`` is a string, ``true`` a bool and ``1.5`` a
+float). Every check raises UsageError naming the option, the bad value and what it
+takes, before any data is read.
+"""
+
+from __future__ import annotations
+
+import math
+from argparse import Namespace
+
+from lteval.errors import UsageError
+
+INTEGERS = {
+    # option: (smallest allowed value, what it is)
+    "seed": (0, "a seed"),
+    "eval_per_class": (1, "images per class in the eval split"),
+    "batch_size": (1, "a batch size"),
+    "workers": (0, "a number of worker processes"),
+    "input_size": (16, "an input side in pixels"),
+    "bootstrap": (0, "a number of bootstrap replicates"),
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _integer(name: str, value, lo: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(
+            f"{_flag(name)} takes an integer ({what}), got {value!r} "
+            f"({type(value).__name__}); write it as a whole number, e.g. {max(lo, 1)}"
+        )
+    if value < lo:
+        raise UsageError(f"{_flag(name)} must be >= {lo} ({what}), got {value}")
+
+
+def _number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UsageError(f"{_flag(name)} takes a finite number, got {value!r}")
+    return float(value)
+
+
+def check_options(args: Namespace) -> None:
+    """Raise UsageError for the first option of ``args`` with a bad type or range.
+
+    Options a program does not have, and options left at None (dataset defaults),
+    are skipped.
+    """
+    for name, (lo, what) in INTEGERS.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            _integer(name, value, lo, what)
+    if getattr(args, "val_fraction", None) is not None:
+        v = _number("val_fraction", args.val_fraction)
+        if not 0 <= v < 1:
+            raise UsageError(
+                f"--val-fraction must be in [0, 1) (the share of each train class carved "
+                f"out for validation), got {args.val_fraction}"
+            )
+    if getattr(args, "imbalance_factor", None) is not None:
+        v = _number("imbalance_factor", args.imbalance_factor)
+        if v < 1:
+            raise UsageError(
+                f"--imbalance-factor must be >= 1 (largest / smallest class size; 1 keeps "
+                f"classes balanced), got {args.imbalance_factor}"
+            )

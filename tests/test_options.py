@@ -1,0 +1,42 @@
+"""Bad numeric options, from the command line or a --config file: one line, exit 2,
+nothing written, before any data is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from lteval.cli.rank import main as rank_main
+
+
+@pytest.mark.parametrize(
+    ("flags", "config", "message"),
+    [
+        (["--eval-per-class", "0"], None, "--eval-per-class must be >= 1"),
+        (["--val-fraction", "1.5"], None, "--val-fraction must be in [0, 1)"),
+        (["--val-fraction", "-0.1"], None, "--val-fraction must be in [0, 1)"),
+        (["--imbalance-factor", "0"], None, "--imbalance-factor must be >= 1"),
+        (["--imbalance-factor", "-5"], None, "--imbalance-factor must be >= 1"),
+        (["--imbalance-factor", "nan"], None, "--imbalance-factor takes a finite number"),
+        (["--seed", "-1"], None, "--seed must be >= 0"),
+        (["--batch-size", "0"], None, "--batch-size must be >= 1"),
+        (["--workers", "-2"], None, "--workers must be >= 0"),
+        (["--input-size", "8"], None, "--input-size must be >= 16"),
+        (["--bootstrap", "-1"], None, "--bootstrap must be >= 0"),
+        ([], "bootstrap: 1e3", "bootstrap = '1e3'; --bootstrap takes an integer"),
+        ([], "bootstrap: 50.7", "--bootstrap takes an integer"),
+        ([], "bootstrap: true", "--bootstrap takes an integer"),
+        ([], "seed: 1.5", "--seed takes an integer"),
+        ([], "val_fraction: half", "--val-fraction takes a number"),
+        (["--eval-per-class", "5000"], None, "leaves no training data"),
+    ],
+)
+def test_bad_numeric_options(flags, config, message, tmp_path, capsys):
+    args = ["--dataset", "digits-lt", "--backbones", "random:timm:test_resnet"]
+    if config:
+        (tmp_path / "c.yaml").write_text(config + "\n")
+        args += ["--config", str(tmp_path / "c.yaml")]
+    out = tmp_path / "run"
+    assert rank_main([*args, *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
