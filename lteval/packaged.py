@@ -192,6 +192,15 @@ def record(records: list[dict]) -> None:
         write_json(reg, data)
 
 
+def placed_from(path: Path, member: Member) -> bool:
+    """True when ``path`` holds the bytes lteval placed (copied or converted) from
+    ``member``, as recorded in the registry."""
+    if not path.is_file():
+        return False
+    rec = lookup(sha256_of(path))
+    return rec is not None and rec["member"] == member.path
+
+
 def lookup(sha256: str) -> dict | None:
     """Provenance of the bytes with this sha256 (full hex digest) if lteval placed a
     file with exactly these bytes (package, version, member...), else None. Keyed by

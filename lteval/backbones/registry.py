@@ -20,7 +20,7 @@ from torch import nn
 from lteval.backbones.families import FAMILIES
 from lteval.backbones.names import BackboneSpec, parse_name
 from lteval.backbones.weights import BackboneError, WeightsNotFoundError
-from lteval.packaged import lookup
+from lteval.packaged import lookup, sha256_of
 
 
 @dataclass
@@ -72,8 +72,7 @@ class Backbone:
 
 @functools.lru_cache(maxsize=64)
 def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return sha256_of(path)
 
 
 def file_sha256(path: str | Path) -> str:

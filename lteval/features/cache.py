@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lteval.packaged import sha256_of
+
 CACHE_FORMAT_VERSION = 2
 Arrays = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
@@ -45,8 +47,7 @@ def cache_key(identity: dict) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return sha256_of(path)
 
 
 def _check(entry: Path, verify: bool) -> tuple[Arrays, dict] | None:
