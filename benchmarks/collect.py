@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-ORDER = ["extract", "dlsa", "linear", "rank-embedded-default"]
+ORDER = ["extract", "dlsa", "linear", "rank-embedded-default", "replicate"]
 ASIDE = {"machine", "versions", "settings"}
 
 

@@ -1,8 +1,8 @@
 """DLSA: progressive Gaussian-mixture-flow filtering on frozen features.
 
-Pure array code (numpy in, numpy out; torch inside). See
-``../shared/docs/dlsa-method.md`` for the method and ``lteval.dlsa.model`` for
-the choices it leaves open.
+Pure array code (numpy in, numpy out; torch inside). See ``docs/method.md`` for
+the method, the ``paper`` preset and where lteval's defaults differ from it, and
+``lteval.dlsa.model`` for the choices the method leaves open.
 """
 
 from lteval.dlsa.config import PRESETS, DLSAConfig, from_dict, from_yaml, preset, scaled_for

@@ -46,7 +46,7 @@ class MADE(nn.Module):
     only on inputs of lower degree. ``u = (x - m) * exp(-a)``, ``log|det| = -sum(a)``.
     """
 
-    def __init__(self, dim: int, hidden: int, order: torch.Tensor):
+    def __init__(self, dim: int, hidden: int, order: torch.Tensor, init_std: float | None = 1e-3):
         super().__init__()
         hid_deg = torch.arange(hidden) % max(1, dim - 1) + 1
         m1 = hid_deg[:, None] >= order[None, :]
@@ -60,10 +60,11 @@ class MADE(nn.Module):
             nn.ReLU(),
             MaskedLinear(hidden, 2 * dim, m3),
         )
-        last = self.net[-1]
-        nn.init.normal_(last.weight, std=1e-3)  # start close to the identity map
-        last.apply_mask()
-        nn.init.zeros_(last.bias)
+        if init_std is not None:  # start close to the identity map
+            last = self.net[-1]
+            nn.init.normal_(last.weight, std=init_std)
+            last.apply_mask()
+            nn.init.zeros_(last.bias)
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,14 +106,19 @@ class MAF(nn.Module):
     followed by a batch-norm bijector. ``forward(x) -> (u, log|det du/dx|)``."""
 
     def __init__(
-        self, dim: int, hidden: int | None = None, blocks: int = 2, bn_momentum: float = 0.9
+        self,
+        dim: int,
+        hidden: int | None = None,
+        blocks: int = 2,
+        bn_momentum: float = 0.9,
+        init_std: float | None = 1e-3,
     ):
         super().__init__()
         hidden = hidden or dim
         layers = []
         order = torch.arange(1, dim + 1)
         for _ in range(blocks):
-            layers += [MADE(dim, hidden, order), BatchNormBijector(dim, bn_momentum)]
+            layers += [MADE(dim, hidden, order, init_std), BatchNormBijector(dim, bn_momentum)]
             order = order.flip(0)
         self.layers = nn.ModuleList(layers)
 
@@ -150,9 +156,10 @@ class GMF(nn.Module):
         prior_std: float = 0.05,
         bn_momentum: float = 0.9,
         seed: int = 0,
+        init_std: float | None = 1e-3,
     ):
         super().__init__()
-        self.flow = MAF(dim, hidden, 2, bn_momentum)
+        self.flow = MAF(dim, hidden, 2, bn_momentum, init_std)
         self.register_buffer("means", fixed_means(num_clusters, dim, prior_std, seed))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

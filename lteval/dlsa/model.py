@@ -43,6 +43,7 @@ from lteval.heads import (
     Standardizer,
     TrainedHead,
     accuracy_report,
+    balanced_accuracy,
     shot_groups,
     train_balanced_softmax,
 )
@@ -56,6 +57,9 @@ class Stage:
     threshold: float
     hist: np.ndarray  # (K, C) train class histogram per cluster
     classifier: TrainedHead
+    # False: the held-out check found no gain, the regular classifier labels this stage
+    accepted: bool = True
+    check: str = "no check (stage_check_fraction = 0)"
 
     def prior(self, clusters: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Cluster prior P (N, C); with ``labels`` each sample is left out of its own cluster."""
@@ -100,6 +104,7 @@ class DLSA:
             Xs, y, C, X_val=Xv, y_val=y_val, config=cfg.classifier, seed=self.seed
         )
         active, active_v = np.ones(len(y), bool), np.ones(len(y_val), bool)
+        check_v = _check_split(y_val, cfg.stage_check_fraction, self.seed)
         self.stages_: list[Stage] = []
         self.train_routing_: list[float] = []
         self.remaining_train_imbalance_: list[dict] = []
@@ -122,19 +127,28 @@ class DLSA:
             filt = active & (lp >= thr)
             lpv, clv = (a.numpy() for a in score(gmf.model, torch.as_tensor(Xv).to(cfg.device)))
             filt_v = active_v & (lpv >= thr)
+            sel_v = filt_v & ~check_v
             stage.classifier = train_balanced_softmax(
                 Xs[filt],
                 y[filt],
                 C,
                 P=stage.prior(cl[filt], y[filt]),
-                X_val=Xv[filt_v],
-                y_val=y_val[filt_v],
-                P_val=stage.prior(clv[filt_v]),
+                X_val=Xv[sel_v],
+                y_val=y_val[sel_v],
+                P_val=stage.prior(clv[sel_v]),
                 config=cfg.classifier,
                 seed=seed,
                 init=self.regular_.module if cfg.warm_start else None,
                 mask_counts=self.class_counts_ if cfg.warm_start else None,
             )
+            if cfg.stage_check_fraction > 0:
+                m = filt_v & check_v
+                stage.accepted, stage.check = _held_out_check(
+                    y_val[m],
+                    stage.classifier.predict(Xv[m], stage.prior(clv[m])),
+                    self.regular_.predict(Xv[m]),
+                    cfg.stage_check_margin_se,
+                )
             self.train_routing_.append(float(filt.sum() / active.sum()))
             self.stages_.append(stage)
             active, active_v = active & ~filt, active_v & ~filt_v
@@ -167,7 +181,7 @@ class DLSA:
         pred = self.regular_.predict(Xs)
         for s, st in enumerate(self.stages_):
             m = route == s
-            if m.any():
+            if m.any() and st.accepted:
                 pred[m] = st.classifier.predict(Xs[m], st.prior(sc[s][1][m]))
         return pred
 
@@ -203,7 +217,10 @@ class DLSA:
                 "stage": s + 1,
                 "threshold": st.threshold,
                 "flow_epoch": st.gmf.epoch,
+                "kept_clusters_initial": st.gmf.kept_clusters_initial,
                 "kept_clusters": st.gmf.kept_clusters,
+                # did training add kept clusters over the untrained flow (epoch 0)?
+                "flow_learned": st.gmf.kept_clusters > st.gmf.kept_clusters_initial,
                 "n_active": int(active.sum()),
                 "n_filtered": int(filt.sum()),
                 "train_routed": self.train_routing_[s],
@@ -213,6 +230,8 @@ class DLSA:
                 if filt.any()
                 else float("nan"),
                 "classifier_epoch": st.classifier.best_epoch,
+                "stage_classifier_used": st.accepted,
+                "stage_check": st.check,
             }
             for name, m in (("filtered", filt), ("remaining", rest)):
                 for g in GROUPS:
@@ -235,6 +254,35 @@ class DLSA:
             "route": route,
             "log_density": [lp for lp, _ in sc],
         }
+
+
+def _check_split(y_val: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask (N_val,): a seeded, per-class share ``fraction`` of validation
+    held out from stage-classifier selection for the stage check (none when 0)."""
+    out = np.zeros(len(y_val), bool)
+    if fraction <= 0:
+        return out
+    rng = np.random.default_rng([seed, 7])
+    for c in np.unique(y_val):
+        idx = rng.permutation(np.flatnonzero(y_val == c))
+        out[idx[: int(round(fraction * len(idx)))]] = True
+    return out
+
+
+def _held_out_check(y, pred_stage, pred_regular, margin_se: float) -> tuple[bool, str]:
+    """Use the stage classifier only if, on held-out validation samples the stage
+    claims, its balanced accuracy beats the regular classifier's by ``margin_se``
+    standard errors (sqrt(p (1 - p) / n) at the regular's score p)."""
+    if len(y) == 0:
+        return False, "rejected: no held-out validation sample reached this stage"
+    a_s = balanced_accuracy(y, pred_stage)
+    a_r = balanced_accuracy(y, pred_regular)
+    bar = a_r + margin_se * np.sqrt(a_r * (1 - a_r) / len(y))
+    verdict = "accepted" if a_s > bar else "rejected"
+    return (
+        a_s > bar,
+        f"{verdict}: {a_s:.3f} vs regular {a_r:.3f} on {len(y)} held-out (bar {bar:.3f})",
+    )
 
 
 def _top_quantile(scores: np.ndarray, rho: float) -> float:

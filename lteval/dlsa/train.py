@@ -73,6 +73,7 @@ class StageFit:
     kept_clusters: int
     selection: str
     history: list[dict] = field(default_factory=list)
+    kept_clusters_initial: int = 0  # the untrained flow's count (before any step)
 
     @property
     def usable(self) -> bool:
@@ -98,6 +99,37 @@ def score(model: GMF, X: torch.Tensor, batch: int = 4096) -> tuple[torch.Tensor,
     if not lp:
         return torch.zeros(0), torch.zeros(0, dtype=torch.long)
     return torch.cat(lp).cpu(), torch.cat(cl).cpu()
+
+
+@torch.no_grad()
+def recalibrate_bn(model: GMF, X: torch.Tensor, batch: int = 4096) -> None:
+    """Set every batch-norm bijector's running statistics to those of ``X`` (N, D).
+
+    Layer by layer: the statistics of a bijector's input are computed over all of X
+    (in float64 sums, in batches) with the earlier bijectors already recalibrated,
+    so eval-mode scoring normalises with the statistics of the very samples scored
+    rather than a moving average over class-balanced training batches.
+    """
+    from lteval.dlsa.flow import BatchNormBijector
+
+    model.eval()
+    layers = list(model.flow.layers)
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, BatchNormBijector):
+            continue
+        s1 = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+        s2 = torch.zeros_like(s1)
+        for start in range(0, len(X), batch):
+            h = X[start : start + batch]
+            for prev in layers[:i]:
+                h = prev(h)[0]
+            h = h.double()
+            s1 += h.sum(0)
+            s2 += (h * h).sum(0)
+        mean = s1 / max(len(X), 1)
+        var = (s2 / max(len(X), 1) - mean * mean).clamp_min(0)
+        layer.running_mean.copy_(mean.to(layer.running_mean.dtype))
+        layer.running_var.copy_(var.to(layer.running_var.dtype))
 
 
 def cluster_stats(clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig) -> tuple[int, int]:
@@ -132,6 +164,13 @@ def deterministic(device: str) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous)
 
 
+def make_optimizer(model: GMF, cfg: DLSAConfig) -> torch.optim.Optimizer:
+    """The GMF optimizer: plain SGD (the method page's) or Adam, at ``flow_lr``."""
+    if cfg.flow_optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.flow_lr)
+    return torch.optim.SGD(model.parameters(), lr=cfg.flow_lr)
+
+
 def training_dtype(cfg: DLSAConfig) -> torch.dtype | None:
     """The autocast dtype of GMF training steps (None: plain float32)."""
     if cfg.flow_autocast == "float32":
@@ -163,8 +202,10 @@ def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     K = cfg.num_clusters
-    model = GMF(X.shape[1], K, cfg.hidden, cfg.prior_std, cfg.bn_momentum, seed).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.flow_lr)
+    model = GMF(
+        X.shape[1], K, cfg.hidden, cfg.prior_std, cfg.bn_momentum, seed, cfg.made_init_std
+    ).to(device)
+    opt = make_optimizer(model, cfg)
     sampler = PairSampler(y, gen)
     w = class_weights(sampler.counts, cfg.q).to(device)
     Xd = X.to(device)
@@ -174,9 +215,11 @@ def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> 
     best: tuple[int, int, dict] | None = None
     last_good: dict | None = None
     fit = StageFit(model, cfg.flow_epochs, 0, "best-kept-clusters")
+    fit.kept_clusters_initial = cluster_stats(score(model, Xd)[1].numpy(), y_np, K, cfg)[0]
     for epoch in range(1, cfg.flow_epochs + 1):
         model.train()
         finite = True
+        sums, steps = torch.zeros(3, dtype=torch.float64), 0
         for s in range(0, len(y), cfg.flow_batch_size):
             n = min(cfg.flow_batch_size, len(y) - s)
             if n < 2:
@@ -201,21 +244,36 @@ def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> 
             if cfg.flow_grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.flow_grad_clip)
             opt.step()
+            sums += torch.stack([l_lh, l_bal, l_pur]).detach().double().cpu()
+            steps += 1
         if not finite:
             fit.selection += f"; stopped at epoch {epoch}: non-finite loss"
             if last_good is not None:
                 model.load_state_dict(last_good)
             break
+        if cfg.bn_recalibrate:
+            recalibrate_bn(model, Xd)
         _, clusters = score(model, Xd)
         kept, largest = cluster_stats(clusters.numpy(), y_np, K, cfg)
+        means = (sums / max(steps, 1)).tolist()
         fit.history.append(
-            {"epoch": epoch, "loss": float(loss.detach()), "kept": kept, "largest": largest}
+            {
+                "epoch": epoch,
+                "loss": float(loss.detach()),
+                "l_lh": means[0],
+                "l_bal": means[1],
+                "l_pur": means[2],
+                "kept": kept,
+                "largest": largest,
+            }
         )
         last_good = copy.deepcopy(model.state_dict())
         if largest < cfg.max_cluster_size and (best is None or kept >= best[1]):
             best = (epoch, kept, last_good)
     if best is None:
+        note = fit.selection.partition("; ")[2]  # keep a divergence note
         fit.selection = "last finished epoch (none had its largest cluster below the limit)"
+        fit.selection += f"; {note}" if note else ""
         fit.epoch = len(fit.history)
         fit.kept_clusters = fit.history[-1]["kept"] if fit.history else 0
     else:

@@ -34,6 +34,10 @@ COLUMNS = [
 STAGE_COLUMNS = [
     "backbone",
     "stage",
+    "flow_epoch",
+    "kept_clusters_initial",
+    "kept_clusters",
+    "flow_learned",
     "n_active",
     "n_filtered",
     "somers_d",
@@ -95,6 +99,20 @@ def below_control(rows: list[dict]) -> list[str]:
     return [r["backbone"] for r in rows if r["weights_kind"] == "pretrained" and r["rank"] > best]
 
 
+def dlsa_status(rows: list[dict], stages: list[dict]) -> dict:
+    """What the report must say about the filter itself: stages whose flow added no
+    kept clusters over its untrained state, and backbones where DLSA did not beat
+    the Balanced-Softmax probe on balanced accuracy."""
+    known = [s for s in stages if "flow_learned" in s]
+    return {
+        "unlearned": [
+            f"{s['backbone']} stage {s['stage']}" for s in known if not s["flow_learned"]
+        ],
+        "stages_known": len(known),
+        "no_lift": [r["backbone"] for r in rows if not (r.get("lift_balanced", 0) > 0)],
+    }
+
+
 def render_report(results_dir: str | Path) -> Path:
     """Write ``index.html`` plus PNGs into ``results_dir`` from its results files alone."""
     out = Path(results_dir)
@@ -146,6 +164,7 @@ def render_report(results_dir: str | Path) -> Path:
         random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
         controls=[r["backbone"] for r in rows if r["weights_kind"] == "random-init control"],
         below_control=below_control(rows),
+        dlsa_status=dlsa_status(rows, res["stages"]),
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
         environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),
