@@ -81,13 +81,16 @@ def _resample(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def paired_bootstrap(y, pred_a, pred_b, counts, seed: int) -> np.ndarray:
-    """(N_BOOT, 2) balanced accuracy of a and b on stratified resamples of eval."""
+def paired_bootstrap(y, preds: dict, counts, seed: int) -> dict[str, np.ndarray]:
+    """{metric: (N_BOOT, methods)} of ``preds`` on the same stratified resamples of eval."""
     rng = np.random.default_rng(seed)
-    out = np.empty((N_BOOT, 2))
+    out = {k: np.empty((N_BOOT, len(preds))) for k in KEYS}
     for i in range(N_BOOT):
         idx = _resample(y, rng)
-        out[i] = [accuracy_report(y[idx], p[idx], counts)["balanced"] for p in (pred_a, pred_b)]
+        for j, p in enumerate(preds.values()):
+            acc = accuracy_report(y[idx], p[idx], counts)
+            for k in KEYS:
+                out[k][i, j] = acc[k]
     return out
 
 
@@ -112,7 +115,8 @@ def run_dlsa(cfg: DLSAConfig, splits, C: int, seed: int, heads: bool) -> tuple[d
         keep["history"] = [_round(h) for h in st.gmf.history]
         stages.append(keep)
     out["stages"] = stages
-    boot = paired_bootstrap(ye, preds["dlsa"], preds["probe"], model.group_counts_, seed)
+    pair = {m: preds[m] for m in ("dlsa", "probe")}
+    boot = paired_bootstrap(ye, pair, model.group_counts_, seed)
     return out, {"boot": boot}
 
 
@@ -147,8 +151,15 @@ def _share(flags: list[bool]) -> str:
     return f"{sum(flags)}/{len(flags)}"
 
 
+def _ci(values: np.ndarray) -> list[float]:
+    lo, hi = np.nanpercentile(values, [2.5, 97.5]) if np.isfinite(values).any() else (np.nan,) * 2
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
 def summarise(runs: list[dict], arm: str) -> dict:
-    """Mean over seeds per (dataset, IF), with the bootstrap interval of the mean lift."""
+    """Per (dataset, IF): means over seeds, with 95% intervals of the seed-mean from the
+    per-seed paired bootstraps (replicate i of every seed averaged), and per stage the
+    mean kept clusters and the group make-up of filtered and remaining eval samples."""
     out = {}
     for key in sorted({(r["dataset"], r["imbalance_factor"]) for r in runs}):
         rs = [r for r in runs if (r["dataset"], r["imbalance_factor"]) == key]
@@ -156,14 +167,41 @@ def summarise(runs: list[dict], arm: str) -> dict:
             m: _round({k: np.mean([r[arm]["accuracy"][m][k] for r in rs]) for k in KEYS})
             for m in rs[0][arm]["accuracy"]
         }
-        boots = np.stack([r[arm]["_boot"] for r in rs])  # (seeds, N_BOOT, 2)
-        lift = (boots[..., 0] - boots[..., 1]).mean(0)
+        # (seeds, N_BOOT, 2: dlsa, probe) -> mean over seeds per replicate
+        boot = {k: np.stack([r[arm]["_boot"][k] for r in rs]).mean(0) for k in KEYS}
         st = [s for r in rs for s in r[arm]["stages"]]
+        per_stage = []
+        for i in sorted({s["stage"] for s in st}):
+            si = [s for s in st if s["stage"] == i]
+            row = {"stage": i, "runs": len(si)}
+            for k in ("kept_clusters_initial", "kept_clusters", "flow_epoch", "n_filtered"):
+                row[k] = round(float(np.mean([s[k] for s in si])), 1)
+            for part in ("filtered", "remaining"):
+                for g in GROUPS:
+                    vals = [s[f"{part}_{g}_share"] for s in si]
+                    row[f"{part}_{g}_share"] = (
+                        round(float(np.nanmean(vals)), 3) if np.isfinite(vals).any() else None
+                    )
+            row["remaining_train_imbalance_ratio"] = round(
+                float(np.mean([s["remaining_train_imbalance_ratio"] for s in si])), 1
+            )
+            per_stage.append(row)
         out[f"{key[0]} IF{key[1]:g}"] = {
             "seeds": [r["seed"] for r in rs],
             "accuracy_mean": acc,
+            "dlsa_95ci": {k: _ci(boot[k][:, 0]) for k in KEYS},
+            "probe_95ci": {k: _ci(boot[k][:, 1]) for k in KEYS},
             "lift_balanced_mean": round(acc["dlsa"]["balanced"] - acc["probe"]["balanced"], 4),
-            "lift_balanced_95ci": [round(float(v), 4) for v in np.percentile(lift, [2.5, 97.5])],
+            "lift_balanced_95ci": _ci(boot["balanced"][:, 0] - boot["balanced"][:, 1]),
+            "lift_balanced_per_seed": [
+                round(
+                    r[arm]["accuracy"]["dlsa"]["balanced"]
+                    - r[arm]["accuracy"]["probe"]["balanced"],
+                    4,
+                )
+                for r in rs
+            ],
+            "stages": per_stage,
             "stages_where_chosen_kept_exceeds_initial": _share(
                 [s["kept_clusters"] > s["kept_clusters_initial"] for s in st]
             ),
@@ -242,9 +280,7 @@ def main() -> int:
         "runs": [
             {
                 **r,
-                **{
-                    a: {k: v for k, v in r[a].items() if k != "_boot"} for a in ("default", "paper")
-                },
+                **{a: {k: v for k, v in r[a].items() if k != "_boot"} for a, _, _ in ARMS},
             }
             for r in runs
         ],

@@ -160,6 +160,7 @@ def test_rejected_stages_are_labelled_by_the_regular_classifier():
     np.testing.assert_array_equal(never.predict(Xn), never.predict_regular(Xn))
     rows = never.report(Xn, yn)["stages"]
     assert all(r["stage_check"].startswith("rejected") for r in rows)
+    assert all(r["stage_classifier_used"] is False for r in rows)  # plain bool, JSON-safe
     always = DLSA(replace(cfg, stage_check_margin_se=-1e9), seed=0).fit(Xn, yn, Xv, yv)
     assert any(st.accepted for st in always.stages_)
     assert all(st.accepted == st.check.startswith("accepted") for st in always.stages_)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lteval.dlsa.config import DLSAConfig
-from lteval.dlsa.flow import GMF
+from lteval.dlsa.flow import GMF, BatchNormBijector
 
 
 class PairSampler:
@@ -73,7 +73,9 @@ class StageFit:
     kept_clusters: int
     selection: str
     history: list[dict] = field(default_factory=list)
-    kept_clusters_initial: int = 0  # the untrained flow's count (before any step)
+    # the untrained flow's count: initial weights, batch-norm bijectors at their
+    # initial identity statistics (inputs are z-scored), before any step
+    kept_clusters_initial: int = 0
 
     @property
     def usable(self) -> bool:
@@ -110,8 +112,6 @@ def recalibrate_bn(model: GMF, X: torch.Tensor, batch: int = 4096) -> None:
     so eval-mode scoring normalises with the statistics of the very samples scored
     rather than a moving average over class-balanced training batches.
     """
-    from lteval.dlsa.flow import BatchNormBijector
-
     model.eval()
     layers = list(model.flow.layers)
     for i, layer in enumerate(layers):
@@ -219,7 +219,7 @@ def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> 
     for epoch in range(1, cfg.flow_epochs + 1):
         model.train()
         finite = True
-        sums, steps = torch.zeros(3, dtype=torch.float64), 0
+        sums, steps = torch.zeros(3, dtype=torch.float64, device=device), 0
         for s in range(0, len(y), cfg.flow_batch_size):
             n = min(cfg.flow_batch_size, len(y) - s)
             if n < 2:
@@ -244,7 +244,7 @@ def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> 
             if cfg.flow_grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.flow_grad_clip)
             opt.step()
-            sums += torch.stack([l_lh, l_bal, l_pur]).detach().double().cpu()
+            sums += torch.stack([l_lh, l_bal, l_pur]).detach().double()  # no sync per step
             steps += 1
         if not finite:
             fit.selection += f"; stopped at epoch {epoch}: non-finite loss"
