@@ -137,9 +137,10 @@ def test_more_planted_separation_gives_higher_score(dtype):
     for spread in (0.0, 3.0):
         (Xtr, ytr), (Xv, yv), (Xe, ye) = planted(spread, seed=1)
         scores.append(DLSA(cfg, seed=0).fit(Xtr, ytr, Xv, yv).report(Xe, ye)["separability"])
-    # (0.655 -> 0.728 in float32 at lteval's default flow lr 0.02 with batch-norm
-    # recalibration; 0.42 -> 0.65 at the published lr 0.2)
-    assert scores[1] > scores[0] + 0.05, scores
+    # (0.697 -> 0.744 in float32 with lteval's default Adam at 1e-3 and batch-norm
+    # recalibration; 0.655 -> 0.728 with SGD at 0.02; 0.42 -> 0.65 at the published
+    # SGD lr 0.2)
+    assert scores[1] > scores[0] + 0.03, scores
 
 
 def test_somers_d_matches_brute_force():
@@ -199,6 +200,7 @@ def test_gradient_clipping_keeps_training_finite():
         num_clusters=16,
         flow_epochs=5,
         flow_batch_size=64,
+        flow_optimizer="sgd",
         flow_lr=0.2,
         classifier=LinearConfig(epochs=5),
     )
