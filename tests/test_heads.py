@@ -8,6 +8,7 @@ from lteval.heads import (
     LinearConfig,
     Standardizer,
     accuracy_report,
+    balanced_accuracy,
     shot_groups,
     train_balanced_softmax,
 )
@@ -162,3 +163,22 @@ def test_dlsa_shot_groups_count_train_plus_validation():
     m = DLSA(cfg, seed=0).fit(X, y, Xv, yv, num_classes=2)
     assert m.class_counts_.tolist() == [90, 15] and m.group_counts_.tolist() == [112, 19]
     assert not np.isnan(m.report(Xv, yv)["accuracy"]["many"])
+
+
+def test_balanced_accuracy_se_is_per_class_and_grows_with_rare_classes():
+    from lteval.heads import balanced_accuracy_se  # noqa: PLC0415
+
+    # 98 head samples, 2 tail samples: the plain binomial SE over 100 samples
+    # understates the balanced accuracy's noise, which the tail's 2 samples dominate
+    y = np.array([0] * 98 + [1] * 2)
+    pred = y.copy()
+    pred[:10] = 1
+    p0, p1 = 89 / 100, 3 / 4  # add-one smoothed per-class hit rates
+    expected = np.sqrt(p0 * (1 - p0) / 98 + p1 * (1 - p1) / 2) / 2
+    assert balanced_accuracy_se(y, pred) == pytest.approx(expected)
+    a = balanced_accuracy(y, pred)
+    assert balanced_accuracy_se(y, pred) > 3 * np.sqrt(a * (1 - a) / len(y))
+    # a perfectly balanced set of 50 + 50 is far less noisy than 98 + 2
+    yb = np.repeat([0, 1], 50)
+    assert balanced_accuracy_se(yb, yb) < balanced_accuracy_se(y, y)
+    assert np.isnan(balanced_accuracy_se(np.array([], int), np.array([], int)))

@@ -52,6 +52,7 @@ from lteval.heads import (
     TrainedHead,
     accuracy_report,
     balanced_accuracy,
+    balanced_accuracy_se,
     shot_groups,
     train_balanced_softmax,
 )
@@ -280,12 +281,14 @@ def _check_split(y_val: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 def _held_out_check(y, pred_stage, pred_regular, margin_se: float) -> tuple[bool, str]:
     """Use the stage classifier only if, on held-out validation samples the stage
     claims, its balanced accuracy beats the regular classifier's by ``margin_se``
-    standard errors (sqrt(p (1 - p) / n) at the regular's score p)."""
+    standard errors of the regular's balanced accuracy (``balanced_accuracy_se``:
+    per class, so the few held-out samples of rare classes count as the noise they
+    are)."""
     if len(y) == 0:
         return False, "rejected: no held-out validation sample reached this stage"
     a_s = balanced_accuracy(y, pred_stage)
     a_r = balanced_accuracy(y, pred_regular)
-    bar = a_r + margin_se * np.sqrt(a_r * (1 - a_r) / len(y))
+    bar = a_r + margin_se * balanced_accuracy_se(y, pred_regular)
     ok = bool(a_s > bar)
     verdict = "accepted" if ok else "rejected"
     return (

@@ -11,7 +11,13 @@ from lteval.heads.linear import (
     train_balanced_softmax,
 )
 from lteval.heads.logme import logme
-from lteval.heads.metrics import GROUPS, accuracy_report, balanced_accuracy, shot_groups
+from lteval.heads.metrics import (
+    GROUPS,
+    accuracy_report,
+    balanced_accuracy,
+    balanced_accuracy_se,
+    shot_groups,
+)
 from lteval.heads.zoo import (
     CRT,
     KNN,
@@ -40,6 +46,7 @@ __all__ = [
     "TrainedHead",
     "accuracy_report",
     "balanced_accuracy",
+    "balanced_accuracy_se",
     "shot_groups",
     "train_balanced_softmax",
 ]

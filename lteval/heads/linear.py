@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lteval.heads.metrics import balanced_accuracy
+from lteval.heads.metrics import balanced_accuracy, balanced_accuracy_se
 
 
 @dataclass
@@ -163,7 +163,7 @@ def _train_one(
     init: a trained head to start from (its ``fc`` copied, the cluster-aided part
     zero); its state is then the epoch-0 candidate, and a trained epoch must beat it
     by ``config.warm_start_margin_se`` standard errors of the validation balanced
-    accuracy (sqrt(p (1 - p) / n_val) at the starting point's score p): on small
+    accuracy (``balanced_accuracy_se`` of the starting point, per class): on small
     validation subsets, a gain below that is noise, and chasing it cost test
     accuracy (see lteval.dlsa.model). mask_counts: the counts whose
     zeros mark never-predicted classes (default: ``class_counts``).
@@ -189,10 +189,11 @@ def _train_one(
     best_state, best, bar = None, -1.0, -1.0
     if init is not None and has_val:  # the starting point competes as epoch 0
         head.eval()
-        best = balanced_accuracy(y_val, trained.predict(X_val, P_val))
+        start = trained.predict(X_val, P_val)
+        best = balanced_accuracy(y_val, start)
         best_state = {k: v.clone() for k, v in head.state_dict().items()}
         trained.best_epoch, trained.val_balanced = 0, best
-        bar = best + cfg.warm_start_margin_se * np.sqrt(best * (1 - best) / len(y_val))
+        bar = best + cfg.warm_start_margin_se * balanced_accuracy_se(y_val, start)
     for epoch in range(1, cfg.epochs + 1):
         head.train()
         if cfg.optimizer == "lbfgs":  # one full-batch quasi-Newton iteration per "epoch"

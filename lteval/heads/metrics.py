@@ -58,3 +58,21 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         return float("nan")
     classes = np.unique(y_true)
     return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in classes]))
+
+
+def balanced_accuracy_se(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Standard error of :func:`balanced_accuracy`: ``sqrt(sum_c p_c (1 - p_c) / n_c) / C``
+    over the C classes present, with ``p_c = (hits_c + 1) / (n_c + 2)`` (add-one
+    smoothing, so a class of one or two samples never counts as certain).
+
+    Balanced accuracy weighs each class equally, so its variance is dominated by
+    the rarest classes; ``sqrt(p (1 - p) / n)`` over all n samples understates it
+    whenever the classes present are imbalanced. NaN if ``y_true`` is empty.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if len(y_true) == 0:
+        return float("nan")
+    classes, n = np.unique(y_true, return_counts=True)
+    hits = np.array([np.sum(y_pred[y_true == c] == c) for c in classes])
+    p = (hits + 1) / (n + 2)
+    return float(np.sqrt(np.sum(p * (1 - p) / n)) / len(classes))
