@@ -99,7 +99,8 @@ def main() -> int:
     t_fit = time.perf_counter() - t0
     rep = model.report(Xte, yte)
     wall = time.perf_counter() - t0
-    probe = accuracy_report(yte, model.predict_regular(Xte), model.class_counts_)
+    # the same shot groups as DLSA's report (train plus validation counts)
+    probe = accuracy_report(yte, model.predict_regular(Xte), model.group_counts_)
     keys = ("overall", "balanced", *GROUPS)
     result = {
         "benchmark": "dlsa",
