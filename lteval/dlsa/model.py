@@ -44,8 +44,15 @@ import numpy as np
 import torch
 
 from lteval.dlsa.config import DLSAConfig
-from lteval.dlsa.separability import imbalance, many_few_auroc, separability_score, somers_d
-from lteval.dlsa.train import StageFit, deterministic, fit_stage, score
+from lteval.dlsa.separability import (
+    imbalance,
+    many_few_auroc,
+    permutation_null,
+    separability_score,
+    somers_d,
+    stouffer,
+)
+from lteval.dlsa.train import StageFit, cluster_table, deterministic, fit_stage, score
 from lteval.heads import (
     GROUPS,
     Standardizer,
@@ -69,6 +76,9 @@ class Stage:
     # False: the held-out check found no gain, the regular classifier labels this stage
     accepted: bool = True
     check: str = "no check (stage_check_fraction = 0)"
+    # (K,) clusters kept on the stage's active train samples, and their majority class
+    kept: np.ndarray | None = None
+    majority: np.ndarray | None = None
 
     def prior(self, clusters: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Cluster prior P (N, C); with ``labels`` each sample is left out of its own cluster."""
@@ -117,6 +127,7 @@ class DLSA:
         self.stages_: list[Stage] = []
         self.train_routing_: list[float] = []
         self.remaining_train_imbalance_: list[dict] = []
+        self.train_imbalance_ = imbalance(y, C)
         self.stopped_: str | None = None
         for s in range(cfg.num_stages):
             ya = y[active]
@@ -133,6 +144,7 @@ class DLSA:
             hist = np.zeros((cfg.num_clusters, C), np.int64)
             np.add.at(hist, (cl, y), 1)
             stage = Stage(gmf, thr, hist, None)  # type: ignore[arg-type]
+            stage.kept, stage.majority, _ = cluster_table(cl[active], ya, cfg.num_clusters, cfg)
             filt = active & (lp >= thr)
             lpv, clv = (a.numpy() for a in score(gmf.model, torch.as_tensor(Xv).to(cfg.device)))
             filt_v = active_v & (lpv >= thr)
@@ -204,24 +216,33 @@ class DLSA:
         return float(accuracy_report(y, self.predict(X), self.class_counts_)["balanced"])
 
     # --------------------------------------------------------------- report
-    def report(self, X, y) -> dict:
+    def report(self, X, y, n_permutations: int = 1000) -> dict:
         """Overall and per-stage metrics on (X, y); see lteval.dlsa.separability.
 
         Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S,
-        "train_routing": [...], "routed_share": (S + 1,), "predictions": (N,),
-        "route": (N,) as ``route``, "log_density": [(N,) log p(x) per stage]}``;
-        accuracies in [0, 1].
+        "separability_z", "separability_p", "balance_gain", "cluster_coverage",
+        "cluster_eval_purity", "train_routing": [...], "routed_share": (S + 1,),
+        "predictions": (N,), "route": (N,) as ``route``, "log_density": [(N,) log p(x)
+        per stage]}``; accuracies in [0, 1]. ``n_permutations`` class-frequency
+        permutations (seeded by ``seed``) give each stage's null for Somers' D.
         """
+        if not isinstance(n_permutations, int) or n_permutations < 2:
+            raise ValueError(f"n_permutations must be an integer >= 2, got {n_permutations!r}")
         X, y = _check_xy(X, y, "eval", len(self.scaler_.mean))
+        rng = np.random.default_rng([self.seed, 11])
         Xs, sc = self._scores(X)
         route = self._route(sc, len(y))
         pred = self._predict(Xs, sc, route)
         groups = shot_groups(self.group_counts_)[y]
         freq = self.class_counts_[y]
         rows, active = [], np.ones(len(y), bool)
+        entropy = self.train_imbalance_["norm_entropy"]
         for s, st in enumerate(self.stages_):
-            lp = sc[s][0]
+            lp, cl = sc[s]
             filt, rest = active & (route == s), active & (route != s)
+            null = permutation_null(lp[active], y[active], self.class_counts_, n_permutations, rng)
+            covered = active & st.kept[cl]
+            imb = self.remaining_train_imbalance_[s]
             row = {
                 "stage": s + 1,
                 "threshold": st.threshold,
@@ -234,6 +255,13 @@ class DLSA:
                 "n_filtered": int(filt.sum()),
                 "train_routed": self.train_routing_[s],
                 "somers_d": somers_d(lp[active], freq[active]),
+                "somers_d_null_mean": null["null_mean"],
+                "somers_d_null_sd": null["null_sd"],
+                "somers_d_z": null["z"],
+                "balance_gain": imb["norm_entropy"] - entropy,
+                "cluster_coverage": float(covered.sum() / max(active.sum(), 1)),
+                "cluster_eval_correct": int((y[covered] == st.majority[cl[covered]]).sum()),
+                "cluster_eval_covered": int(covered.sum()),
                 "auroc_many_few": many_few_auroc(lp[active], groups[active]),
                 "stage_accuracy": float((pred[filt] == y[filt]).mean())
                 if filt.any()
@@ -247,15 +275,26 @@ class DLSA:
                     row[f"{name}_{g}_share"] = (
                         float((groups[m] == g).mean()) if m.any() else float("nan")
                     )
-            imb = self.remaining_train_imbalance_[s]
             row.update({f"remaining_train_{k}": v for k, v in imb.items()})
             rows.append(row)
-            active = rest
+            active, entropy = rest, imb["norm_entropy"]
         acc = accuracy_report(y, pred, self.group_counts_)
+        z, p = stouffer([r["somers_d_z"] for r in rows])
+        gains = [r["balance_gain"] for r in rows if np.isfinite(r["balance_gain"])]
+        n_cov = sum(r["cluster_eval_covered"] for r in rows)
         return {
             "accuracy": acc,
             "stages": rows,
             "separability": separability_score([r["somers_d"] for r in rows]),
+            "separability_z": z,
+            "separability_p": p,
+            "balance_gain": float(np.sum(gains)) if gains else float("nan"),
+            "cluster_coverage": float(np.mean([r["cluster_coverage"] for r in rows]))
+            if rows
+            else float("nan"),
+            "cluster_eval_purity": sum(r["cluster_eval_correct"] for r in rows) / n_cov
+            if n_cov
+            else float("nan"),
             "train_routing": list(self.train_routing_),
             "routed_share": np.bincount(route, minlength=len(self.stages_) + 1) / max(len(y), 1),
             # per-sample arrays, so callers need not score the flows again

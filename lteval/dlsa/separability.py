@@ -16,12 +16,30 @@ every pair of classes of different frequency, so no shot thresholds are needed.
 The absolute value makes S direction-agnostic: it does not assume the filter
 keeps head classes (with q = 2 the likelihood favours tail anchors, so the
 direction is an empirical question per backbone; the signed D_s is reported).
+
+S alone does not say whether a value is more than chance: with C classes, D_s is
+a statistic over C class frequencies, and a density that differs between classes
+for any reason gives |D_s| > 0. The companion scores:
+
+- ``separability_z`` / ``separability_p``: each stage's D_s against a permutation
+  null that shuffles which train frequency belongs to which class (samples stay
+  with their class, log p(x) is unchanged, nothing is refit),
+  ``z_s = (D_s - mean(D_null)) / sd(D_null)``; stages combine by Stouffer,
+  ``Z = sum_s z_s / sqrt(S_n)``, with two-sided ``p = 2 (1 - Phi(|Z|))``.
+- ``balance_gain``: ``sum_s [H(remaining_s) - H(active_s)]`` over the train labels,
+  H the entropy of the class distribution divided by log C (1 = balanced). It
+  telescopes to H(left after the last stage) - H(train): positive only when the
+  filtering leaves a more balanced label space, which is what DLSA claims to do.
+- ``cluster_coverage``: mean over stages of the share of active eval samples whose
+  flow cluster was kept on train (purity > 0.7 and more than 10 active train
+  samples); ``cluster_eval_purity``: the share of those covered eval samples whose
+  label is their cluster's train majority, pooled over stages.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, norm
 from sklearn.metrics import roc_auc_score
 
 
@@ -86,3 +104,64 @@ def separability_score(stage_d: list[float]) -> float:
     """Mean of |D_s| over the stages with a defined D_s (NaN if none)."""
     vals = [abs(d) for d in stage_d if np.isfinite(d)]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def class_pair_margins(scores: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) ``M[a, b] = #(s_i > s_j) - #(s_i < s_j)`` over samples i of class a and
+    j of class b: everything Somers' D needs once the scores are fixed, whatever
+    frequency each class is given. O(C' n log n) for C' classes present."""
+    s, y = _finite(scores), np.asarray(y)
+    M = np.zeros((num_classes, num_classes))
+    for b in np.unique(y):
+        sb = np.sort(s[y == b])
+        diff = np.searchsorted(sb, s, "left") - (len(sb) - np.searchsorted(sb, s, "right"))
+        M[:, b] = np.bincount(y, weights=diff, minlength=num_classes)
+    return M
+
+
+def somers_d_from_margins(M: np.ndarray, class_n: np.ndarray, class_freq: np.ndarray) -> float:
+    """Somers' D of the scores behind ``M`` (see ``class_pair_margins``) against the
+    class frequencies ``class_freq`` (C,), with ``class_n`` (C,) samples per class.
+    Equals ``somers_d(scores, class_freq[y])``; NaN with no pair of different frequency."""
+    more = class_freq[:, None] > class_freq[None, :]
+    pairs = (np.outer(class_n, class_n) * more).sum()
+    return float((M * more).sum() / pairs) if pairs > 0 else float("nan")
+
+
+def permutation_null(
+    scores: np.ndarray,
+    y: np.ndarray,
+    class_freq: np.ndarray,
+    n_permutations: int,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Somers' D of ``scores`` against the frequency of each sample's class, and its
+    null: the same D with the frequencies shuffled among the classes (samples stay
+    with their class, the scores are unchanged, nothing is refit).
+
+    Returns ``{"d", "null_mean", "null_sd", "z"}`` with ``z = (d - null_mean) /
+    null_sd`` (NaN when the null has no spread or D is undefined).
+    """
+    y = np.asarray(y)
+    C = len(class_freq)
+    M = class_pair_margins(scores, y, C)
+    n = np.bincount(y, minlength=C)
+    d = somers_d_from_margins(M, n, class_freq)
+    null = np.array(
+        [somers_d_from_margins(M, n, class_freq[rng.permutation(C)]) for _ in range(n_permutations)]
+    )
+    null = null[np.isfinite(null)]
+    mean = float(null.mean()) if len(null) else float("nan")
+    sd = float(null.std(ddof=1)) if len(null) > 1 else float("nan")
+    z = (d - mean) / sd if np.isfinite(d) and sd > 0 else float("nan")
+    return {"d": d, "null_mean": mean, "null_sd": sd, "z": float(z)}
+
+
+def stouffer(z: list[float]) -> tuple[float, float]:
+    """Stouffer's combination of per-stage z-scores: (Z = sum z / sqrt(k), two-sided p),
+    over the finite ones (NaN, NaN if none)."""
+    z = np.asarray([v for v in z if np.isfinite(v)], dtype=float)
+    if not len(z):
+        return float("nan"), float("nan")
+    Z = float(z.sum() / np.sqrt(len(z)))
+    return Z, float(2 * norm.sf(abs(Z)))

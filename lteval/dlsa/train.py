@@ -147,16 +147,25 @@ def recalibrate_bn(model: GMF, X: torch.Tensor, batch: int = 4096) -> None:
         score(model, X, batch, recalibrate=True)
 
 
-def cluster_stats(clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig) -> tuple[int, int]:
-    """(kept clusters, largest cluster size): kept = purity > threshold and size > minimum."""
-    C = int(y.max()) + 1
+def cluster_table(
+    clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cluster, (K,) each: kept (purity > ``purity_threshold`` and size >
+    ``min_cluster_size``), majority class, and size, of the samples' ``clusters`` (N,)
+    and labels ``y`` (N,)."""
+    C = int(y.max()) + 1 if len(y) else 1
     hist = np.zeros((K, C), dtype=np.int64)
     np.add.at(hist, (clusters, y), 1)
     size = hist.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        purity = np.where(size > 0, hist.max(1) / np.maximum(size, 1), 0.0)
-    kept = int(((purity > cfg.purity_threshold) & (size > cfg.min_cluster_size)).sum())
-    return kept, int(size.max())
+    purity = np.where(size > 0, hist.max(1) / np.maximum(size, 1), 0.0)
+    kept = (purity > cfg.purity_threshold) & (size > cfg.min_cluster_size)
+    return kept, hist.argmax(1), size
+
+
+def cluster_stats(clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig) -> tuple[int, int]:
+    """(kept clusters, largest cluster size): kept = purity > threshold and size > minimum."""
+    kept, _, size = cluster_table(clusters, y, K, cfg)
+    return int(kept.sum()), int(size.max())
 
 
 @contextlib.contextmanager

@@ -47,16 +47,21 @@ HEADS: dict[str, Callable[[int], object]] = {
 
 ACCURACY_KEYS = ("overall", "balanced", *GROUPS)
 METHODS = ["dlsa", "probe", *HEADS]
+SEPARATION = ["separability_z", "balance_gain", "cluster_coverage", "cluster_eval_purity"]
+"""The separability score's companions (formulas in ``lteval.dlsa.separability``)."""
 METRICS = [
     "separability",
+    *SEPARATION,
     *(f"{m}_{k}" for m in METHODS for k in ACCURACY_KEYS),
     "lift_balanced",
     "logme",
 ]
-"""The metric columns a row can carry; ``--by`` may name any of them."""
-BOOTSTRAPPED = [m for m in METRICS if m != "logme"]
-"""Metrics computed on the eval split, hence given bootstrap intervals (LogME uses
-the train split only)."""
+"""The metric columns a row can carry; ``--by`` may name any of them (higher is
+better for each). ``separability_p`` is a row column too, but not a ranking one."""
+BOOTSTRAPPED = [m for m in METRICS if m not in ("logme", *SEPARATION)]
+"""Metrics given bootstrap intervals over the eval split. LogME and balance_gain use
+the train split only; separability_z is a test statistic with its own null; the
+cluster coverage columns are reported as measured."""
 
 
 @dataclass
@@ -151,6 +156,7 @@ def score_features(
     counts, lt_counts = dlsa.class_counts_, dlsa.group_counts_
     acc = {m: accuracy_report(ye, p, lt_counts) for m, p in preds.items()}
     row = {"backbone": name, "status": "ok", "separability": rep["separability"]}
+    row.update({k: rep[k] for k in (*SEPARATION, "separability_p")})
     for m in preds:
         row.update({f"{m}_{k}": acc[m][k] for k in ACCURACY_KEYS})
     row["lift_balanced"] = acc["dlsa"]["balanced"] - acc["probe"]["balanced"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from lteval.report import plots
 
 COLUMNS = [
     "separability",
+    "separability_z",
+    "separability_p",
+    "balance_gain",
+    "cluster_coverage",
+    "cluster_eval_purity",
     "logme",
     "dlsa_balanced",
     "probe_balanced",
@@ -41,14 +47,21 @@ STAGE_COLUMNS = [
     "n_active",
     "n_filtered",
     "somers_d",
+    "somers_d_null_mean",
+    "somers_d_null_sd",
+    "somers_d_z",
     "auroc_many_few",
     "filtered_many_share",
     "filtered_medium_share",
     "filtered_few_share",
     "remaining_train_imbalance_ratio",
     "remaining_train_norm_entropy",
+    "balance_gain",
+    "cluster_coverage",
     "stage_accuracy",
 ]
+NO_EVIDENCE_P = 0.05
+"""Above this permutation p-value a backbone shows no evidence of head/tail separation."""
 
 
 def fmt(v) -> str:
@@ -99,6 +112,16 @@ def below_control(rows: list[dict]) -> list[str]:
     return [r["backbone"] for r in rows if r["weights_kind"] == "pretrained" and r["rank"] > best]
 
 
+def separation_evidence(row: dict) -> str:
+    """The verdict on a backbone's separability against the permutation null."""
+    p = row.get("separability_p")
+    if p is None or not math.isfinite(p):
+        return "undefined (no stage with a permutation null)"
+    if p > NO_EVIDENCE_P:
+        return f"no evidence of head/tail separation (p = {p:.2f})"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def dlsa_status(rows: list[dict], stages: list[dict]) -> dict:
     """What the report must say about the filter itself: stages whose flow added no
     kept clusters over its untrained state, and backbones where DLSA did not beat
@@ -124,6 +147,8 @@ def render_report(results_dir: str | Path) -> Path:
     for r in rows:
         r["weights_kind"] = weights_kind(r)
         r["weights_source"] = weights_source(r)
+        if "separability_p" in r:
+            r["separation_evidence"] = separation_evidence(r)
     by = run["ranked_by"]
     images = [
         (plots.ranking_bar(rows, by, out), f"Backbones by {by}, with 95% bootstrap intervals"),
@@ -164,6 +189,9 @@ def render_report(results_dir: str | Path) -> Path:
         random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
         controls=[r["backbone"] for r in rows if r["weights_kind"] == "random-init control"],
         below_control=below_control(rows),
+        no_evidence=[
+            r["backbone"] for r in rows if not r.get("separation_evidence", "p").startswith("p")
+        ],
         dlsa_status=dlsa_status(rows, res["stages"]),
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
