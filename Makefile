@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate
+.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate validate
 
 install: $(STAMP) install-packaged
 
@@ -72,6 +72,11 @@ benchmark-dlsa: install
 # of the flow's kept clusters. About 25 minutes on 2 cores; features cached.
 benchmark-replicate: install install-fashion-mnist
 	$(BIN)/python benchmarks/bench_replicate.py --out reports/benchmarks/replicate.json
+
+# lteval's validation study (issue 11): 16 real feature sets on each of animal-mnist-lt
+# and fashion-mnist-lt; rank correlation of every score with the best head's accuracy
+validate: install install-fashion-mnist
+	$(BIN)/python -m lteval.validate --out reports/validate
 
 benchmark-linear: install
 	$(BIN)/python benchmarks/bench_linear.py --out reports/benchmarks/linear.json

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
+from lteval.backbones.small_cnn import SmallCNNConfig, cnn_features
 from lteval.data import load_dataset
 
 # dataset -> split options (animal-mnist: a larger n_max than the registry's 200
@@ -34,66 +33,7 @@ SPLITS = {
     "fashion-mnist-lt": {"n_max": 2000, "eval_per_class": 300},
     "animal-mnist-lt": {"n_max": 900, "eval_per_class": 100},
 }
-CNN = {"epochs": 15, "batch": 128, "lr": 0.05, "momentum": 0.9, "wd": 5e-4, "width": 256}
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int, width: int = 256):
-        super().__init__()
-        blocks, c_in = [], 1
-        for c in (32, 64, 128):
-            blocks += [
-                nn.Conv2d(c_in, c, 3, padding=1),
-                nn.BatchNorm2d(c),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            c_in = c
-        self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.embed = nn.Sequential(nn.Linear(128, width), nn.ReLU())
-        self.fc = nn.Linear(width, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.body(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
-
-
-def _shift(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random translation by up to ``pad`` pixels (one offset per batch, seeded)."""
-    dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,), generator=gen))
-    return torch.roll(F.pad(x, (pad,) * 4), (dy, dx), (2, 3))[..., pad:-pad, pad:-pad]
-
-
-def train_cnn(x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: int) -> SmallCNN:
-    """Cross-entropy training on the long-tailed train split (x (N, 1, 28, 28))."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = SmallCNN(num_classes, CNN["width"])
-    opt = torch.optim.SGD(
-        model.parameters(), lr=CNN["lr"], momentum=CNN["momentum"], weight_decay=CNN["wd"]
-    )
-    steps = CNN["epochs"] * -(-len(y) // CNN["batch"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    model.train()
-    for _ in range(CNN["epochs"]):
-        perm = torch.randperm(len(y), generator=gen)
-        for s in range(0, len(y), CNN["batch"]):
-            idx = perm[s : s + CNN["batch"]]
-            if len(idx) < 2:
-                continue
-            loss = F.cross_entropy(model(_shift(x[idx], gen)), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def embed(model: SmallCNN, x: torch.Tensor, batch: int = 1024) -> np.ndarray:
-    return torch.cat([model.features(x[s : s + batch]) for s in range(0, len(x), batch)]).numpy()
+CNN = SmallCNNConfig().to_dict()
 
 
 def cache_key(dataset: str, imbalance_factor: float, seed: int) -> str:
@@ -114,19 +54,9 @@ def features(
             info = json.loads(str(z["info"]))
         return splits, info
     ds = load_dataset(dataset, seed=seed, imbalance_factor=imbalance_factor, **SPLITS[dataset])
-    images = torch.as_tensor(np.asarray(ds.images, np.float32) / 255.0)[:, None]
-    idx = {"train": ds.splits.train, "val": ds.splits.val, "eval": ds.splits.eval}
-    mean, std = images[idx["train"]].mean(), images[idx["train"]].std()
-    images = (images - mean) / std
-    labels = torch.as_tensor(ds.labels)
+    splits, model = cnn_features(ds, seed, SmallCNNConfig(**CNN))
     C = len(ds.class_names)
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        model = train_cnn(images[idx["train"]], labels[idx["train"]], C, seed)
-        splits = {s: (embed(model, images[i]), ds.labels[i]) for s, i in idx.items()}
-    finally:
-        torch.use_deterministic_algorithms(previous)
+    idx = {"train": ds.splits.train, "val": ds.splits.val, "eval": ds.splits.eval}
     Xe, ye = splits["eval"]
     with torch.no_grad():
         logits = model.fc(torch.as_tensor(Xe)).numpy()
@@ -135,7 +65,7 @@ def features(
         "imbalance_factor": imbalance_factor,
         "seed": seed,
         "split": {**SPLITS[dataset], **{s: len(i) for s, i in idx.items()}},
-        "train_counts": np.bincount(labels[idx["train"]].numpy(), minlength=C).tolist(),
+        "train_counts": np.bincount(ds.labels[idx["train"]], minlength=C).tolist(),
         "cnn": CNN,
         # the CNN's own (cross-entropy) classifier on eval, for reference only
         "cnn_eval_accuracy": round(float((logits.argmax(1) == ye).mean()), 4),

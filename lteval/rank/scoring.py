@@ -28,6 +28,7 @@ from lteval.heads import (
     LogitAdjusted,
     TauNorm,
     accuracy_report,
+    balanced_accuracy,
     logme,
     shot_groups,
 )
@@ -147,11 +148,14 @@ def score_features(
     # DLSA's regular classifier is, by construction, the Balanced-Softmax probe
     # (same standardisation, head, seed and validation): reuse it, do not retrain.
     preds = {"dlsa": rep["predictions"], "probe": dlsa.predict_regular(Xe)}
+    val_preds = {"dlsa": dlsa.predict(Xv), "probe": dlsa.predict_regular(Xv)} if len(yv) else {}
     head_seconds = {}
     for h in heads:
         t1 = time.perf_counter()
         est = HEADS[h](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
         preds[h] = est.predict(Xe)
+        if len(yv):
+            val_preds[h] = est.predict(Xv)
         head_seconds[h] = round(time.perf_counter() - t1, 3)
     counts, lt_counts = dlsa.class_counts_, dlsa.group_counts_
     acc = {m: accuracy_report(ye, p, lt_counts) for m, p in preds.items()}
@@ -160,6 +164,8 @@ def score_features(
     for m in preds:
         row.update({f"{m}_{k}": acc[m][k] for k in ACCURACY_KEYS})
     row["lift_balanced"] = acc["dlsa"]["balanced"] - acc["probe"]["balanced"]
+    # validation balanced accuracy (each head also tuned on it): for choosing a head
+    row.update({f"{m}_val_balanced": balanced_accuracy(yv, p) for m, p in val_preds.items()})
     row["logme"] = logme(Xtr, ytr)  # training-free transferability, train split only
     row.update(
         feature_dim=int(Xtr.shape[1]),

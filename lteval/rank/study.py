@@ -1,0 +1,169 @@
+"""Does a score predict accuracy across feature sets? lteval's validation study.
+
+How transferability scores such as LogME are judged: over a panel of feature sets
+on one dataset, the rank correlation between a score and the accuracy reached on
+the target task. Pure array code over the panel's result rows.
+
+- **Ground truth** of a feature set: the eval accuracy (few-shot, balanced) of the
+  method with the best *validation* balanced accuracy among DLSA, the
+  Balanced-Softmax probe and every baseline head (never chosen on eval).
+- **Weighted Kendall tau** with hyperbolic weights (``scipy.stats.weightedtau``
+  defaults: weight ``1 / (r + 1)`` at rank r, averaged over ranking by the score
+  and by the accuracy), as in the transferability literature: disagreements among
+  the top feature sets count most. Plain Kendall tau-b beside it.
+- **Pooled**: the mean over datasets of the per-dataset value (accuracies of
+  different datasets are not on one scale, so feature sets are never ranked across
+  datasets).
+- **Intervals**: a seeded bootstrap over feature sets, resampled within each
+  dataset; percentile intervals.
+
+A score that is NaN for a feature set (for example separability_z when no stage
+ran) ranks below every finite value.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.stats import kendalltau, weightedtau
+
+SCORES = [
+    "separability",
+    "separability_z",
+    "balance_gain",
+    "cluster_coverage",
+    "logme",
+    "ncm_val_balanced",
+    "knn_val_balanced",
+    "feature_dim",
+    "num_params",
+]
+"""Scores compared: lteval's, LogME, two cheap validation accuracies, and the naive
+baselines a user reaches for without lteval (feature dimension, parameter count)."""
+NAIVE = ("feature_dim", "num_params")
+TRUTHS = ["truth_few", "truth_balanced"]
+
+
+def ground_truth(row: dict, methods: list[str]) -> dict:
+    """The best method on validation balanced accuracy, and its eval accuracies."""
+    val = {m: row.get(f"{m}_val_balanced", np.nan) for m in methods}
+    val = {m: v for m, v in val.items() if v is not None and np.isfinite(v)}
+    if not val:
+        raise ValueError(f"{row.get('member')}: no method has a validation accuracy")
+    best = max(val, key=lambda m: (val[m], -methods.index(m)))  # ties: the earlier method
+    return {
+        "truth_method": best,
+        "truth_few": row[f"{best}_few"],
+        "truth_balanced": row[f"{best}_balanced"],
+    }
+
+
+def _finite(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=float)
+    ok = np.isfinite(v)
+    return np.where(ok, v, (v[ok].min() - 1) if ok.any() else 0.0)
+
+
+def taus(score: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(weighted tau, plain tau-b) of ``score`` against ``truth``, both (n,); NaN when
+    either is constant or n < 3."""
+    s, t = _finite(score), np.asarray(truth, dtype=float)
+    if len(s) < 3 or np.ptp(s) == 0 or np.ptp(t) == 0:
+        return float("nan"), float("nan")
+    return float(weightedtau(s, t).statistic), float(kendalltau(s, t).statistic)
+
+
+def correlations(
+    rows: list[dict],
+    scores: list[str] = SCORES,
+    truths: list[str] = TRUTHS,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[dict]:
+    """Per dataset and pooled, each score's weighted and plain tau against each truth.
+
+    ``rows``: one dict per feature set with ``dataset``, the ``scores`` and the
+    ``truths``. Returns dicts ``{"dataset" ("pooled" for the mean over datasets),
+    "score", "truth", "weighted_tau", "weighted_lo", "weighted_hi", "tau", "tau_lo",
+    "tau_hi", "n"}``.
+    """
+    datasets = sorted({r["dataset"] for r in rows})
+    by_ds = {d: [r for r in rows if r["dataset"] == d] for d in datasets}
+    rng = np.random.default_rng(seed)
+    # one shared set of resamples per dataset, so every score sees the same replicates
+    idx = {d: rng.integers(0, len(by_ds[d]), (n_boot, len(by_ds[d]))) for d in datasets}
+    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
+
+    def interval(v: np.ndarray) -> tuple[float, float]:
+        v = v[np.isfinite(v)]
+        return tuple(float(x) for x in np.percentile(v, [lo_q, hi_q])) if len(v) else (np.nan,) * 2
+
+    out = []
+    for truth in truths:
+        for score in scores:
+            point, reps = {}, {}
+            for d in datasets:
+                s = np.array([r.get(score, np.nan) for r in by_ds[d]], dtype=float)
+                t = np.array([r[truth] for r in by_ds[d]], dtype=float)
+                point[d] = taus(s, t)
+                reps[d] = np.array([taus(s[i], t[i]) for i in idx[d]]).reshape(n_boot, 2)
+            for d in [*datasets, "pooled"]:
+                if d == "pooled":  # NaN (constant score) where no dataset defines it
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        p = np.nanmean([point[k] for k in datasets], axis=0)
+                        r = np.nanmean(np.stack([reps[k] for k in datasets]), axis=0)
+                    n = len(rows)
+                else:
+                    p, r, n = point[d], reps[d], len(by_ds[d])
+                (wlo, whi), (tlo, thi) = interval(r[:, 0]), interval(r[:, 1])
+                out.append(
+                    {
+                        "dataset": d,
+                        "score": score,
+                        "truth": truth,
+                        "weighted_tau": float(p[0]),
+                        "weighted_lo": wlo,
+                        "weighted_hi": whi,
+                        "tau": float(p[1]),
+                        "tau_lo": tlo,
+                        "tau_hi": thi,
+                        "n": n,
+                    }
+                )
+    return out
+
+
+def verdicts(corr: list[dict], truth: str = "truth_few", goal: float = 0.6) -> dict[str, str]:
+    """One line per score on its pooled weighted tau against ``truth``: whether it
+    predicts accuracy at all, and how it stands against LogME and the best naive
+    baseline."""
+    pooled = {c["score"]: c for c in corr if c["dataset"] == "pooled" and c["truth"] == truth}
+    logme = pooled.get("logme", {}).get("weighted_tau", np.nan)
+    naive = max((pooled[k]["weighted_tau"] for k in NAIVE if k in pooled), default=np.nan)
+    out = {}
+    for score, c in pooled.items():
+        w, lo, hi = c["weighted_tau"], c["weighted_lo"], c["weighted_hi"]
+        head = f"weighted tau {w:.2f} [{lo:.2f}, {hi:.2f}]"
+        if not np.isfinite(w):
+            out[score] = f"{head}: undefined on this panel"
+            continue
+        if lo > 0:
+            sign = "predicts accuracy"
+        elif hi < 0:
+            sign = "ranks feature sets backwards"
+        else:
+            sign = "no evidence that it predicts accuracy (interval includes 0)"
+        parts = [sign, "meets" if w >= goal else f"{goal - w:.2f} below", f"the {goal} goal"]
+        text = f"{head}: {parts[0]}; {parts[1]} {parts[2]}"
+        if score != "logme" and np.isfinite(logme):
+            text += (
+                f"; {'above' if w > logme else 'below'} LogME ({logme:.2f}) by {abs(w - logme):.2f}"
+            )
+        if score not in NAIVE and np.isfinite(naive):
+            text += f"; {'above' if w > naive else 'below'} the best naive baseline ({naive:.2f})"
+        out[score] = text
+    return out

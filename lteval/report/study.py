@@ -1,0 +1,59 @@
+"""Write the validation study's folder: ``validate.json`` and ``index.html``,
+built beside the target and swapped in whole (never half-written)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import jinja2
+
+
+def _default(o):
+    return o.item() if hasattr(o, "item") else str(o)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"
+    if isinstance(v, int) and v >= 10_000:
+        return f"{v / 1e6:.2f}M"
+    return str(v)
+
+
+def render(result: dict) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("lteval.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    datasets = [*result["datasets"], "pooled"]
+    table = {(c["dataset"], c["score"], c["truth"]): c for c in result["correlations"]}
+    return env.get_template("validate.html").render(
+        r=result, datasets=datasets, table=table, fmt=_fmt
+    )
+
+
+def write_study(out: str | Path, result: dict) -> Path:
+    """Write ``out``/validate.json and ``out``/index.html atomically; returns index.html."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "validate.json").write_text(json.dumps(result, indent=2, default=_default))
+        (tmp / "index.html").write_text(render(result))
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "index.html"

@@ -1,0 +1,123 @@
+"""Issue 11: the validation study's statistics and program."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau, weightedtau
+
+from lteval.rank.study import correlations, ground_truth, taus, verdicts
+
+
+def panel(seed: int = 0, n: int = 12, noise: float = 0.3) -> list[dict]:
+    """Two datasets; 'good' tracks few-shot accuracy, 'bad' is its mirror, 'flat' is constant."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d in ("a", "b"):
+        acc = rng.uniform(0.3, 0.9, n)
+        for i in range(n):
+            rows.append(
+                {
+                    "dataset": d,
+                    "truth_few": acc[i],
+                    "truth_balanced": acc[i] + 0.05,
+                    "good": acc[i] + rng.normal() * noise * 0.1,
+                    "bad": -acc[i],
+                    "flat": 1.0,
+                    "logme": rng.normal(),
+                    "feature_dim": rng.integers(10, 100),
+                }
+            )
+    return rows
+
+
+def test_taus_are_scipys_hyperbolic_weighted_tau_and_tau_b():
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(size=15), rng.normal(size=15)
+    w, k = taus(s, t)
+    assert w == pytest.approx(weightedtau(s, t).statistic)
+    assert k == pytest.approx(kendalltau(s, t).statistic)
+    assert all(np.isnan(taus(np.ones(15), t)))  # a constant score has no ranking
+    s[0] = np.nan  # NaN ranks below every finite value
+    s2 = s.copy()
+    s2[0] = np.nanmin(s) - 5
+    assert taus(s, t) == taus(s2, t)
+
+
+def test_correlations_pool_per_dataset_values_and_are_seeded():
+    rows = panel()
+    c = correlations(rows, ["good", "bad", "flat"], ["truth_few"], n_boot=200, seed=1)
+    get = {(x["dataset"], x["score"]): x for x in c}
+    assert get[("pooled", "good")]["weighted_tau"] > 0.8
+    assert get[("pooled", "bad")]["weighted_tau"] == pytest.approx(-1)
+    assert np.isnan(get[("pooled", "flat")]["weighted_tau"])
+    for s in ("good", "bad"):
+        per = [get[(d, s)]["weighted_tau"] for d in ("a", "b")]
+        assert get[("pooled", s)]["weighted_tau"] == pytest.approx(np.mean(per))
+        x = get[("pooled", s)]
+        assert x["weighted_lo"] <= x["weighted_tau"] <= x["weighted_hi"]
+    assert get[("a", "good")]["n"] == 12 and get[("pooled", "good")]["n"] == 24
+    again = correlations(rows, ["good", "bad", "flat"], ["truth_few"], n_boot=200, seed=1)
+    assert json.dumps(again) == json.dumps(c)
+
+
+def test_verdicts_compare_with_logme_and_the_naive_baselines():
+    rows = panel(noise=0.1)
+    c = correlations(rows, ["good", "bad", "logme", "feature_dim"], ["truth_few"], n_boot=200)
+    v = verdicts(c, "truth_few")
+    assert (
+        v["good"].startswith("weighted tau")
+        and "predicts accuracy; meets the 0.6 goal" in v["good"]
+    )
+    assert "above LogME" in v["good"] and "above the best naive baseline" in v["good"]
+    assert "ranks feature sets backwards" in v["bad"] and "below LogME" in v["bad"]
+    assert "LogME (" not in v["logme"]
+
+
+def test_ground_truth_is_chosen_on_validation_never_on_eval():
+    row = {
+        "member": "m",
+        "dlsa_val_balanced": 0.7,
+        "probe_val_balanced": 0.8,
+        "ncm_val_balanced": np.nan,
+        "dlsa_few": 0.9,
+        "probe_few": 0.5,
+        "dlsa_balanced": 0.95,
+        "probe_balanced": 0.6,
+        "ncm_few": 1.0,
+        "ncm_balanced": 1.0,
+    }
+    g = ground_truth(row, ["dlsa", "probe", "ncm"])
+    assert g == {"truth_method": "probe", "truth_few": 0.5, "truth_balanced": 0.6}
+    row["dlsa_val_balanced"] = 0.8  # a tie goes to the earlier method
+    assert ground_truth(row, ["dlsa", "probe", "ncm"])["truth_method"] == "dlsa"
+    with pytest.raises(ValueError, match="validation"):
+        ground_truth({"member": "m"}, ["dlsa"])
+
+
+def test_validate_program_writes_the_study_atomically(tmp_path, capsys):
+    from lteval.cli.validate import main
+
+    config = tmp_path / "fast.yaml"  # a short flow: this checks the program, not DLSA
+    config.write_text("dlsa: {flow_epochs: 2, num_stages: 1, classifier: {epochs: 5}}\n")
+    out = tmp_path / "study"
+    args = ["--datasets", "mnist5k-lt", "--members", "cnn:1,cnn:2,cnn:3", "--heads", "ncm"]
+    args += ["--bootstrap", "20", "--config", str(config), "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    res = json.loads((out / "validate.json").read_text())
+    assert [r["member"] for r in res["feature_sets"]] == ["cnn:1", "cnn:2", "cnn:3"]
+    for r in res["feature_sets"]:
+        assert r["truth_method"] in ("dlsa", "probe", "ncm") and r["feature_dim"] == 256
+        assert r[f"{r['truth_method']}_few"] == r["truth_few"]
+    pooled = [c for c in res["correlations"] if c["dataset"] == "pooled"]
+    assert {c["score"] for c in pooled} >= {"separability", "logme", "feature_dim"}
+    html = (out / "index.html").read_text()
+    assert "cnn:3" in html and res["verdicts"]["truth_few"]["separability"] in html
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.yaml", "study"]  # no leftovers
+    # bad input: one line, exit 2, nothing written
+    code = main(["--datasets", "nope", "--out", str(tmp_path / "x")])
+    assert code == 2 and "--datasets" in capsys.readouterr().err
+    assert main(["--members", "cnn:0,cnn:1,cnn:2", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
