@@ -97,15 +97,19 @@ def test_ground_truth_is_chosen_on_validation_never_on_eval():
         ground_truth({"member": "m"}, ["dlsa"])
 
 
-def test_validate_program_writes_the_study_atomically(tmp_path, capsys):
+def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypatch):
     from lteval.cli.validate import main
+    from lteval.report import study
+    from lteval.report.render import study_quote
+
+    monkeypatch.setattr(study, "SUMMARY", tmp_path / "published.json")
 
     config = tmp_path / "fast.yaml"  # a short flow: this checks the program, not DLSA
     config.write_text("dlsa: {flow_epochs: 2, num_stages: 1, classifier: {epochs: 5}}\n")
     out = tmp_path / "study"
     args = ["--datasets", "mnist5k-lt", "--members", "cnn:1,cnn:2,cnn:3", "--heads", "ncm"]
     args += ["--bootstrap", "20", "--config", str(config), "--quiet", "--out", str(out)]
-    assert main(args) == 0
+    assert main([*args, "--publish"]) == 0
     res = json.loads((out / "validate.json").read_text())
     assert [r["member"] for r in res["feature_sets"]] == ["cnn:1", "cnn:2", "cnn:3"]
     for r in res["feature_sets"]:
@@ -115,7 +119,15 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys):
     assert {c["score"] for c in pooled} >= {"separability", "logme", "feature_dim"}
     html = (out / "index.html").read_text()
     assert "cnn:3" in html and res["verdicts"]["truth_few"]["separability"] in html
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.yaml", "study"]  # no leftovers
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["fast.yaml", "published.json", "study"]  # no leftovers
+    # every rank report quotes the published study, and says when LogME did better
+    quote = study_quote("separability")
+    sep = [c for c in pooled if c["score"] == "separability" and c["truth"] == "truth_few"][0]
+    lm = [c for c in pooled if c["score"] == "logme" and c["truth"] == "truth_few"][0]
+    assert quote["by"]["weighted_tau"] == sep["weighted_tau"] and quote["feature_sets"] == 3
+    assert quote["below_logme"] == (not sep["weighted_tau"] > lm["weighted_tau"])
+    assert study_quote("probe_balanced")["by"] is None
     # bad input: one line, exit 2, nothing written
     code = main(["--datasets", "nope", "--out", str(tmp_path / "x")])
     assert code == 2 and "--datasets" in capsys.readouterr().err

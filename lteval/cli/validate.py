@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="torch device (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="extraction batch size")
     p.add_argument("--config", metavar="FILE", help="YAML of these options; 'dlsa:' sets DLSA")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="also write the pooled correlations into lteval's package "
+        "(lteval/report/study_summary.json), which every rank report quotes",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -125,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from lteval.features import resolve_device
     from lteval.rank.scoring import HEADS, check_heads, score_features
     from lteval.rank.study import SCORES, correlations, ground_truth, verdicts
-    from lteval.report.study import write_study
+    from lteval.report import study
 
     emit = common.log(args.quiet)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -197,8 +203,11 @@ def run(args: argparse.Namespace) -> int:
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "dlsa_overrides": args.dlsa,
     }
-    path = write_study(out, result)
+    path = study.write_study(out, result)
     emit(f"study: {path}")
+    if args.publish:
+        study.write_json_atomic(study.SUMMARY, study.summary(result))
+        emit(f"published: {study.SUMMARY}")
     return 0
 
 

@@ -11,6 +11,7 @@ import jinja2
 
 from lteval.rank import read_results
 from lteval.report import plots
+from lteval.report.study import load_summary
 
 COLUMNS = [
     "separability",
@@ -122,6 +123,25 @@ def separation_evidence(row: dict) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def study_quote(by: str) -> dict | None:
+    """What lteval's validation study (``make validate``) found for ``by`` and for
+    separability against LogME, pooled over its datasets, against few-shot accuracy."""
+    study = load_summary()
+    if not study:
+        return None
+    pooled = study["pooled"]
+    sep = pooled.get("separability", {}).get("truth_few")
+    logme = pooled.get("logme", {}).get("truth_few")
+    return {
+        "by": pooled.get(by, {}).get("truth_few"),
+        "separability": sep,
+        "logme": logme,
+        "below_logme": bool(sep and logme and not sep["weighted_tau"] > logme["weighted_tau"]),
+        "feature_sets": study["feature_sets"],
+        "datasets": study["datasets"],
+    }
+
+
 def dlsa_status(rows: list[dict], stages: list[dict]) -> dict:
     """What the report must say about the filter itself: stages whose flow added no
     kept clusters over its untrained state, and backbones where DLSA did not beat
@@ -193,6 +213,7 @@ def render_report(results_dir: str | Path) -> Path:
             r["backbone"] for r in rows if not r.get("separation_evidence", "p").startswith("p")
         ],
         dlsa_status=dlsa_status(rows, res["stages"]),
+        study=study_quote(by),
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
         environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),

@@ -38,6 +38,40 @@ def render(result: dict) -> str:
     )
 
 
+SUMMARY = Path(__file__).with_name("study_summary.json")
+"""The published study's pooled correlations, shipped with lteval so that every rank
+report can quote them (refreshed with ``python -m lteval.validate --publish``)."""
+
+
+def summary(result: dict) -> dict:
+    """The part of a study every rank report quotes: pooled correlations per score."""
+    pooled: dict = {}
+    for c in result["correlations"]:
+        if c["dataset"] == "pooled":
+            keep = ("weighted_tau", "weighted_lo", "weighted_hi", "tau", "tau_lo", "tau_hi")
+            pooled.setdefault(c["score"], {})[c["truth"]] = {k: c[k] for k in keep}
+    return {
+        "command": result["command"],
+        "datasets": list(result["datasets"]),
+        "feature_sets": len(result["feature_sets"]),
+        "n_boot": result["n_boot"],
+        "pooled": pooled,
+    }
+
+
+def load_summary(path: Path | None = None) -> dict | None:
+    """The shipped study summary (``SUMMARY``), or None when there is none."""
+    path = path or SUMMARY
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with open(fd, "w") as fh:
+        fh.write(json.dumps(data, indent=2, default=_default) + "\n")
+    Path(tmp).replace(path)
+
+
 def write_study(out: str | Path, result: dict) -> Path:
     """Write ``out``/validate.json and ``out``/index.html atomically; returns index.html."""
     out = Path(out)
