@@ -28,6 +28,9 @@ from lteval.cli.rank import main as rank_main
         ([], "seed: 1.5", "--seed takes an integer"),
         ([], "val_fraction: half", "--val-fraction takes a number"),
         (["--eval-per-class", "5000"], None, "leaves no training data"),
+        (["--heads", "none", "--by", "ce_balanced"], None, "which --heads 'none' does not run"),
+        (["--heads", "ncm", "--by", "lws_few"], None, "add 'lws' to --heads"),
+        (["--backbones", "timm:resnet18.bogus_tag"], None, "no pretrained tag 'bogus_tag'"),
     ],
 )
 def test_bad_numeric_options(flags, config, message, tmp_path, capsys):
@@ -40,3 +43,12 @@ def test_bad_numeric_options(flags, config, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_out_naming_a_file_fails_before_any_work(tmp_path, capsys):
+    target = tmp_path / "report.html"
+    target.write_text("keep me")
+    args = ["--dataset", "digits-lt", "--backbones", "random:timm:test_resnet"]
+    assert rank_main([*args, "--out", str(target)]) == 2
+    assert "is an existing file" in capsys.readouterr().err
+    assert target.read_text() == "keep me"

@@ -49,7 +49,10 @@ def _timm_cfg(spec: BackboneSpec):
     pretrained weights at all (it can still run as a ``random:`` control)."""
     import timm
 
-    cfg = timm.models.get_pretrained_cfg(_timm_full(spec))
+    try:
+        cfg = timm.models.get_pretrained_cfg(_timm_full(spec))
+    except RuntimeError:  # timm raises "Invalid pretrained tag" for an unknown tag
+        cfg = None
     if cfg is None and spec.tag is None:
         return None
     if cfg is None:

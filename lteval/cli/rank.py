@@ -16,6 +16,7 @@ fails (2 when every failure is a user error such as missing weights, 1 otherwise
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import traceback
@@ -204,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
     check_metric(args.by)
     heads = [] if args.heads.strip() == "none" else check_heads(_split(args.heads))
+    method = args.by.split("_", 1)[0]
+    if method in HEADS and method not in heads:
+        raise UsageError(
+            f"--by {args.by} ranks by the {method!r} head, which --heads {args.heads!r} "
+            f"does not run; add {method!r} to --heads or choose another --by"
+        )
     if args.dlsa is not None and not isinstance(args.dlsa, dict):
         raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
     if args.dlsa:
@@ -213,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             from_dict(args.dlsa)
         except (ValueError, TypeError) as e:
             raise UsageError(f"'dlsa' in --config: {e}") from None
+    check_out(Path(args.out))
     device = str(resolve_device(args.device))
     source = _from_features if args.features else _from_backbones
     dataset, scores = source(args, emit, device, heads)
@@ -229,7 +237,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # e.g. --features folders with different test sets
         emit(f"ranking validity skipped: {e}")
         validity = {"skipped": str(e), "intervals": {}, "pairs": [], "correlations": []}
+    if not any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok):
+        emit(f"warning: {args.by} is undefined (NaN) for every backbone: the ranking is undefined")
     run_info = {
+        "ranking_defined": any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok),
         "command": "python -m lteval.rank " + shlex.join(args.argv),
         "dataset": dataset,
         "seed": args.seed,
@@ -257,6 +268,15 @@ def run(args: argparse.Namespace) -> int:
     if len(ok) < len(scores):
         emit(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (listed in the report)")
     return 0
+
+
+def check_out(out: Path) -> None:
+    """Fail before any work when the output folder cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file; name a folder for the report")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {parent} is not writable; choose another --out")
 
 
 def _split(text: str) -> list[str]:
