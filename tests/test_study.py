@@ -110,7 +110,12 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     args = ["--datasets", "mnist5k-lt", "--members", "cnn:1,cnn:2,cnn:3", "--heads", "ncm"]
     args += ["--bootstrap", "20", "--config", str(config), "--quiet", "--out", str(out)]
     assert main([*args, "--publish"]) == 0
-    res = json.loads((out / "validate.json").read_text())
+    first = (out / "validate.json").read_bytes()
+    assert main([*args, "--publish"]) == 0  # same seed: byte-identical (timings apart)
+    assert (out / "validate.json").read_bytes() == first
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["wall_seconds"] > 0 and len(timings["feature_sets"]) == 3
+    res = json.loads(first)
     assert [r["member"] for r in res["feature_sets"]] == ["cnn:1", "cnn:2", "cnn:3"]
     for r in res["feature_sets"]:
         assert r["truth_method"] in ("dlsa", "probe", "ncm") and r["feature_dim"] == 256

@@ -51,6 +51,10 @@ SPLITS = {
 per class on animal-mnist-lt) so that the panel runs within 20 minutes on 2 cores."""
 
 
+TIMINGS = ("score_seconds", "dlsa_seconds", "head_seconds")
+"""Row columns that go to timings.json, so that validate.json is byte-identical for a seed."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lteval.validate",
@@ -151,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is a file; name a folder (it is replaced as a whole)")
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
-    rows, failures = [], []
-    for d in datasets:
-        ds = load_dataset(d, seed=args.seed, **SPLITS[d])
+    rows, failures, timings = [], [], []
+    loaded = {d: load_dataset(d, seed=args.seed, **SPLITS[d]) for d in datasets}  # fail early
+    for d, ds in loaded.items():
         C = len(ds.class_names)
         for i, m in enumerate(members, 1):
             tag = f"[{d} {i}/{len(members)}] {m}"
@@ -176,8 +180,12 @@ def run(args: argparse.Namespace) -> int:
                 if not isinstance(e, LtevalError):
                     failures[-1]["traceback"] = traceback.format_exc()
                 continue
-            row = dict(bs.row)
-            row.update(dataset=d, member=m, **facts, seconds=round(time.perf_counter() - t1, 1))
+            row = {k: v for k, v in bs.row.items() if k not in TIMINGS}
+            row.update(dataset=d, member=m, **facts)
+            timings.append(
+                {"dataset": d, "member": m, "seconds": round(time.perf_counter() - t1, 1)}
+                | {k: bs.row.get(k) for k in TIMINGS}
+            )
             row.update(ground_truth(row, ["dlsa", "probe", *heads]))
             rows.append(row)
             emit(
@@ -200,10 +208,10 @@ def run(args: argparse.Namespace) -> int:
         "verdicts": {t: verdicts(corr, t) for t in ("truth_few", "truth_balanced")},
         "feature_sets": rows,
         "failed": failures,
-        "wall_seconds": round(time.perf_counter() - t0, 1),
         "dlsa_overrides": args.dlsa,
     }
-    path = study.write_study(out, result)
+    wall = {"wall_seconds": round(time.perf_counter() - t0, 1), "feature_sets": timings}
+    path = study.write_study(out, result, wall)
     emit(f"study: {path}")
     if args.publish:
         study.write_json_atomic(study.SUMMARY, study.summary(result))

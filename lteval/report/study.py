@@ -26,7 +26,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def render(result: dict) -> str:
+def render(result: dict, timings: dict) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("lteval.report", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -34,7 +34,7 @@ def render(result: dict) -> str:
     datasets = [*result["datasets"], "pooled"]
     table = {(c["dataset"], c["score"], c["truth"]): c for c in result["correlations"]}
     return env.get_template("validate.html").render(
-        r=result, datasets=datasets, table=table, fmt=_fmt
+        r=result, datasets=datasets, table=table, fmt=_fmt, timings=timings
     )
 
 
@@ -72,14 +72,16 @@ def write_json_atomic(path: Path, data: dict) -> None:
     Path(tmp).replace(path)
 
 
-def write_study(out: str | Path, result: dict) -> Path:
-    """Write ``out``/validate.json and ``out``/index.html atomically; returns index.html."""
+def write_study(out: str | Path, result: dict, timings: dict | None = None) -> Path:
+    """Write ``out``/validate.json, ``timings.json`` (wall seconds: not reproducible,
+    so kept apart) and ``index.html`` atomically; returns index.html."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "validate.json").write_text(json.dumps(result, indent=2, default=_default))
-        (tmp / "index.html").write_text(render(result))
+        (tmp / "timings.json").write_text(json.dumps(timings or {}, indent=2, default=_default))
+        (tmp / "index.html").write_text(render(result, timings or {}))
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
