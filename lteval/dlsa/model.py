@@ -28,7 +28,7 @@ and ``report``. Choices the method page leaves open, made here:
   labels the samples its stage claims only if, on the held-out samples the stage
   claims, it beats the regular classifier by ``stage_check_margin_se`` standard
   errors; otherwise the regular classifier labels them (``Stage.accepted``). On the
-  replication benchmark without this check, stage classifiers cost 0.1 to 0.8
+  replication benchmark without this check, stage classifiers cost up to 0.9
   points of balanced accuracy (mean of 3 seeds per split); with it, none was used
   and DLSA equals the probe; see docs/method.md.
 - A stage runs only while the active train set holds at least two classes and
