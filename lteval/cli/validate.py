@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from lteval.data import load_dataset
     from lteval.features import resolve_device
     from lteval.rank.scoring import HEADS, check_heads, score_features
-    from lteval.rank.study import SCORES, correlations, ground_truth, verdicts
+    from lteval.rank.study import SCORES, TRUTHS, correlations, ground_truth, verdicts
     from lteval.report import study
 
     emit = common.log(args.quiet)
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if short:
         emit(f"fewer than 3 feature sets scored on {short}: no study written")
         return 1
-    corr = correlations(rows, SCORES, n_boot=args.bootstrap, seed=args.seed)
+    corr = correlations(rows, SCORES, TRUTHS, n_boot=args.bootstrap, seed=args.seed)
     result = {
         "command": "python -m lteval.validate " + shlex.join(args.argv),
         "seed": args.seed,
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         "n_boot": args.bootstrap,
         "scores": SCORES,
         "correlations": corr,
-        "verdicts": {t: verdicts(corr, t) for t in ("truth_few", "truth_balanced")},
+        "verdicts": {t: verdicts(corr, t) for t in TRUTHS},
         "feature_sets": rows,
         "failed": failures,
         "dlsa_overrides": args.dlsa,

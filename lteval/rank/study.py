@@ -7,6 +7,8 @@ the target task. Pure array code over the panel's result rows.
 - **Ground truth** of a feature set: the eval accuracy (few-shot, balanced) of the
   method with the best *validation* balanced accuracy among DLSA, the
   Balanced-Softmax probe and every baseline head (never chosen on eval).
+  Beside it, the Balanced-Softmax probe's few-shot accuracy (``probe_few``): the
+  same head for every feature set.
 - **Weighted Kendall tau** with hyperbolic weights (``scipy.stats.weightedtau``
   defaults: weight ``1 / (r + 1)`` at rank r, averaged over ranking by the score
   and by the accuracy), as in the transferability literature: disagreements among
@@ -42,7 +44,10 @@ SCORES = [
 """Scores compared: lteval's, LogME, two cheap validation accuracies, and the naive
 baselines a user reaches for without lteval (feature dimension, parameter count)."""
 NAIVE = ("feature_dim", "num_params")
-TRUTHS = ["truth_few", "truth_balanced"]
+TRUTHS = ["truth_few", "truth_balanced", "probe_few"]
+"""Ground truths: the best-on-validation method's few-shot and balanced accuracy
+(the study's), and the Balanced-Softmax probe's few-shot accuracy (one fixed head
+for every feature set: no noise from choosing the head on a small validation split)."""
 
 
 def ground_truth(row: dict, methods: list[str]) -> dict:
