@@ -4,7 +4,6 @@ built beside the target and swapped in whole (never half-written)."""
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,17 +15,9 @@ def _default(o):
     return o.item() if hasattr(o, "item") else str(o)
 
 
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"
-    if isinstance(v, int) and v >= 10_000:
-        return f"{v / 1e6:.2f}M"
-    return str(v)
-
-
 def render(result: dict, timings: dict) -> str:
+    from lteval.report.render import fmt  # render imports this module: import late
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("lteval.report", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -34,7 +25,7 @@ def render(result: dict, timings: dict) -> str:
     datasets = [*result["datasets"], "pooled"]
     table = {(c["dataset"], c["score"], c["truth"]): c for c in result["correlations"]}
     return env.get_template("validate.html").render(
-        r=result, datasets=datasets, table=table, fmt=_fmt, timings=timings
+        r=result, datasets=datasets, table=table, fmt=fmt, timings=timings
     )
 
 
