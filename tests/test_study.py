@@ -133,8 +133,42 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     assert quote["by"]["weighted_tau"] == sep["weighted_tau"] and quote["feature_sets"] == 3
     assert quote["below_logme"] == (not sep["weighted_tau"] > lm["weighted_tau"])
     assert study_quote("probe_balanced")["by"] is None
+    naive = [c for c in pooled if c["score"] in ("feature_dim", "num_params")]
+    naive = [c["weighted_tau"] for c in naive if c["truth"] == "truth_few"]
+    naive = [v for v in naive if np.isfinite(v)]  # the CNNs share dimension and size
+    assert quote["goal"] == 0.6
+    assert (quote["naive"] is None) if not naive else (quote["naive"][0] == max(naive))
     # bad input: one line, exit 2, nothing written
     code = main(["--datasets", "nope", "--out", str(tmp_path / "x")])
     assert code == 2 and "--datasets" in capsys.readouterr().err
     assert main(["--members", "cnn:0,cnn:1,cnn:2", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_rank_reports_quote_the_shipped_study(tmp_path, monkeypatch):
+    from lteval.report import study
+    from lteval.report.render import study_quote
+
+    def entry(w):
+        return {"truth_few": {"weighted_tau": w, "weighted_lo": w - 0.2, "weighted_hi": w + 0.2}}
+
+    summary = {
+        "datasets": ["a", "b"],
+        "feature_sets": 32,
+        "pooled": {
+            "separability": entry(0.24),
+            "logme": entry(0.31),
+            "feature_dim": entry(0.01),
+            "num_params": entry(0.51),
+        },
+    }
+    monkeypatch.setattr(study, "SUMMARY", tmp_path / "s.json")
+    assert study_quote("separability") is None  # nothing shipped: nothing quoted
+    study.write_json_atomic(study.SUMMARY, summary)
+    q = study_quote("separability")
+    assert (
+        q["below_logme"] and q["naive"] == (0.51, "num_params") and q["by"]["weighted_tau"] == 0.24
+    )
+    summary["pooled"]["separability"] = entry(0.7)
+    study.write_json_atomic(study.SUMMARY, summary)
+    assert not study_quote("separability")["below_logme"]

@@ -44,6 +44,8 @@ SCORES = [
 """Scores compared: lteval's, LogME, two cheap validation accuracies, and the naive
 baselines a user reaches for without lteval (feature dimension, parameter count)."""
 NAIVE = ("feature_dim", "num_params")
+GOAL = 0.6
+"""lteval's goal for the default score: pooled weighted tau against few-shot accuracy."""
 TRUTHS = ["truth_few", "truth_balanced", "probe_few"]
 """Ground truths: the best-on-validation method's few-shot and balanced accuracy
 (the study's), and the Balanced-Softmax probe's few-shot accuracy (one fixed head
@@ -142,7 +144,7 @@ def correlations(
     return out
 
 
-def verdicts(corr: list[dict], truth: str = "truth_few", goal: float = 0.6) -> dict[str, str]:
+def verdicts(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> dict[str, str]:
     """One line per score on its pooled weighted tau against ``truth``: whether it
     predicts accuracy at all, and how it stands against LogME and the best naive
     baseline."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 
 from lteval.rank import read_results
+from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
 from lteval.report.study import load_summary
 
@@ -132,10 +133,14 @@ def study_quote(by: str) -> dict | None:
     pooled = study["pooled"]
     sep = pooled.get("separability", {}).get("truth_few")
     logme = pooled.get("logme", {}).get("truth_few")
+    naive = [(pooled[k]["truth_few"]["weighted_tau"], k) for k in NAIVE if k in pooled]
+    naive = [n for n in naive if n[0] is not None and math.isfinite(n[0])]
     return {
         "by": pooled.get(by, {}).get("truth_few"),
         "separability": sep,
         "logme": logme,
+        "naive": max(naive) if naive else None,  # (weighted tau, score) of the best one
+        "goal": GOAL,
         "below_logme": bool(sep and logme and not sep["weighted_tau"] > logme["weighted_tau"]),
         "feature_sets": study["feature_sets"],
         "datasets": study["datasets"],
