@@ -39,3 +39,10 @@ class WeightsNotFoundError(LtevalError, FileNotFoundError):
             f"--weights '{name}=/path/to/checkpoint'; or pass --allow-random-init to run "
             f"with random weights (the ranking then only exercises the pipeline)."
         )
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type name when the
+    message is empty (``str(KeyError())`` is ``''``)."""
+    lines = [ln for ln in str(error).splitlines() if ln.strip()]
+    return lines[0] if lines else type(error).__name__

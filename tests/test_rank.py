@@ -152,14 +152,54 @@ def test_config_errors_name_the_bad_key(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_every_backbone_failing_exits_nonzero_and_writes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("quiet", [[], ["--quiet"]])
+def test_every_backbone_failing_exits_nonzero_and_writes_nothing(tmp_path, capsys, quiet):
     from lteval.cli.rank import main
 
     out = tmp_path / "out"
-    code = main(["--backbones", "timm:test_resnet,timm:test_vit", "--out", str(out)])
-    err = capsys.readouterr().err
+    code = main(["--backbones", "timm:test_resnet,timm:test_vit", "--out", str(out), *quiet])
+    err = capsys.readouterr().err  # --quiet hides progress, never errors
     assert code == 2 and "every backbone failed" in err and err.count("not found locally") >= 2
     assert not out.exists()
+
+
+def test_an_exception_without_a_message_is_recorded_not_fatal(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    from lteval.cli import common
+    from lteval.cli.rank import main
+
+    real = common.extract_one
+
+    def flaky(name, *a, **kw):
+        if name == "timm:test_vit":
+            raise KeyError()  # str(KeyError()) == ""
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(common, "extract_one", flaky)
+    out = tmp_path / "out"
+    args = folder_args(image_folder, "timm:test_resnet,timm:test_vit")
+    args += ["--heads", "none", "--bootstrap", "0", "--quiet", "--out", str(out)]
+    args += ["--config", str(_short_config(tmp_path))]
+    assert main(args) == 0
+    assert "timm:test_vit: FAILED while extracting: KeyError" in capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    status = {b["backbone"]: b["status"] for b in res["backbones"]}
+    assert status == {"timm:test_resnet": "ok", "timm:test_vit": "failed"}
+
+
+def _short_config(tmp_path):
+    path = tmp_path / "short.yaml"
+    path.write_text("dlsa: {flow_epochs: 2, num_stages: 1}\n")
+    return path
+
+
+def test_first_line_of_an_error():
+    from lteval.errors import first_line
+
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(ValueError("\n  \nsecond")) == "second"
+    assert first_line(RuntimeError("a\nb")) == "a"
 
 
 def _run_dir(path, shares, seed):

@@ -24,6 +24,7 @@ from lteval.backbones.checkpoints import load_strict, timm_from_file, torch_stat
 from lteval.backbones.files import file_check, file_fetch, file_find, file_load, timm_transform
 from lteval.backbones.names import BackboneSpec
 from lteval.backbones.weights import BackboneError, find_in_hf_cache, find_url_checkpoint
+from lteval.errors import first_line
 
 
 def _close(word: str, options: list[str]) -> str:
@@ -256,7 +257,7 @@ def _oc_load(spec, path, *, input_size=None, keep_classifier=False):
         if path is None:
             raise
         raise BackboneError(
-            f"checkpoint {path} does not fit open_clip {spec.arch!r}: {str(e).splitlines()[0]}"
+            f"checkpoint {path} does not fit open_clip {spec.arch!r}: {first_line(e)}"
         ) from None
     native = model.visual.image_size
     native = native[0] if isinstance(native, list | tuple) else native

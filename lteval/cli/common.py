@@ -198,6 +198,11 @@ def check_backbones(
     return missing
 
 
+def error(msg: str) -> None:
+    """Print an error or warning line on stderr, whatever ``--quiet`` says."""
+    tqdm.write(msg, file=sys.stderr)
+
+
 def log(quiet: bool) -> Callable[[str], None]:
     def emit(msg: str) -> None:
         if not quiet:  # tqdm.write keeps progress bars intact

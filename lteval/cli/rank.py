@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from lteval.cli import common
 from lteval.data import carve_validation
-from lteval.errors import LtevalError, UsageError
+from lteval.errors import LtevalError, UsageError, first_line
 from lteval.features import read_feature_dir, resolve_device, versions
 from lteval.rank import (
     HEADS,
@@ -84,7 +84,7 @@ def _guard(name: str, phase: str, emit, fn, *a, **kw):
     except KeyboardInterrupt:
         raise
     except Exception as e:  # one backbone's failure must not end the run
-        emit(f"{name}: FAILED while {phase}: {str(e).splitlines()[0]}")
+        common.error(f"{name}: FAILED while {phase}: {first_line(e)}")
         rec = failed(name, e, phase)
         if not isinstance(e, LtevalError):
             rec.row["traceback"] = traceback.format_exc()
@@ -150,7 +150,7 @@ def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, li
     for i, name in enumerate(names, 1):
         tag = f"[{i}/{len(names)}]"
         if name in missing:
-            emit(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
+            common.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
             scores.append(failed(name, str(missing[name]), "weights"))
             bar.update(2)
             continue
@@ -227,18 +227,18 @@ def run(args: argparse.Namespace) -> int:
     ok = [s for s in scores if s.ok]
     if not ok:
         for s in scores:
-            emit(f"{s.row['backbone']}: {s.row['error']}")
-        emit("every backbone failed: no results written")
+            common.error(f"{s.row['backbone']}: {s.row['error']}")
+        common.error("every backbone failed: no results written")
         user = all(s.row["phase"] == "weights" or "traceback" not in s.row for s in scores)
         return 2 if user else 1
     emit(f"ranking validity: {args.bootstrap} bootstrap replicates")
     try:
         validity = validate_ranking(ok, args.by, n_boot=args.bootstrap, seed=args.seed)
     except ValueError as e:  # e.g. --features folders with different test sets
-        emit(f"ranking validity skipped: {e}")
+        common.error(f"ranking validity skipped: {e}")
         validity = {"skipped": str(e), "intervals": {}, "pairs": [], "correlations": []}
     if not any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok):
-        emit(f"warning: {args.by} is undefined (NaN) for every backbone: the ranking is undefined")
+        common.error(f"warning: {args.by} is NaN for every backbone: the ranking is undefined")
     run_info = {
         "ranking_defined": any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok),
         "command": "python -m lteval.rank " + shlex.join(args.argv),
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     path = render_report(out)
     emit(f"report: {path}")
     if len(ok) < len(scores):
-        emit(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (listed in the report)")
+        common.error(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (see the report)")
     return 0
 
 

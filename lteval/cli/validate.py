@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lteval.cli import common
-from lteval.errors import LtevalError, UsageError
+from lteval.errors import LtevalError, UsageError, first_line
 
 PRETRAINED_LAYERS = {
     "torchvision:mobilenet_v2/IMAGENET1K_V1": ["features.10", "features.16"],
@@ -174,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
                     heads=heads,
                 )
             except Exception as e:  # one member's failure must not end the study
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                emit(f"{tag}: FAILED: {msg}")
+                msg = first_line(e)
+                common.error(f"{tag}: FAILED: {msg}")
                 failures.append({"dataset": d, "member": m, "error": msg})
                 if not isinstance(e, LtevalError):
                     failures[-1]["traceback"] = traceback.format_exc()
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
             )
     short = [d for d in datasets if sum(r["dataset"] == d for r in rows) < 3]
     if short:
-        emit(f"fewer than 3 feature sets scored on {short}: no study written")
+        common.error(f"fewer than 3 feature sets scored on {short}: no study written")
         return 1
     corr = correlations(rows, SCORES, TRUTHS, n_boot=args.bootstrap, seed=args.seed)
     result = {
