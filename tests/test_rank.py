@@ -267,3 +267,18 @@ def test_score_features_takes_dlsa_settings_and_head_choice():
     )
     with pytest.raises(Exception, match="unknown head"):
         score_features("b", splits, num_classes=4, heads=["svm"])
+
+
+def test_ranking_by_a_column_that_is_nan_everywhere_is_marked_undefined(
+    image_folder, tmp_path, capsys
+):
+    from lteval.cli.rank import main
+
+    out = tmp_path / "out"
+    args = folder_args(image_folder, "timm:test_resnet")  # classes of 30/20/14: no many-shot
+    args += ["--heads", "none", "--bootstrap", "0", "--quiet", "--by", "dlsa_many"]
+    assert main([*args, "--config", str(_short_config(tmp_path)), "--out", str(out)]) == 0
+    assert "the ranking is undefined" in capsys.readouterr().err
+    res = json.loads((out / "results.json").read_text())
+    assert res["run"]["ranking_defined"] is False
+    assert 'id="ranking-undefined"' in (out / "index.html").read_text()
