@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -196,6 +197,15 @@ def check_backbones(
         if n not in missing:
             load_backbone(n, weights_file=path)
     return missing
+
+
+def check_out(out: Path) -> None:
+    """Fail before any work when the output folder cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file; name a folder for the report")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {parent} is not writable; choose another --out")
 
 
 def error(msg: str) -> None:

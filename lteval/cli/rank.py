@@ -16,7 +16,6 @@ fails (2 when every failure is a user error such as missing weights, 1 otherwise
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import traceback
@@ -220,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
             from_dict(args.dlsa)
         except (ValueError, TypeError) as e:
             raise UsageError(f"'dlsa' in --config: {e}") from None
-    check_out(Path(args.out))
+    common.check_out(Path(args.out))
     device = str(resolve_device(args.device))
     source = _from_features if args.features else _from_backbones
     dataset, scores = source(args, emit, device, heads)
@@ -237,10 +236,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # e.g. --features folders with different test sets
         common.error(f"ranking validity skipped: {e}")
         validity = {"skipped": str(e), "intervals": {}, "pairs": [], "correlations": []}
-    if not any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok):
+    defined = any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok)
+    if not defined:
         common.error(f"warning: {args.by} is NaN for every backbone: the ranking is undefined")
     run_info = {
-        "ranking_defined": any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok),
+        "ranking_defined": defined,
         "command": "python -m lteval.rank " + shlex.join(args.argv),
         "dataset": dataset,
         "seed": args.seed,
@@ -268,15 +268,6 @@ def run(args: argparse.Namespace) -> int:
     if len(ok) < len(scores):
         common.error(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (see the report)")
     return 0
-
-
-def check_out(out: Path) -> None:
-    """Fail before any work when the output folder cannot be written."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is an existing file; name a folder for the report")
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {parent} is not writable; choose another --out")
 
 
 def _split(text: str) -> list[str]:

@@ -151,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dlsa is not None and not isinstance(args.dlsa, dict):
         raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; name a folder (it is replaced as a whole)")
+    common.check_out(out)
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     rows, failures, timings = [], [], []

@@ -163,7 +163,10 @@ class GMF(nn.Module):
         self.register_buffer("means", fixed_means(num_clusters, dim, prior_std, seed))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u, logdet = self.flow(x)
+        return self.components(*self.flow(x))
+
+    def components(self, u: torch.Tensor, logdet: torch.Tensor) -> torch.Tensor:
+        """(B, K) log p(x | k) from the flow's output u (B, D) and log|det| (B,)."""
         return component_log_prob(u, self.means) + logdet[:, None]
 
     @staticmethod

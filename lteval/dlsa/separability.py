@@ -43,7 +43,7 @@ from scipy.stats import kendalltau, norm
 from sklearn.metrics import roc_auc_score
 
 
-def _finite(scores: np.ndarray) -> np.ndarray:
+def finite_scores(scores: np.ndarray) -> np.ndarray:
     """NaN and -inf become just below the lowest finite score, +inf just above the highest."""
     s = np.asarray(scores, dtype=float)
     ok = np.isfinite(s)
@@ -60,7 +60,7 @@ def somers_d(scores: np.ndarray, freq: np.ndarray) -> float:
     n2 tied in ``scores``, ``P - Q = tau_b * sqrt((n0 - n1)(n0 - n2))``, so
     ``D = (P - Q) / (n0 - n1)``. NaN when fewer than two frequency levels.
     """
-    scores, freq = _finite(scores), np.asarray(freq)
+    scores, freq = finite_scores(scores), np.asarray(freq)
     if len(np.unique(freq)) < 2:
         return float("nan")
     n0 = len(freq) * (len(freq) - 1) / 2
@@ -81,7 +81,7 @@ def many_few_auroc(scores: np.ndarray, groups: np.ndarray) -> float:
     m = (groups == "many") | (groups == "few")
     if len(np.unique(groups[m])) < 2:
         return float("nan")
-    return float(roc_auc_score(groups[m] == "many", _finite(scores)[m]))
+    return float(roc_auc_score(groups[m] == "many", finite_scores(scores)[m]))
 
 
 def imbalance(labels: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -110,7 +110,7 @@ def class_pair_margins(scores: np.ndarray, y: np.ndarray, num_classes: int) -> n
     """(C, C) ``M[a, b] = #(s_i > s_j) - #(s_i < s_j)`` over samples i of class a and
     j of class b: everything Somers' D needs once the scores are fixed, whatever
     frequency each class is given. O(C' n log n) for C' classes present."""
-    s, y = _finite(scores), np.asarray(y)
+    s, y = finite_scores(scores), np.asarray(y)
     M = np.zeros((num_classes, num_classes))
     for b in np.unique(y):
         sb = np.sort(s[y == b])

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lteval.dlsa.config import DLSAConfig
-from lteval.dlsa.flow import GMF, BatchNormBijector, component_log_prob
+from lteval.dlsa.flow import GMF, BatchNormBijector
 
 
 class PairSampler:
@@ -113,7 +113,7 @@ def score(
         logdet += torch.cat([ld for _, ld in parts])
     lp, cl = [], []
     for s in range(0, len(X), batch):
-        comp = component_log_prob(h[s : s + batch], model.means) + logdet[s : s + batch, None]
+        comp = model.components(h[s : s + batch], logdet[s : s + batch])
         lp.append(GMF.log_px(comp))
         cl.append(comp.argmax(1))
     return torch.cat(lp).cpu(), torch.cat(cl).cpu()

@@ -30,6 +30,9 @@ import warnings
 import numpy as np
 from scipy.stats import kendalltau, weightedtau
 
+from lteval.dlsa.separability import finite_scores
+from lteval.rank.validity import percentile_interval
+
 SCORES = [
     "separability",
     "separability_z",
@@ -66,16 +69,10 @@ def ground_truth(row: dict, methods: list[str]) -> dict:
     }
 
 
-def _finite(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=float)
-    ok = np.isfinite(v)
-    return np.where(ok, v, (v[ok].min() - 1) if ok.any() else 0.0)
-
-
 def taus(score: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """(weighted tau, plain tau-b) of ``score`` against ``truth``, both (n,); NaN when
     either is constant or n < 3."""
-    s, t = _finite(score), np.asarray(truth, dtype=float)
+    s, t = finite_scores(score), np.asarray(truth, dtype=float)
     if len(s) < 3 or np.ptp(s) == 0 or np.ptp(t) == 0:
         return float("nan"), float("nan")
     return float(weightedtau(s, t).statistic), float(kendalltau(s, t).statistic)
@@ -102,11 +99,6 @@ def correlations(
     rng = np.random.default_rng(seed)
     # one shared set of resamples per dataset, so every score sees the same replicates
     idx = {d: rng.integers(0, len(by_ds[d]), (n_boot, len(by_ds[d]))) for d in datasets}
-    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
-
-    def interval(v: np.ndarray) -> tuple[float, float]:
-        v = v[np.isfinite(v)]
-        return tuple(float(x) for x in np.percentile(v, [lo_q, hi_q])) if len(v) else (np.nan,) * 2
 
     out = []
     for truth in truths:
@@ -126,7 +118,8 @@ def correlations(
                     n = len(rows)
                 else:
                     p, r, n = point[d], reps[d], len(by_ds[d])
-                (wlo, whi), (tlo, thi) = interval(r[:, 0]), interval(r[:, 1])
+                wlo, whi = percentile_interval(r[:, 0], level)
+                tlo, thi = percentile_interval(r[:, 1], level)
                 out.append(
                     {
                         "dataset": d,

@@ -74,7 +74,7 @@ def spearman_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (rx * ry).sum(-1) / np.where(den > 0, den, 1), np.nan)
 
 
-def _interval(v: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(v: np.ndarray, level: float) -> tuple[float, float]:
     v = v[np.isfinite(v)]
     if not len(v):
         return float("nan"), float("nan")
@@ -121,12 +121,14 @@ def validate_ranking(
             m = _metrics(s.arrays, idx)
             reps[b, i] = [m.get(k, np.nan) for k in keys]
     for i, n in enumerate(names):
-        out["intervals"][n] = {k: list(_interval(reps[:, i, j], level)) for j, k in enumerate(keys)}
+        out["intervals"][n] = {
+            k: list(percentile_interval(reps[:, i, j], level)) for j, k in enumerate(keys)
+        }
     if by in keys:
         j = keys.index(by)
         for i1, i2 in itertools.combinations(range(len(ok)), 2):
             diff = reps[:, i1, j] - reps[:, i2, j]
-            lo, hi = _interval(diff, level)
+            lo, hi = percentile_interval(diff, level)
             out["pairs"].append(
                 {
                     "a": names[i1],
@@ -148,8 +150,8 @@ def validate_ranking(
             acc_full = np.array([f[k] for f in full])
             tau_r = kendall_tau_b(reps[:, :, js], reps[:, :, j])
             rho_r = spearman_rho(reps[:, :, js], reps[:, :, j])
-            t_lo, t_hi = _interval(tau_r, level)
-            r_lo, r_hi = _interval(rho_r, level)
+            t_lo, t_hi = percentile_interval(tau_r, level)
+            r_lo, r_hi = percentile_interval(rho_r, level)
             out["correlations"].append(
                 {
                     "metric": k,
