@@ -25,6 +25,10 @@ class FeatureFileError(LtevalError, ValueError):
     """A feature file is missing, malformed, or holds bad values."""
 
 
+class CacheError(LtevalError, OSError):
+    """The feature cache folder cannot be written (read-only, no permission, full)."""
+
+
 class WeightsNotFoundError(LtevalError, FileNotFoundError):
     """Pretrained weights for a backbone are in none of the places searched."""
 

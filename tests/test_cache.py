@@ -73,13 +73,13 @@ def test_second_writer_of_a_key_keeps_the_first(tmp_path):
 
 
 def _hold(root, key, q):
-    with cache.entry_lock(key, root=root, poll=0.01):
+    with cache.entry_lock(key, root=root):
         q.put(("in", time.monotonic()))
         time.sleep(0.5)
         q.put(("out", time.monotonic()))
 
 
-def test_lock_serialises_processes_and_breaks_stale_locks(tmp_path):
+def test_lock_serialises_processes(tmp_path):
     q = mp.get_context("fork").Queue()
     procs = [
         mp.get_context("fork").Process(target=_hold, args=(tmp_path, "k", q)) for _ in range(2)
@@ -88,13 +88,9 @@ def test_lock_serialises_processes_and_breaks_stale_locks(tmp_path):
         p.start()
     for p in procs:
         p.join(10)
-    events = sorted(q.get() for _ in range(4))
+    events = sorted(q.get(timeout=10) for _ in range(4))
     events.sort(key=lambda e: e[1])
     assert [e[0] for e in events] == ["in", "out", "in", "out"]  # never both inside
-    (tmp_path / "dead.lock").write_text("999999999")  # a pid that does not exist
-    with cache.entry_lock("dead", root=tmp_path, timeout=2):
-        assert (tmp_path / "dead.lock").read_text() != "999999999"
-    assert not (tmp_path / "dead.lock").exists()
 
 
 def test_chunks_round_trip_and_reject_garbage(tmp_path):

@@ -28,7 +28,11 @@ def run(*args: str, module: str = "lteval.rank") -> subprocess.CompletedProcess:
 
 def cache_entries() -> list[str]:
     root = Path(os.environ["LTEVAL_CACHE"])
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    return (
+        sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+        if root.exists()
+        else []
+    )
 
 
 def run_inprocess(capsys, *args: str) -> tuple[int, str]:

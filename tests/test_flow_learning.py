@@ -101,7 +101,7 @@ def test_made_default_init_is_not_near_identity():
 
 
 def test_optimizer_is_checked_and_sgd_trains():
-    with pytest.raises(ValueError, match="flow_optimizer must be 'sgd' or 'adam'"):
+    with pytest.raises(ValueError, match="flow_optimizer = 'rmsprop'; choose one of 'adam', 'sgd'"):
         DLSAConfig(flow_optimizer="rmsprop").validate()
     X, y = _lt_blobs()
     cfg = DLSAConfig(num_clusters=8, flow_epochs=2, flow_batch_size=64, flow_optimizer="sgd")

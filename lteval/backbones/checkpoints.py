@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lteval.errors import BackboneError
+from lteval.errors import BackboneError, first_line
 
 SHOWN = 4  # keys named per kind of mismatch
 
@@ -78,7 +78,19 @@ def read_state_dict(path: str | Path) -> dict:
     try:
         return load_state_dict(str(path))
     except Exception as e:  # a truncated, corrupt or foreign file
-        raise BackboneError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        raise unreadable(path, e) from None
+
+
+def unreadable(path: str | Path, error: Exception) -> BackboneError:
+    """The error for a checkpoint file that cannot be read (empty, truncated, foreign)."""
+    p = Path(path)
+    if p.is_file() and p.stat().st_size == 0:
+        return BackboneError(f"checkpoint {path} is empty (0 bytes); copy the file again")
+    return BackboneError(
+        f"cannot read checkpoint {path} ({type(error).__name__}: {first_line(error)}); "
+        "give a PyTorch (.pth/.pt/.bin) or safetensors state dict, e.g. one saved with "
+        "torch.save(model.state_dict(), path)"
+    )
 
 
 def _classifiers(full: str) -> tuple[str, ...]:
@@ -140,7 +152,7 @@ def torch_state(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise BackboneError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        raise unreadable(path, e) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

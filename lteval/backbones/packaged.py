@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lteval.atomic import writing
 from lteval.packaged import (
     AssetError,
     Member,
@@ -172,10 +173,8 @@ def _convert_lite(pw: PackagedWeights, src: Path, dst: Path) -> None:
     model = timm.create_model(pw.arch, pretrained=False)
     state = remap_lukemelas(torch.load(src, map_location="cpu", weights_only=True), model)
     model.load_state_dict(state, strict=True)  # the check: every key, every shape
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(dst)
+    with writing(dst) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
 
 
 def install(force: bool = False, emit=print) -> list[dict]:

@@ -17,6 +17,7 @@ from lteval.cli.options import check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
 from lteval.errors import LtevalError, UsageError, WeightsNotFoundError
 from lteval.features import FeatureOptions, RunOptions, get_features, resolve_device
+from lteval.features.cache import check_writable
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -92,6 +93,15 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave unreadable images out (listed in the cache manifest) "
         "instead of stopping at the first one",
+    )
+    g.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to wait for another run that is extracting the same features "
+        "(its lock on the cache entry) before giving up; negative = wait for ever "
+        "(default: %(default)s)",
     )
     g.add_argument(
         "--workers",
@@ -173,6 +183,7 @@ def prepare(args) -> tuple[list[str], dict[str, Path], ImageDataset, dict[str, E
     (backbone names, --weights files, dataset, {name: missing-weights error})."""
     names = backbone_list(getattr(args, "backbones", None), getattr(args, "backbones_file", None))
     weights = parse_weights(args.weights)
+    check_writable()  # a read-only cache fails here, not after the first extraction
     dataset = load_data(args)
     missing = check_backbones(names, weights, args.allow_random_init)
     return names, weights, dataset, missing
@@ -199,10 +210,16 @@ def check_backbones(
     return missing
 
 
-def check_out(out: Path) -> None:
-    """Fail before any work when the output folder cannot be written."""
+def check_out(out: Path, marker: str = "results.json") -> None:
+    """Fail before any work when the output folder cannot be written, or holds files
+    that are not a previous run's (``marker`` is the file every run writes)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is an existing file; name a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise UsageError(
+            f"--out {out} holds files that are not from an earlier run (no {marker}), and "
+            "the run replaces the whole folder; name a new or empty folder"
+        )
     parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out}: {parent} is not writable; choose another --out")
@@ -259,6 +276,7 @@ def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path]
         batch_size=args.batch_size,
         num_workers=args.workers,
         skip_bad_images=args.skip_bad_images,
+        lock_timeout=args.lock_timeout,
     )
     options = FeatureOptions(layer=args.layer, l2_normalize=args.l2_normalize, storage=args.storage)
     try:
@@ -289,6 +307,13 @@ def run_main(
     except LtevalError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the cache and --out are written atomically: nothing half-done
+        print(
+            f"\n{parser.prog}: interrupted; the feature cache and the output folder are as "
+            "they were (finished extraction chunks are kept for the next run)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 CONFIG_ONLY = {"dlsa"}
@@ -317,6 +342,7 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argpa
                     f"{sorted([*dests, *CONFIG_ONLY])}"
                 )
             action = dests[dest]
+            value = _config_value(known.config, key, value, action)
             if isinstance(value, list) and not isinstance(action.default, list):
                 value = ",".join(str(v) for v in value)
             if action.choices is not None and value not in action.choices:
@@ -339,6 +365,33 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argpa
     for k in CONFIG_ONLY:
         setattr(args, k, extra.get(k))
     return args
+
+
+def _config_value(path: str, key: str, value, action: argparse.Action):
+    """``value`` of option ``key`` in a --config file, checked against what the flag
+    takes: a switch takes true/false, a repeatable option a list (one string or, for
+    ``weights``, a mapping NAME: PATH is accepted too)."""
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        if not isinstance(value, bool):
+            raise UsageError(
+                f"--config {path}: {key} = {value!r}; {action.option_strings[0]} is a "
+                f"switch: write true or false (unquoted)"
+            )
+        return value
+    if isinstance(action, argparse._AppendAction):
+        if isinstance(value, str):
+            value = [value]
+        elif isinstance(value, dict):
+            value = [f"{k}={v}" for k, v in value.items()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(
+                f"--config {path}: {key} = {value!r}; give a list of strings "
+                f"(e.g. {key}: [NAME=PATH])"
+            )
+        return value
+    if isinstance(value, dict | list) and action.type is not None:
+        raise UsageError(f"--config {path}: {key} = {value!r}; give a single value")
+    return value
 
 
 def read_config(path: str) -> dict:

@@ -61,6 +61,8 @@ def check_options(args: Namespace) -> None:
                 f"--val-fraction must be in [0, 1) (the share of each train class carved "
                 f"out for validation), got {args.val_fraction}"
             )
+    if getattr(args, "lock_timeout", None) is not None:
+        _number("lock_timeout", args.lock_timeout)
     if getattr(args, "imbalance_factor", None) is not None:
         v = _number("imbalance_factor", args.imbalance_factor)
         if v < 1:

@@ -26,6 +26,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from lteval import atomic
 from lteval.cli import common
 from lteval.data import carve_validation
 from lteval.errors import LtevalError, UsageError, first_line
@@ -113,87 +114,118 @@ def _bar(total: int, quiet: bool) -> tqdm:
 
 def _from_features(args, emit, device: str, heads: list[str]) -> tuple[dict, list]:
     feature_sets = read_feature_dir(args.features)
-    scores = []
-    bar = _bar(len(feature_sets), args.quiet)
-    for i, (name, fs) in enumerate(feature_sets.items(), 1):
-        (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
-        rng = np.random.default_rng(args.seed)
-        tr, va = carve_validation(np.arange(len(ytr)), ytr, args.val_fraction, rng)
-        C = int(max(ytr.max(), yte.max()) + 1)
-        bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
-        splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
-        s = _score(name, splits, args, emit, device, heads, num_classes=C)
-        s.row.update(
-            precomputed=True,
-            pretrained=None,
-            weights="precomputed features",
-            num_params=None,
-            extract_seconds=None,
-            cache_key=None,
-        )
-        scores.append(s)
-        bar.update(1)
-    bar.close()
+    scores, remapped = [], {}
+    with _bar(len(feature_sets), args.quiet) as bar:  # closed on Ctrl-C too
+        for i, (name, fs) in enumerate(feature_sets.items(), 1):
+            (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
+            ids, (ytr, yte) = dense_labels(ytr, yte)
+            if len(ids) and ids[-1] != len(ids) - 1:  # sparse ids: C would count absent classes
+                remapped[name] = ids.tolist()
+            rng = np.random.default_rng(args.seed)
+            tr, va = carve_validation(np.arange(len(ytr)), ytr, args.val_fraction, rng)
+            bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
+            splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
+            s = _score(
+                name,
+                splits,
+                args,
+                emit,
+                device,
+                heads,
+                num_classes=len(ids),
+                class_names=[str(c) for c in ids],
+            )
+            s.row.update(
+                precomputed=True,
+                pretrained=None,
+                weights="precomputed features",
+                num_params=None,
+                extract_seconds=None,
+                cache_key=None,
+            )
+            scores.append(s)
+            bar.update(1)
     dataset = {
         "name": f"features:{Path(args.features).name}",
         "source": str(Path(args.features).resolve()),
         "split_hash": None,
     }
+    if remapped:
+        dataset["labels_remapped"] = remapped
     return dataset, scores
+
+
+def dense_labels(*ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(sorted distinct label ids over ``ys``, each ``y`` as positions 0..C-1 in them)."""
+    ids = np.unique(np.concatenate(ys))
+    return ids, [np.searchsorted(ids, y).astype(np.int64) for y in ys]
+
+
+def _few(ids: np.ndarray) -> str:
+    return "{" + ", ".join(map(str, ids[:6].tolist())) + (", ...}" if len(ids) > 6 else "}")
 
 
 def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, list]:
     names, weights, dataset, missing = common.prepare(args)
     scores: list[BackboneScore] = []
-    bar = _bar(2 * len(names), args.quiet)
-    for i, name in enumerate(names, 1):
-        tag = f"[{i}/{len(names)}]"
-        if name in missing:
-            common.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
-            scores.append(failed(name, str(missing[name]), "weights"))
-            bar.update(2)
-            continue
-        bar.set_description(f"{tag} {name}: features (cache or extraction)")
-        got = _guard(
-            name, "extracting", emit, common.extract_one, name, dataset, args, weights, emit, tag
-        )
-        bar.update(1)
-        if isinstance(got, BackboneScore):
-            scores.append(got)
-            bar.update(1)
-            continue
-        feats, manifest, backbone = got
-        bar.set_description(f"{tag} {name}: scoring")
-        splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
-        s = _score(
-            name,
-            splits,
-            args,
-            emit,
-            device,
-            heads,
-            num_classes=len(dataset.class_names),
-            class_names=dataset.class_names,
-        )
-        bar.update(1)
-        s.row.update(
-            precomputed=False,
-            pretrained=backbone.pretrained,
-            control=backbone.control,
-            weights=backbone.weights,
-            **backbone.weights_info(),
-            input_size=backbone.input_size,
-            num_params=backbone.num_params,
-            cache_key=manifest["key"],
-            extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
-        )
-        if s.ok:
-            emit(
-                f"{tag} {name}: separability {s.row['separability']:.3f}, DLSA balanced "
-                f"{s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
+    with _bar(2 * len(names), args.quiet) as bar:  # closed on Ctrl-C too
+        for i, name in enumerate(names, 1):
+            tag = f"[{i}/{len(names)}]"
+            if name in missing:
+                common.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
+                scores.append(failed(name, str(missing[name]), "weights"))
+                bar.update(2)
+                continue
+            bar.set_description(f"{tag} {name}: features (cache or extraction)")
+            got = _guard(
+                name,
+                "extracting",
+                emit,
+                common.extract_one,
+                name,
+                dataset,
+                args,
+                weights,
+                emit,
+                tag,
             )
-        scores.append(s)
-    bar.close()
+            bar.update(1)
+            if isinstance(got, BackboneScore):
+                scores.append(got)
+                bar.update(1)
+                continue
+            feats, manifest, backbone = got
+            bar.set_description(f"{tag} {name}: scoring")
+            splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
+            s = _score(
+                name,
+                splits,
+                args,
+                emit,
+                device,
+                heads,
+                num_classes=len(dataset.class_names),
+                class_names=dataset.class_names,
+            )
+            bar.update(1)
+            s.row.update(
+                precomputed=False,
+                pretrained=backbone.pretrained,
+                control=backbone.control,
+                weights=backbone.weights,
+                **backbone.weights_info(),
+                input_size=backbone.input_size,
+                num_params=backbone.num_params,
+                cache_key=manifest["key"],
+                extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
+                skipped_images=manifest.get("bad_images", {}).get("files", []),
+            )
+            if s.ok:
+                emit(
+                    f"{tag} {name}: separability {s.row['separability']:.3f}, DLSA balanced "
+                    f"{s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
+                )
+            scores.append(s)
     return dataset.manifest(), scores
 
 
@@ -256,18 +288,40 @@ def run(args: argparse.Namespace) -> int:
         ],
         "controls": [s.row["backbone"] for s in scores if s.row.get("control")],
         "failed": [s.row["backbone"] for s in scores if not s.ok],
+        "warnings": run_warnings(dataset, ok),
     }
     out = Path(args.out)
-    write_results(out, run_info, scores, args.by, validity)
-    config = common.resolved_config(args)
-    tmp = out / ".config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(config, sort_keys=True))
-    tmp.replace(out / "config.yaml")
-    path = render_report(out)
-    emit(f"report: {path}")
+    with atomic.folder(out) as tmp:  # a reader sees the old report or the new one
+        write_results(tmp, run_info, scores, args.by, validity)
+        config = common.resolved_config(args)
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
+        render_report(tmp)
+    emit(f"report: {out / 'index.html'}")
     if len(ok) < len(scores):
         common.error(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (see the report)")
     return 0
+
+
+def run_warnings(dataset: dict, ok: list[BackboneScore]) -> list[str]:
+    """What the report's header must say about choices made on the user's data."""
+    out = []
+    empty = dataset.get("empty_class_folders_left_out")
+    if empty:
+        out.append(f"{len(empty)} empty class folder(s) left out: {', '.join(empty)}")
+    for name, ids in dataset.get("labels_remapped", {}).items():
+        out.append(
+            f"{name}: labels {_few(np.asarray(ids))} are not 0..{len(ids) - 1}; remapped to "
+            f"{len(ids)} classes in sorted order (results.json: run.dataset.labels_remapped)"
+        )
+    for s in ok:
+        if s.row.get("warning"):
+            out.append(f"{s.row['backbone']}: {s.row['warning']}")
+        if s.row.get("skipped_images"):
+            n = len(s.row["skipped_images"])
+            out.append(f"{s.row['backbone']}: {n} unreadable image(s) left out (listed below)")
+    for w in out:
+        common.error(f"warning: {w}")
+    return out
 
 
 def _split(text: str) -> list[str]:

@@ -120,6 +120,7 @@ def _features(member: str, dataset, args, emit) -> tuple[dict, dict]:
         batch_size=args.batch_size,
         workers=0,
         skip_bad_images=False,
+        lock_timeout=3600.0,
         layer=layer,
         l2_normalize=False,
         storage="float32",
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dlsa is not None and not isinstance(args.dlsa, dict):
         raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
     out = Path(args.out)
-    common.check_out(out)
+    common.check_out(out, marker="validate.json")
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     rows, failures, timings = [], [], []

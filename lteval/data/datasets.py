@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import gzip
 import importlib.resources
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,23 @@ from lteval.data.packaged import load_animal_mnist
 from lteval.data.profiles import Splits, make_long_tailed_splits
 from lteval.errors import DatasetError
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+"""PIL modes of 16-bit grayscale images (PNG and TIFF open as ``I;16*``, or as the
+32-bit ``I`` in older Pillow), read as 0..65535."""
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """``im`` as 8-bit RGB. 16-bit grayscale is scaled by 255/65535 (PIL's own
+    ``convert`` clips it at 255, which turns almost every pixel white)."""
+    if im.mode in SIXTEEN_BIT:
+        a = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.round(np.clip(a, 0, 65535) / 257).astype(np.uint8))
+    return im.convert("RGB")
 
 
 @dataclass
@@ -46,6 +63,9 @@ class ImageDataset:
     class_names: list[str]
     splits: Splits
     source: str
+    notes: dict = field(default_factory=dict)
+    """Choices made while loading, recorded in the manifest (e.g. empty class
+    folders left out)."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,9 +73,9 @@ class ImageDataset:
     def image(self, i: int) -> Image.Image:
         """Sample ``i`` as an RGB PIL image."""
         if isinstance(self.images, np.ndarray):
-            return Image.fromarray(self.images[i]).convert("RGB")
+            return to_rgb(Image.fromarray(self.images[i]))
         with Image.open(self.images[i]) as im:
-            return im.convert("RGB")
+            return to_rgb(im)
 
     def describe(self, i: int) -> str:
         """Sample ``i`` for a message: its file path, or ``name[i]`` for in-memory images."""
@@ -70,6 +90,7 @@ class ImageDataset:
             "classes": self.class_names,
             "split_hash": self.splits.hash,
             "split": self.splits.manifest()["config"] | self.splits.manifest()["sizes"],
+            **self.notes,
         }
 
 
@@ -90,26 +111,44 @@ def _digits() -> tuple[np.ndarray, np.ndarray, list[str], str]:
     return images, bunch.target.astype(np.int64), [str(d) for d in range(10)], "sklearn:digits"
 
 
-def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str]:
+def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str, dict]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DatasetError(
             f"--data-root {root} must hold one sub-folder of images per class "
             f"(ImageFolder layout: ROOT/<class>/<image>.png); found {len(classes)} class folders"
         )
+    files = {
+        c: sorted(f for f in (root / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        for c in classes
+    }
+    empty = [c for c in classes if not files[c]]
+    if empty:  # a class without images would be a phantom class of every head
+        log.warning(
+            "--data-root %s: %d class folder(s) hold no images and are left out: %s",
+            root,
+            len(empty),
+            ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""),
+        )
+        classes = [c for c in classes if files[c]]
+    if len(classes) < 2:
+        raise DatasetError(
+            f"--data-root {root} has {len(classes)} class folder(s) with images; "
+            "a ranking needs at least 2 classes"
+        )
     paths, labels = [], []
     for c, name in enumerate(classes):
-        files = sorted(f for f in (root / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        paths += files
-        labels += [c] * len(files)
-    return paths, np.asarray(labels, dtype=np.int64), classes, f"folder:{root.resolve()}"
+        paths += files[name]
+        labels += [c] * len(files[name])
+    notes = {"empty_class_folders_left_out": empty} if empty else {}
+    return paths, np.asarray(labels, dtype=np.int64), classes, f"folder:{root.resolve()}", notes
 
 
 def _pool(loader):
     """Adapt a loader of a labelled pool: the split is the seeded long-tailed one."""
 
     def load(name, root, *, seed, imbalance_factor, eval_per_class, val_fraction, n_max, **_):
-        images, labels, names, source = loader(root) if root is not None else loader()
+        images, labels, names, source, *notes = loader(root) if root is not None else loader()
         try:
             splits = make_long_tailed_splits(
                 labels,
@@ -121,7 +160,7 @@ def _pool(loader):
             )
         except ValueError as e:  # split sizes checked before anything is extracted
             raise DatasetError(f"{name}: {e}") from None
-        return images, labels, names, source, splits
+        return images, labels, names, source, splits, *notes
 
     return load
 
@@ -203,5 +242,5 @@ def load_dataset(
         "val_fraction": val_fraction,
         "n_max": spec.n_max if n_max is None else n_max,
     }
-    images, labels, names, source, splits = spec.loader(name, root, **kwargs)
-    return ImageDataset(name, images, labels, names, splits, source)
+    images, labels, names, source, splits, *notes = spec.loader(name, root, **kwargs)
+    return ImageDataset(name, images, labels, names, splits, source, notes[0] if notes else {})

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lteval.atomic import writing
 from lteval.errors import DatasetError
 from lteval.packaged import (
     AssetError,
@@ -119,10 +120,10 @@ def _convert_animal(data: Path, label: Path, dst: Path) -> None:
         raise AssetError(f"animal-mnist arrays have shapes {images.shape} / {labels.shape}")
     if not np.array_equal(np.bincount(labels, minlength=10), np.full(10, 1000)):
         raise AssetError("animal-mnist labels are not 10 classes x 1,000")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp.npz")
-    np.savez(tmp, images=images, labels=labels.astype(np.int64), classes=np.array(ANIMAL_CLASSES))
-    tmp.replace(dst)
+    with writing(dst, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh, images=images, labels=labels.astype(np.int64), classes=np.array(ANIMAL_CLASSES)
+        )
 
 
 def install(force: bool = False, emit=print) -> list[dict]:

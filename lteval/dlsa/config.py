@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from lteval.fields import check_fields
 from lteval.heads.linear import LinearConfig
 
 
@@ -78,6 +79,9 @@ class DLSAConfig:
         return asdict(self)
 
     def validate(self) -> DLSAConfig:
+        """Self, after checking every setting's type, choice and range (ValueError)."""
+        check_fields(self, CHOICES)
+        self.classifier.validate()
         if self.num_clusters < 1 or self.num_stages < 1 or self.flow_epochs < 1:
             raise ValueError("num_clusters, num_stages and flow_epochs must be >= 1")
         if not 0 < self.rho < 1:
@@ -86,9 +90,14 @@ class DLSAConfig:
             raise ValueError(
                 f"stage_check_fraction must be in [0, 1), got {self.stage_check_fraction}"
             )
-        if self.flow_optimizer not in ("sgd", "adam"):
-            raise ValueError(f"flow_optimizer must be 'sgd' or 'adam', got {self.flow_optimizer!r}")
         return self
+
+
+CHOICES = {
+    "flow_optimizer": ("adam", "sgd"),
+    "flow_autocast": ("auto", "bfloat16", "float32"),
+}
+"""The string settings of ``DLSAConfig`` and their values."""
 
 
 PRESETS: dict[str, dict] = {

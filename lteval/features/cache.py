@@ -17,19 +17,26 @@ with shapes, dtypes and a sha256 of every array file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
+import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from lteval.atomic import writing
+from lteval.errors import CacheError
 from lteval.packaged import sha256_of
+
+log = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = 2
 Arrays = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -38,6 +45,31 @@ Arrays = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 def cache_root() -> Path:
     """``$LTEVAL_CACHE`` if set, else ``~/.cache/lteval``."""
     return Path(os.environ.get("LTEVAL_CACHE") or Path.home() / ".cache" / "lteval")
+
+
+DISK_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+"""errno values that mean "this folder cannot take our files" (not a bug of lteval)."""
+
+
+def unwritable(path: Path, error: OSError) -> CacheError:
+    """The one-line error for a cache folder that refused a write."""
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return CacheError(
+        f"feature cache {path} {'is full' if full else 'is not writable'} "
+        f"({error.strerror or error}); {'free space there, or ' if full else ''}set "
+        "LTEVAL_CACHE to a writable folder with room for the features"
+    )
+
+
+def check_writable(root: Path | None = None) -> None:
+    """CacheError naming the folder unless a file can be created in the cache root."""
+    root = root or cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as e:
+        raise unwritable(root, e) from None
 
 
 def cache_key(identity: dict) -> str:
@@ -144,11 +176,8 @@ def partial_dir(key: str, root: Path | None = None) -> Path:
 
 def save_chunk(path: Path, **arrays: np.ndarray) -> None:
     """Write one finished chunk atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with writing(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def load_chunk(path: Path) -> dict[str, np.ndarray] | None:
@@ -160,46 +189,49 @@ def load_chunk(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def _holder(owner: Path) -> str:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return owner.read_text().strip() or "another process"
+    except OSError:
+        return "another process"
 
 
 @contextlib.contextmanager
-def entry_lock(
-    key: str, root: Path | None = None, poll: float = 0.5, timeout: float = 24 * 3600
-) -> Iterator[None]:
-    """Exclusive lock on ``key`` across processes (a ``<key>.lock`` file with our pid).
+def entry_lock(key: str, root: Path | None = None, timeout: float = 3600.0) -> Iterator[None]:
+    """Exclusive lock on ``key`` across processes: an OS file lock (``filelock``) on
+    ``.locks/<key>.lock`` in the cache, released by the OS when the holder dies, so a crash never leaves
+    a lock behind and the file's content never matters.
 
-    A lock left by a dead process on this host is broken; otherwise we wait.
+    While another run holds it, one "waiting for lock ... held by ..." line is logged
+    (the holder's pid, host and command, from ``.locks/<key>.owner``); after
+    ``timeout`` seconds (``--lock-timeout``; negative = wait for ever) a CacheError
+    names the lock and its holder.
     """
-    root = root or cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    lock = root / f"{key}.lock"
-    start = time.monotonic()
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and not _pid_alive(pid):
-                lock.unlink(missing_ok=True)
-                continue
-            if time.monotonic() - start > timeout:
-                raise TimeoutError(f"{lock} is held by process {pid}; remove it if stale") from None
-            time.sleep(poll)
+    from filelock import FileLock, Timeout
+
+    locks = (root or cache_root()) / ".locks"  # hidden: the cache lists only entries
+    locks.mkdir(parents=True, exist_ok=True)
+    path, owner = locks / f"{key}.lock", locks / f"{key}.owner"
+    lock = FileLock(path)
     try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning(
+            "waiting for lock %s held by %s (giving up after %s; --lock-timeout)",
+            path,
+            _holder(owner),
+            f"{timeout:g} s" if timeout >= 0 else "never",
+        )
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise CacheError(
+                f"gave up after {timeout:g} s waiting for lock {path}, held by "
+                f"{_holder(owner)}; wait for that run, or raise --lock-timeout"
+            ) from None
+    try:
+        owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)}")
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        owner.unlink(missing_ok=True)
+        lock.release()

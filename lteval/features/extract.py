@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 import lteval
@@ -61,6 +62,7 @@ class RunOptions:
     num_workers: int = 0
     chunk_size: int = 2048
     skip_bad_images: bool = False
+    lock_timeout: float = 3600.0  # seconds to wait for another run's lock on a cache entry
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -89,7 +91,9 @@ class _Images(Dataset):
         pos = int(self.positions[i])
         try:
             return pos, self.transform(self.dataset.image(pos)), ""
-        except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for bad files
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            # PIL's errors for bad files; a decompression bomb is an image over PIL's
+            # pixel limit (Image.MAX_IMAGE_PIXELS), refused before it is decoded
             return pos, None, f"{type(e).__name__}: {e}"
 
 
@@ -242,14 +246,23 @@ def get_features(
     got = cache.load_entry(key)
     rank, world = _dist()
     if got is None:
-        lock = cache.entry_lock(key) if world == 1 else contextlib.nullcontext()
-        with lock:
-            got = cache.load_entry(key)
-            if got is None:
-                _extract_entry(
-                    key, identity, backbone, dataset, run, options, progress, stats, rank, world
-                )
+        lock = (
+            cache.entry_lock(key, timeout=run.lock_timeout)
+            if world == 1
+            else contextlib.nullcontext()
+        )
+        try:
+            with lock:
                 got = cache.load_entry(key)
+                if got is None:
+                    _extract_entry(
+                        key, identity, backbone, dataset, run, options, progress, stats, rank, world
+                    )
+                    got = cache.load_entry(key)
+        except OSError as e:  # read-only, no permission or full: name the folder
+            if e.errno in cache.DISK_ERRORS:
+                raise cache.unwritable(cache.cache_root(), e) from None
+            raise
         if got is None:  # pragma: no cover - the entry we just wrote is unreadable
             raise OSError(f"feature cache entry {cache.cache_root() / key} could not be read")
     arrays, manifest = got

@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from lteval.atomic import writing
 from lteval.errors import FeatureFileError
 
 H5_FILES = ("feature_train.h5", "feature_test.h5")
@@ -57,13 +58,9 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_h5(path: str | Path, X: np.ndarray, y: np.ndarray) -> None:
     """Write (X, y) in the reference format, via a temporary file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as f:
+    with writing(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("features", data=np.asarray(X, dtype=np.float32))
         f.create_dataset("labels", data=np.asarray(y, dtype=np.int64))
-    tmp.replace(path)
 
 
 def read_feature_dir(root: str | Path) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:

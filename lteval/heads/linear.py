@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lteval.fields import check_fields
 from lteval.heads.metrics import balanced_accuracy, balanced_accuracy_se
 
 
@@ -78,6 +79,18 @@ class LinearConfig:
     # if its validation balanced accuracy beats it by this many standard errors
     # (the one-standard-error rule; 0 = any gain). See ``_train_one``.
     warm_start_margin_se: float = 1.0
+
+    def validate(self) -> LinearConfig:
+        """Self, after checking every setting's type and choice (ValueError naming it)."""
+        check_fields(self, CHOICES)
+        return self
+
+
+CHOICES = {
+    "optimizer": ("adam", "sgd", "sgd-momentum", "lbfgs"),
+    "sampling": ("instance", "class-balanced"),
+}
+"""The string settings of ``LinearConfig`` and their values."""
 
 
 @dataclass

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lteval.atomic import write_text
 from lteval.rank.scoring import BackboneScore, rank_rows
 from lteval.rank.validity import tied_with
 
-RESULT_FILES = ("results.json", "results.csv", "stages.csv", "per_class.csv")
+RESULT_FILES = ("results.json", "results.csv", "stages.csv", "per_class.csv", "timings.csv")
+TIMINGS = ("extract_seconds", "score_seconds", "dlsa_seconds", "head_seconds")
+"""Wall-clock columns: they go to timings.csv (and results.json), never to results.csv,
+so that the same seed gives byte-identical results.csv, stages.csv and per_class.csv."""
 
 
 def _clean(obj):
@@ -33,16 +36,10 @@ def _clean(obj):
     return obj
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_results(
     out: Path, run: dict, scores: list[BackboneScore], by: str, validity: dict | None = None
 ) -> dict:
-    """Write the four results files under ``out``; returns the results dict.
+    """Write the results files (``RESULT_FILES``) under ``out``; returns the results dict.
 
     With ``validity`` (``lteval.rank.validate_ranking``), every row gains
     ``{metric}_lo`` / ``{metric}_hi`` interval columns and ``tied_with``.
@@ -68,14 +65,16 @@ def write_results(
             "per_class": [r for s in scores for r in s.per_class],
         }
     )
-    _atomic_write(out / "results.json", json.dumps(results, indent=2))
+    write_text(out / "results.json", json.dumps(results, indent=2))
     flat = pd.json_normalize(results["backbones"], sep=".")
-    for col in ("tied_with",):
+    for col in ("tied_with", "skipped_images"):
         if col in flat:
             flat[col] = flat[col].map(lambda v: ";".join(v) if isinstance(v, list) else v)
-    _atomic_write(out / "results.csv", flat.to_csv(index=False))
-    _atomic_write(out / "stages.csv", pd.DataFrame(results["stages"]).to_csv(index=False))
-    _atomic_write(out / "per_class.csv", pd.DataFrame(results["per_class"]).to_csv(index=False))
+    timing = [c for c in flat if c.split(".")[0] in TIMINGS]
+    write_text(out / "results.csv", flat.drop(columns=timing).to_csv(index=False))
+    write_text(out / "timings.csv", flat[["backbone", *timing]].to_csv(index=False))
+    write_text(out / "stages.csv", pd.DataFrame(results["stages"]).to_csv(index=False))
+    write_text(out / "per_class.csv", pd.DataFrame(results["per_class"]).to_csv(index=False))
     return results
 
 

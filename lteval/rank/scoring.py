@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lteval.dlsa import DLSA, DLSAConfig, from_dict, scaled_for
-from lteval.errors import UsageError
+from lteval.errors import DatasetError, UsageError
 from lteval.heads import (
     CRT,
     GROUPS,
@@ -136,6 +136,7 @@ def score_features(
     """
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
     heads = check_heads(list(HEADS) if heads is None else heads)
+    check_splits(splits)
     cfg = config or scaled_for(len(ytr), num_classes)
     if dlsa_overrides:  # a preset replaces the scaled defaults; other keys override
         base = {} if "preset" in dlsa_overrides else cfg.to_dict()
@@ -179,6 +180,13 @@ def score_features(
         head_seconds=head_seconds,
         dlsa_settings=cfg.to_dict(),
     )
+    present = counts[counts > 0]
+    if len(np.unique(present)) < 2:
+        row["warning"] = (
+            f"every class has the same number of train samples ({int(present[0])}): with "
+            "no head and no tail, "
+            "separability and the many/medium/few split are undefined (NaN)"
+        )
     stages = [{"backbone": name, **r} for r in rep["stages"]]
     groups = shot_groups(lt_counts)
     names = class_names or [str(c) for c in range(num_classes)]
@@ -198,6 +206,20 @@ def score_features(
     active = [route >= s for s in range(len(lp))]
     arrays = EvalArrays(np.asarray(ye), counts, lt_counts, preds, lp, active)
     return BackboneScore(row, stages, per_class, arrays)
+
+
+def check_splits(splits: dict[str, Split]) -> None:
+    """DatasetError unless the train split has at least 2 classes and 2 samples,
+    and the eval split at least 2 classes (otherwise every score is NaN or meaningless)."""
+    for split, least in (("train", 2), ("eval", 2)):
+        X, y = splits[split]
+        classes = np.unique(y)
+        if len(classes) < least or len(y) < 2:
+            raise DatasetError(
+                f"the {split} split holds {len(y)} samples of {len(classes)} class(es) "
+                f"({classes[:5].tolist()}); ranking needs at least 2 classes with "
+                "samples in both train and eval: give more data or more classes"
+            )
 
 
 def check_metric(by: str) -> None:

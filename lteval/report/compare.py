@@ -7,12 +7,12 @@ in either run; ``render_comparison`` writes a self-contained ``compare.html``.
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lteval.atomic import write_text
 from lteval.rank import read_results
 from lteval.rank.validity import kendall_tau_b
 
@@ -132,7 +132,5 @@ def render_comparison(cmp: dict, dir_a, dir_b, out: str | Path) -> Path:
         "</body></html>"
     )
     for name, text in (("compare.html", page), ("compare.csv", cmp["table"].to_csv(index=False))):
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        write_text(out / name, text)
     return out / "compare.html"

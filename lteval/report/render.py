@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import jinja2
 
+from lteval.atomic import write_text
 from lteval.rank import read_results
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
@@ -225,7 +225,5 @@ def render_report(results_dir: str | Path) -> Path:
         config_text=config.read_text() if config.is_file() else None,
         settings_json=json.dumps(settings, indent=2),
     )
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(html)
-    os.replace(tmp, out / "index.html")
+    write_text(out / "index.html", html)
     return out / "index.html"

@@ -4,11 +4,12 @@ built beside the target and swapped in whole (never half-written)."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import jinja2
+
+from lteval import atomic
+from lteval.atomic import write_text
 
 
 def _default(o):
@@ -57,30 +58,15 @@ def load_summary(path: Path | None = None) -> dict | None:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with open(fd, "w") as fh:
-        fh.write(json.dumps(data, indent=2, default=_default) + "\n")
-    Path(tmp).replace(path)
+    write_text(path, json.dumps(data, indent=2, default=_default) + "\n")
 
 
 def write_study(out: str | Path, result: dict, timings: dict | None = None) -> Path:
     """Write ``out``/validate.json, ``timings.json`` (wall seconds: not reproducible,
-    so kept apart) and ``index.html`` atomically; returns index.html."""
+    so kept apart) and ``index.html`` as one folder, atomically; returns index.html."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic.folder(out) as tmp:
         (tmp / "validate.json").write_text(json.dumps(result, indent=2, default=_default))
         (tmp / "timings.json").write_text(json.dumps(timings or {}, indent=2, default=_default))
         (tmp / "index.html").write_text(render(result, timings or {}))
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{tmp.name[-8:]}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "index.html"
