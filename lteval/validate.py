@@ -1,8 +1,8 @@
-"""``python -m lteval.validate``: an alias of ``lteval.cli.validate`` (the program)."""
+"""``python -m lteval.validate``: an alias of ``lteval validate`` (lteval.cli.validate)."""
 
 import sys
 
 from lteval.cli.validate import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m lteval.validate"))

@@ -177,7 +177,7 @@ def test_file_family_missing_file():
 
 
 def test_list_command(capsys, isolated_caches):
-    from lteval.backbones.__main__ import main
+    from lteval.cli.backbones import main
 
     assert main(["list", "--family", "torchvision", "--filter", "RESNET18"]) == 0
     assert capsys.readouterr().out.split() == ["torchvision:resnet18/IMAGENET1K_V1"]

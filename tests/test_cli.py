@@ -225,3 +225,48 @@ def test_bad_h5_features(mutate, message, tmp_path, capsys):
     code, err = run_inprocess(capsys, "--features", str(feats), "--out", str(tmp_path / "out"))
     assert code == 2 and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_one_lteval_command_lists_and_dispatches_every_program(capsys):
+    from lteval.cli.main import COMMANDS, main
+
+    top = run("--help", module="lteval")  # as a user runs it: python -m lteval
+    assert top.returncode == 0
+    for name in COMMANDS:
+        assert re.search(rf"^\s+{name}\b", top.stdout, re.M), name
+    with pytest.raises(SystemExit) as e:
+        main([])  # no command: usage, exit 2
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["bogus"])
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+    for name in COMMANDS:  # every command has its own --help, under its new name
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0 and capsys.readouterr().out.startswith(f"usage: lteval {name}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["rank"], "lteval rank"),
+        (["report", "/nonexistent"], "lteval report"),
+        (["compare", "/no/a", "/no/b"], "lteval compare"),
+        (["backbones", "list", "--family", "timm", "--filter", "zzzz", "--cached"], None),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(argv, prog, capsys):
+    from lteval.cli.main import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    if prog is None:  # a valid command that finds nothing is not an error
+        assert code == 0 and err == ["0 backbones"]
+        return
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"{prog}: error: "), err
+
+
+def test_old_entry_points_are_aliases():
+    r = run(module="lteval.rank")  # python -m lteval.rank, as documented before
+    assert r.returncode == 2
+    assert r.stderr.startswith("python -m lteval.rank: error: give exactly one of --backbones")

@@ -218,7 +218,7 @@ def _run_dir(path, shares, seed):
 
 
 def test_compare_two_runs(tmp_path, capsys):
-    from lteval.compare import main
+    from lteval.cli.compare import main
 
     a = _run_dir(tmp_path / "a", [0.9, 0.6, 0.3], 0)
     b = _run_dir(tmp_path / "b", [0.3, 0.6, 0.9], 10)  # the order reversed

@@ -24,8 +24,8 @@ from lteval.cli import common
 from lteval.features import resolve_device, write_h5
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = common.new_parser("python -m lteval.extract", __doc__)
+def build_parser(prog: str = "lteval extract") -> argparse.ArgumentParser:
+    p = common.new_parser(prog, __doc__)
     p.add_argument("--export-h5", metavar="DIR", help="also write the features as h5 files")
     return p
 
@@ -73,5 +73,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return common.run_main(run, build_parser(), argv)
+def main(argv: list[str] | None = None, prog: str = "lteval extract") -> int:
+    return common.run_main(run, build_parser(prog), argv)

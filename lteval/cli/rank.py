@@ -45,8 +45,8 @@ from lteval.rank import (
 from lteval.report import render_report
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = common.new_parser("python -m lteval.rank", __doc__)
+def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
+    p = common.new_parser(prog, __doc__)
     g = p.add_argument_group("ranking")
     g.add_argument(
         "--features",
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         common.error(f"warning: {args.by} is NaN for every backbone: the ranking is undefined")
     run_info = {
         "ranking_defined": defined,
-        "command": "python -m lteval.rank " + shlex.join(args.argv),
+        "command": "lteval rank " + shlex.join(args.argv),
         "dataset": dataset,
         "seed": args.seed,
         "device": device,
@@ -328,5 +328,5 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    return common.run_main(run, build_parser(), argv)
+def main(argv: list[str] | None = None, prog: str = "lteval rank") -> int:
+    return common.run_main(run, build_parser(prog), argv)

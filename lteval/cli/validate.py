@@ -55,9 +55,9 @@ TIMINGS = ("score_seconds", "dlsa_seconds", "head_seconds")
 """Row columns that go to timings.json, so that validate.json is byte-identical for a seed."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lteval.validate",
+        prog=prog,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -219,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return common.run_main(run, build_parser(), argv)
+def main(argv: list[str] | None = None, prog: str = "lteval validate") -> int:
+    return common.run_main(run, build_parser(prog), argv)
 
 
 if __name__ == "__main__":

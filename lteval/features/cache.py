@@ -199,8 +199,8 @@ def _holder(owner: Path) -> str:
 @contextlib.contextmanager
 def entry_lock(key: str, root: Path | None = None, timeout: float = 3600.0) -> Iterator[None]:
     """Exclusive lock on ``key`` across processes: an OS file lock (``filelock``) on
-    ``.locks/<key>.lock`` in the cache, released by the OS when the holder dies, so a crash never leaves
-    a lock behind and the file's content never matters.
+    ``.locks/<key>.lock`` in the cache, released by the OS when the holder dies, so a
+    crash never leaves a lock behind and the file's content never matters.
 
     While another run holds it, one "waiting for lock ... held by ..." line is logged
     (the holder's pid, host and command, from ``.locks/<key>.owner``); after

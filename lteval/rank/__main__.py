@@ -1,8 +1,8 @@
-"""Entry point of ``python -m lteval.rank`` (the program lives in lteval.cli.rank)."""
+"""``python -m lteval.rank``: an alias of ``lteval rank`` (lteval.cli.rank)."""
 
 import sys
 
 from lteval.cli.rank import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m lteval.rank"))
