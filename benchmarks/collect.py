@@ -11,36 +11,35 @@ the end-to-end rank report when ``benchmark-rank`` left one. Usage::
 from __future__ import annotations
 
 import argparse
-import html
 import json
-import os
 import sys
 from pathlib import Path
+
+from lteval.atomic import write_text
+from lteval.report.pages import render_page
 
 ORDER = ["extract", "dlsa", "linear", "rank-embedded-default", "replicate"]
 ASIDE = {"machine", "versions", "settings"}
 
 
 def _fmt(v) -> str:
+    """A cell's text (the template escapes it)."""
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict | list):
-        return html.escape(json.dumps(v))
-    return html.escape(str(v))
+        return json.dumps(v)
+    return str(v)
 
 
-def _table(records: list[dict]) -> str:
+def _table(records: list[dict]) -> dict:
+    """A table for the template: its columns and rows of formatted cells."""
     cols = list(dict.fromkeys(k for r in records for k in r))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in records
-    )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return f'<div class="scroll">{table}</div>'
+    return {"columns": cols, "rows": [[_fmt(r.get(c, "")) for c in cols] for r in records]}
 
 
-def _targets(d: dict) -> str:
-    """Target checks the JSON makes possible: dlsa's wall/RSS/accuracy, extract's ratio."""
+def _targets(d: dict) -> list[tuple]:
+    """Target checks the JSON makes possible: dlsa's wall/RSS/accuracy, extract's ratio:
+    (what, value, target, met) each."""
     checks = []
     t = d.get("targets") or {}
     for key, what in (("wall_seconds", "wall seconds"), ("peak_rss_mb", "peak RSS MB")):
@@ -62,35 +61,28 @@ def _targets(d: dict) -> str:
                 )
     for c in d.get("checks", []):  # named pass/fail checks a benchmark made itself
         checks.append((c["what"], c["value"], c["target"], bool(c["met"])))
-    if not checks:
-        return ""
-    rows = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{_fmt(v)}</td><td>{html.escape(t)}</td>"
-        f'<td class="{"met" if ok else "missed"}">{"met" if ok else "MISSED"}</td></tr>'
-        for n, v, t, ok in checks
-    )
-    head = "<tr><th>what</th><th>value</th><th>target</th><th></th></tr>"
-    return f"<h3>Targets</h3><table>{head}{rows}</table>"
+    return [(n, _fmt(v), t, ok) for n, v, t, ok in checks]
 
 
-def section(name: str, d: dict) -> str:
-    parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(d.get("benchmark", name))}</h2>']
+def section(name: str, d: dict) -> dict:
+    """One benchmark's section for the template."""
     scalars = {k: v for k, v in d.items() if not isinstance(v, dict | list) and k != "benchmark"}
-    parts.append(_table([scalars]) if scalars else "")
-    parts.append(_targets(d))
+    tables = []
     for k, v in d.items():
         if k in ASIDE or k in ("targets", "checks"):
             continue
         if isinstance(v, dict) and v:
-            parts.append(f"<h3>{html.escape(k)}</h3>" + _table([v]))
+            tables.append((k, _table([v])))
         elif isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
-            parts.append(f"<h3>{html.escape(k)}</h3>" + _table(v))
-    aside = {k: d[k] for k in ASIDE if k in d}
-    parts.append(
-        f"<details><summary>machine, versions, settings</summary><pre>"
-        f"{html.escape(json.dumps(aside, indent=2))}</pre></details></section>"
-    )
-    return "\n".join(parts)
+            tables.append((k, _table(v)))
+    return {
+        "id": name,
+        "title": d.get("benchmark", name),
+        "scalars": _table([scalars]) if scalars else None,
+        "targets": _targets(d),
+        "tables": tables,
+        "aside": json.dumps({k: d[k] for k in ASIDE if k in d}, indent=2),
+    }
 
 
 def main() -> int:
@@ -109,30 +101,13 @@ def main() -> int:
             n,
         ),
     )
-    link = (
-        '<p>End-to-end rank report of the embedded default: <a href="rank-report/index.html">'
-        "rank-report/index.html</a>.</p>"
-        if (root / "rank-report" / "index.html").is_file()
-        else ""
+    page = render_page(
+        "benchmarks.html",
+        names=names,
+        rank_report=(root / "rank-report" / "index.html").is_file(),
+        sections=[section(n, found[n]) for n in names],
     )
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        "<title>lteval benchmarks</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto}"
-        "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 6px}.scroll{overflow-x:auto}"
-        ".met{background:#e7f5e7}.missed{background:#f8d7da}</style></head><body>"
-        "<h1>lteval benchmarks</h1><p>Collected from "
-        + ", ".join(f"<code>{html.escape(n)}.json</code>" for n in names)
-        + ". Every number is what the last <code>make benchmark</code> run measured"
-        " on this machine.</p>"
-        + link
-        + "\n".join(section(n, found[n]) for n in names)
-        + "</body></html>"
-    )
-    tmp = root / ".index.html.tmp"
-    tmp.write_text(page)
-    os.replace(tmp, root / "index.html")
+    write_text(root / "index.html", page)
     print(root / "index.html")
     return 0
 

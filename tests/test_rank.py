@@ -282,3 +282,28 @@ def test_ranking_by_a_column_that_is_nan_everywhere_is_marked_undefined(
     res = json.loads((out / "results.json").read_text())
     assert res["run"]["ranking_defined"] is False
     assert 'id="ranking-undefined"' in (out / "index.html").read_text()
+
+
+def test_benchmarks_index_renders_sections_targets_and_escapes(tmp_path):
+    (tmp_path / "dlsa.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "dlsa",
+                "wall_seconds": 117.0,
+                "targets": {"wall_seconds": 100},
+                "rows": [{"backbone": "<b>x</b>", "epoch_s": 0.99}],
+                "machine": {"cores": 2},
+            }
+        )
+    )
+    r = subprocess.run(
+        [sys.executable, "benchmarks/collect.py", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "index.html").read_text()
+    assert '<section id="dlsa">' in page and "<code>dlsa.json</code>" in page
+    assert '<td class="missed">MISSED</td>' in page  # 117 s against a 100 s target
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert '"cores": 2' in page.replace("&#34;", '"')

@@ -6,7 +6,6 @@ in either run; ``render_comparison`` writes a self-contained ``compare.html``.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 from lteval.atomic import write_text
 from lteval.rank import read_results
 from lteval.rank.validity import kendall_tau_b
+from lteval.report.pages import render_page
 
 SETTINGS = ("dataset.name", "dataset.split_hash", "seed", "device", "ranked_by", "heads")
 
@@ -123,13 +123,8 @@ def render_comparison(cmp: dict, dir_a, dir_b, out: str | Path) -> Path:
     """Write ``out/compare.html`` (self-contained, no external resources) and ``compare.csv``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    body = html.escape(format_text(cmp, dir_a, dir_b))
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>lteval: {html.escape(str(dir_a))} vs {html.escape(str(dir_b))}</title>"
-        "<style>body{font-family:system-ui,sans-serif;margin:2em}pre{font-size:0.85em}</style>"
-        f'</head><body><h1>lteval: two runs side by side</h1><pre id="comparison">{body}</pre>'
-        "</body></html>"
+    page = render_page(
+        "compare.html", a=str(dir_a), b=str(dir_b), text=format_text(cmp, dir_a, dir_b)
     )
     for name, text in (("compare.html", page), ("compare.csv", cmp["table"].to_csv(index=False))):
         write_text(out / name, text)

@@ -6,12 +6,11 @@ import json
 import math
 from pathlib import Path
 
-import jinja2
-
 from lteval.atomic import write_text
 from lteval.rank import read_results
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
+from lteval.report.pages import render_page
 from lteval.report.study import load_summary
 
 COLUMNS = [
@@ -191,14 +190,11 @@ def render_report(results_dir: str | Path) -> Path:
             "Per-class accuracy against class frequency",
         ),
     ]
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("lteval.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-    )
     settings = {r["backbone"]: r.get("dlsa_settings") for r in rows}
     config = out / "config.yaml"
     env_keys = ("versions", "device", "device_name", "torch_threads", "seed", "command")
-    html = env.get_template("index.html").render(
+    html = render_page(
+        "index.html",
         run=run,
         by=by,
         rows=rows,

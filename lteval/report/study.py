@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jinja2
-
 from lteval import atomic
 from lteval.atomic import write_text
+from lteval.report.pages import render_page
 
 
 def _default(o):
@@ -19,14 +18,10 @@ def _default(o):
 def render(result: dict, timings: dict) -> str:
     from lteval.report.render import fmt  # render imports this module: import late
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("lteval.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-    )
     datasets = [*result["datasets"], "pooled"]
     table = {(c["dataset"], c["score"], c["truth"]): c for c in result["correlations"]}
-    return env.get_template("validate.html").render(
-        r=result, datasets=datasets, table=table, fmt=fmt, timings=timings
+    return render_page(
+        "validate.html", r=result, datasets=datasets, table=table, fmt=fmt, timings=timings
     )
 
 
