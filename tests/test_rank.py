@@ -127,6 +127,7 @@ def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path):
     }
     bad = next(b for b in res["backbones"] if b["status"] == "failed")
     assert bad["rank"] is None and bad["error"] and bad["phase"] == "extracting"
+    assert bad["error_kind"] == "user" and "traceback" not in bad  # a corrupt file
     ok = [b for b in res["backbones"] if b["status"] == "ok"]
     assert {"ncm_balanced", "knn_balanced", "separability_lo", "tied_with"} <= set(ok[0])
     assert "ce_balanced" not in ok[0] and res["validity"]["n_boot"] == 50
@@ -186,6 +187,8 @@ def test_an_exception_without_a_message_is_recorded_not_fatal(
     res = json.loads((out / "results.json").read_text())
     status = {b["backbone"]: b["status"] for b in res["backbones"]}
     assert status == {"timm:test_resnet": "ok", "timm:test_vit": "failed"}
+    vit = next(b for b in res["backbones"] if b["status"] == "failed")
+    assert vit["error_kind"] == "bug" and "KeyError" in vit["traceback"]
 
 
 def _short_config(tmp_path):
@@ -307,3 +310,16 @@ def test_benchmarks_index_renders_sections_targets_and_escapes(tmp_path):
     assert '<td class="missed">MISSED</td>' in page  # 117 s against a 100 s target
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
     assert '"cores": 2' in page.replace("&#34;", '"')
+
+
+def test_failed_records_declare_their_kind():
+    from lteval.errors import DatasetError
+    from lteval.rank.scoring import failed
+
+    assert failed("a", DatasetError("bad"), "scoring").row["error_kind"] == "user"
+    assert failed("a", KeyError("k"), "scoring").row["error_kind"] == "bug"
+    assert failed("a", "not found", "weights", kind="weights").row["error_kind"] == "weights"
+    with pytest.raises(ValueError, match="give kind="):
+        failed("a", "a message", "weights")
+    with pytest.raises(ValueError, match="is not one of"):
+        failed("a", KeyError(), "x", kind="oops")

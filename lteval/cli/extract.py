@@ -52,15 +52,12 @@ def _init_distributed(device: str) -> tuple[int, int]:
 
 def run(args: argparse.Namespace) -> int:
     rank, _ = _init_distributed(args.device)
-    emit = common.log(args.quiet or rank != 0)
     resolve_device(args.device)  # a bad --device fails before any data is read
     names, weights, dataset, missing = common.prepare(args)
     if missing:
         raise next(iter(missing.values()))
     for i, name in enumerate(names, 1):
-        feats, manifest, _ = common.extract_one(
-            name, dataset, args, weights, emit, f"[{i}/{len(names)}]"
-        )
+        feats, manifest, _ = common.extract_one(name, dataset, args, weights, f"[{i}/{len(names)}]")
         if rank != 0:
             continue
         print(f"{name}\t{manifest['key']}")

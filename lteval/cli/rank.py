@@ -16,6 +16,7 @@ fails (2 when every failure is a user error such as missing weights, 1 otherwise
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 import traceback
@@ -28,8 +29,9 @@ from tqdm import tqdm
 
 from lteval import atomic
 from lteval.cli import common
+from lteval.cli.config import resolved_config
 from lteval.data import carve_validation
-from lteval.errors import LtevalError, UsageError, first_line
+from lteval.errors import UsageError, first_line
 from lteval.features import read_feature_dir, resolve_device, versions
 from lteval.rank import (
     HEADS,
@@ -43,6 +45,8 @@ from lteval.rank import (
     write_results,
 )
 from lteval.report import render_report
+
+log = logging.getLogger(__name__)
 
 
 def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
@@ -77,26 +81,25 @@ def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
     return p
 
 
-def _guard(name: str, phase: str, emit, fn, *a, **kw):
+def _guard(name: str, phase: str, fn, *a, **kw):
     """Run one backbone's phase; on failure return a failed record instead of raising."""
     try:
         return fn(*a, **kw)
     except KeyboardInterrupt:
         raise
     except Exception as e:  # one backbone's failure must not end the run
-        common.error(f"{name}: FAILED while {phase}: {first_line(e)}")
+        log.error(f"{name}: FAILED while {phase}: {first_line(e)}")
         rec = failed(name, e, phase)
-        if not isinstance(e, LtevalError):
+        if rec.row["error_kind"] == "bug":
             rec.row["traceback"] = traceback.format_exc()
         return rec
 
 
-def _score(name, splits, args, emit, device, heads, **kw) -> BackboneScore:
+def _score(name, splits, args, device, heads, **kw) -> BackboneScore:
     """``score_features`` with the run's options, guarded (a failure becomes a record)."""
     return _guard(
         name,
         "scoring",
-        emit,
         score_features,
         name,
         splits,
@@ -112,7 +115,7 @@ def _bar(total: int, quiet: bool) -> tqdm:
     return tqdm(total=total, desc="lteval.rank", unit="step", file=sys.stderr, disable=quiet)
 
 
-def _from_features(args, emit, device: str, heads: list[str]) -> tuple[dict, list]:
+def _from_features(args, device: str, heads: list[str]) -> tuple[dict, list]:
     feature_sets = read_feature_dir(args.features)
     scores, remapped = [], {}
     with _bar(len(feature_sets), args.quiet) as bar:  # closed on Ctrl-C too
@@ -129,7 +132,6 @@ def _from_features(args, emit, device: str, heads: list[str]) -> tuple[dict, lis
                 name,
                 splits,
                 args,
-                emit,
                 device,
                 heads,
                 num_classes=len(ids),
@@ -165,28 +167,26 @@ def _few(ids: np.ndarray) -> str:
     return "{" + ", ".join(map(str, ids[:6].tolist())) + (", ...}" if len(ids) > 6 else "}")
 
 
-def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, list]:
+def _from_backbones(args, device: str, heads: list[str]) -> tuple[dict, list]:
     names, weights, dataset, missing = common.prepare(args)
     scores: list[BackboneScore] = []
     with _bar(2 * len(names), args.quiet) as bar:  # closed on Ctrl-C too
         for i, name in enumerate(names, 1):
             tag = f"[{i}/{len(names)}]"
             if name in missing:
-                common.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
-                scores.append(failed(name, str(missing[name]), "weights"))
+                log.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
+                scores.append(failed(name, str(missing[name]), "weights", kind="weights"))
                 bar.update(2)
                 continue
             bar.set_description(f"{tag} {name}: features (cache or extraction)")
             got = _guard(
                 name,
                 "extracting",
-                emit,
                 common.extract_one,
                 name,
                 dataset,
                 args,
                 weights,
-                emit,
                 tag,
             )
             bar.update(1)
@@ -201,7 +201,6 @@ def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, li
                 name,
                 splits,
                 args,
-                emit,
                 device,
                 heads,
                 num_classes=len(dataset.class_names),
@@ -221,7 +220,7 @@ def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, li
                 skipped_images=manifest.get("bad_images", {}).get("files", []),
             )
             if s.ok:
-                emit(
+                log.info(
                     f"{tag} {name}: separability {s.row['separability']:.3f}, DLSA balanced "
                     f"{s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
                 )
@@ -230,7 +229,6 @@ def _from_backbones(args, emit, device: str, heads: list[str]) -> tuple[dict, li
 
 
 def run(args: argparse.Namespace) -> int:
-    emit = common.log(args.quiet)
     has_backbones = bool(args.backbones or args.backbones_file)
     if bool(args.features) == has_backbones:
         raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
@@ -254,23 +252,22 @@ def run(args: argparse.Namespace) -> int:
     common.check_out(Path(args.out))
     device = str(resolve_device(args.device))
     source = _from_features if args.features else _from_backbones
-    dataset, scores = source(args, emit, device, heads)
+    dataset, scores = source(args, device, heads)
     ok = [s for s in scores if s.ok]
     if not ok:
         for s in scores:
-            common.error(f"{s.row['backbone']}: {s.row['error']}")
-        common.error("every backbone failed: no results written")
-        user = all(s.row["phase"] == "weights" or "traceback" not in s.row for s in scores)
-        return 2 if user else 1
-    emit(f"ranking validity: {args.bootstrap} bootstrap replicates")
+            log.error(f"{s.row['backbone']}: {s.row['error']}")
+        log.error("every backbone failed: no results written")
+        return 1 if any(s.row["error_kind"] == "bug" for s in scores) else 2
+    log.info(f"ranking validity: {args.bootstrap} bootstrap replicates")
     try:
         validity = validate_ranking(ok, args.by, n_boot=args.bootstrap, seed=args.seed)
     except ValueError as e:  # e.g. --features folders with different test sets
-        common.error(f"ranking validity skipped: {e}")
+        log.error(f"ranking validity skipped: {e}")
         validity = {"skipped": str(e), "intervals": {}, "pairs": [], "correlations": []}
     defined = any(np.isfinite(s.row.get(args.by, np.nan)) for s in ok)
     if not defined:
-        common.error(f"warning: {args.by} is NaN for every backbone: the ranking is undefined")
+        log.warning(f"{args.by} is NaN for every backbone: the ranking is undefined")
     run_info = {
         "ranking_defined": defined,
         "command": "lteval rank " + shlex.join(args.argv),
@@ -293,12 +290,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with atomic.folder(out) as tmp:  # a reader sees the old report or the new one
         write_results(tmp, run_info, scores, args.by, validity)
-        config = common.resolved_config(args)
+        config = resolved_config(args)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
         render_report(tmp)
-    emit(f"report: {out / 'index.html'}")
+    log.info(f"report: {out / 'index.html'}")
     if len(ok) < len(scores):
-        common.error(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (see the report)")
+        log.error(f"{len(scores) - len(ok)} of {len(scores)} backbones failed (see the report)")
     return 0
 
 
@@ -320,7 +317,7 @@ def run_warnings(dataset: dict, ok: list[BackboneScore]) -> list[str]:
             n = len(s.row["skipped_images"])
             out.append(f"{s.row['backbone']}: {n} unreadable image(s) left out (listed below)")
     for w in out:
-        common.error(f"warning: {w}")
+        log.warning(w)
     return out
 
 

@@ -11,6 +11,7 @@ Writes ``validate.json`` (with every feature set's row) and ``index.html``.
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 import time
@@ -53,6 +54,9 @@ per class on animal-mnist-lt) so that the panel runs within 20 minutes on 2 core
 
 TIMINGS = ("score_seconds", "dlsa_seconds", "head_seconds")
 """Row columns that go to timings.json, so that validate.json is byte-identical for a seed."""
+
+
+log = logging.getLogger(__name__)
 
 
 def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
@@ -102,7 +106,7 @@ def parse_member(member: str) -> tuple[str, str | None, int | None]:
     return name, layer or None, None
 
 
-def _features(member: str, dataset, args, emit) -> tuple[dict, dict]:
+def _features(member: str, dataset, args) -> tuple[dict, dict]:
     """The member's {split: (X, y)} and its facts (feature_dim, num_params, kind)."""
     name, layer, epochs = parse_member(member)
     if epochs is not None:
@@ -125,7 +129,7 @@ def _features(member: str, dataset, args, emit) -> tuple[dict, dict]:
         l2_normalize=False,
         storage="float32",
     )
-    feats, manifest, backbone = common.extract_one(name, dataset, ns, {}, emit, f"{member}:")
+    feats, manifest, backbone = common.extract_one(name, dataset, ns, {}, f"{member}:")
     kind = "control" if backbone.control else "pretrained" if backbone.pretrained else "random"
     splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
     return splits, {"kind": kind, "layer": layer, "num_params": backbone.num_params}
@@ -138,7 +142,6 @@ def run(args: argparse.Namespace) -> int:
     from lteval.rank.study import SCORES, TRUTHS, correlations, ground_truth, verdicts
     from lteval.report import study
 
-    emit = common.log(args.quiet)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     bad = [d for d in datasets if d not in SPLITS]
     if not datasets or bad:
@@ -163,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             tag = f"[{d} {i}/{len(members)}] {m}"
             t1 = time.perf_counter()
             try:
-                splits, facts = _features(m, ds, args, emit)
+                splits, facts = _features(m, ds, args)
                 bs = score_features(
                     m,
                     splits,
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             except Exception as e:  # one member's failure must not end the study
                 msg = first_line(e)
-                common.error(f"{tag}: FAILED: {msg}")
+                log.error(f"{tag}: FAILED: {msg}")
                 failures.append({"dataset": d, "member": m, "error": msg})
                 if not isinstance(e, LtevalError):
                     failures[-1]["traceback"] = traceback.format_exc()
@@ -188,13 +191,13 @@ def run(args: argparse.Namespace) -> int:
             )
             row.update(ground_truth(row, ["dlsa", "probe", *heads]))
             rows.append(row)
-            emit(
+            log.info(
                 f"{tag}: separability {row['separability']:.3f} (p {row['separability_p']:.2g}), "
                 f"truth few {row['truth_few']:.3f} via {row['truth_method']}"
             )
     short = [d for d in datasets if sum(r["dataset"] == d for r in rows) < 3]
     if short:
-        common.error(f"fewer than 3 feature sets scored on {short}: no study written")
+        log.error(f"fewer than 3 feature sets scored on {short}: no study written")
         return 1
     corr = correlations(rows, SCORES, TRUTHS, n_boot=args.bootstrap, seed=args.seed)
     result = {
@@ -212,10 +215,10 @@ def run(args: argparse.Namespace) -> int:
     }
     wall = {"wall_seconds": round(time.perf_counter() - t0, 1), "feature_sets": timings}
     path = study.write_study(out, result, wall)
-    emit(f"study: {path}")
+    log.info(f"study: {path}")
     if args.publish:
         study.write_json_atomic(study.SUMMARY, study.summary(result))
-        emit(f"published: {study.SUMMARY}")
+        log.info(f"published: {study.SUMMARY}")
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import pickle
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from lteval.packaged import (
     unpacked,
     write_json,
 )
+
+log = logging.getLogger(__name__)
 
 ANIMAL_MNIST = Wheel(
     "animal-mnist", "0.4", "aeebf3d9de4552d6fd2d5701424e1a5b9020f8e5115d68df9db252f2f53ce2ce"
@@ -126,7 +129,7 @@ def _convert_animal(data: Path, label: Path, dst: Path) -> None:
         )
 
 
-def install(force: bool = False, emit=print) -> list[dict]:
+def install(force: bool = False) -> list[dict]:
     """Install animal-mnist (as .npz) and the foolbox ImageNet images unless present."""
     records = []
     npz, label = animal_npz(), ANIMAL_FILES["label"]
@@ -134,9 +137,9 @@ def install(force: bool = False, emit=print) -> list[dict]:
         with unpacked(list(ANIMAL_FILES.values())) as files:
             _convert_animal(files[ANIMAL_FILES["data"].path], files[label.path], npz)
         records.append(provenance(ANIMAL_FILES["data"], npz, dataset="animal-mnist-lt"))
-        emit(f"animal-mnist-lt: installed from {ANIMAL_MNIST.describe()} -> {npz}")
+        log.info(f"animal-mnist-lt: installed from {ANIMAL_MNIST.describe()} -> {npz}")
     else:
-        emit(f"animal-mnist-lt: installed ({npz})")
+        log.info(f"animal-mnist-lt: installed ({npz})")
     members = [Member(FOOLBOX, f"foolbox/data/{n}", h) for n, h in FOOLBOX_IMAGENET.items()]
     dst = foolbox_dir()
     if force or not all(placed_from(dst / Path(m.path).name, m) for m in members):
@@ -145,9 +148,9 @@ def install(force: bool = False, emit=print) -> list[dict]:
                 place_file(files[m.path], dst / Path(m.path).name)
                 records.append(provenance(m, dst / Path(m.path).name))
         write_json(dst / "labels.json", {Path(m.path).name: label_of(m.path) for m in members})
-        emit(f"foolbox ImageNet images: installed from {FOOLBOX.describe()} -> {dst}")
+        log.info(f"foolbox ImageNet images: installed from {FOOLBOX.describe()} -> {dst}")
     else:
-        emit(f"foolbox ImageNet images: installed ({dst})")
+        log.info(f"foolbox ImageNet images: installed ({dst})")
     record(records)
     return records
 

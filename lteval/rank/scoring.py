@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lteval.dlsa import DLSA, DLSAConfig, from_dict, scaled_for
-from lteval.errors import DatasetError, UsageError
+from lteval.errors import DatasetError, LtevalError, UsageError
 from lteval.heads import (
     CRT,
     GROUPS,
@@ -99,12 +99,32 @@ class BackboneScore:
         return self.row.get("status", "ok") == "ok"
 
 
-def failed(name: str, error: BaseException | str, phase: str, **extra) -> BackboneScore:
-    """The record of a backbone that could not be scored (it keeps its error)."""
+ERROR_KINDS = {
+    "user": "an input the user can fix: data, an option, a checkpoint (an LtevalError)",
+    "weights": "pretrained weights not found on this machine",
+    "bug": "an unexpected exception in lteval or a library (its traceback is kept)",
+}
+"""``error_kind`` of a failed row. A run whose every backbone failed exits with status
+2 when no failure is a "bug", 1 otherwise."""
+
+
+def failed(
+    name: str, error: BaseException | str, phase: str, kind: str | None = None, **extra
+) -> BackboneScore:
+    """The record of a backbone that could not be scored (it keeps its error).
+
+    ``kind`` (one of ``ERROR_KINDS``) defaults to "user" for an LtevalError and "bug"
+    for any other exception; give it for a message string.
+    """
+    if kind is None:
+        if isinstance(error, str):
+            raise ValueError("failed(): give kind= with an error message string")
+        kind = "user" if isinstance(error, LtevalError) else "bug"
+    if kind not in ERROR_KINDS:
+        raise ValueError(f"error kind {kind!r} is not one of {list(ERROR_KINDS)}")
     msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return BackboneScore(
-        {"backbone": name, "status": "failed", "phase": phase, "error": msg, **extra}
-    )
+    row = {"backbone": name, "status": "failed", "phase": phase, "error_kind": kind}
+    return BackboneScore({**row, "error": msg, **extra})
 
 
 def check_heads(names: list[str] | tuple[str, ...]) -> list[str]:

@@ -1,0 +1,113 @@
+"""``--config FILE``: a YAML mapping of any program's options, checked at the boundary.
+
+The file's values become defaults that command-line flags override. Each value is
+checked against what its flag takes (a switch true/false, a repeatable option a list,
+a typed option its type) before argparse sees it; ``lteval.cli.options`` then checks
+the ranges.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lteval.errors import UsageError
+
+CONFIG_ONLY = {"dlsa"}
+"""Keys a ``--config`` YAML may hold that are not command-line options: ``dlsa``
+(a mapping of DLSA settings, see lteval.dlsa.DLSAConfig)."""
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config FILE`` (YAML mapping of option names, dashes or
+    underscores), the file's values become defaults that command-line flags override."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    dests = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    extra: dict = {}
+    if known.config:
+        values = read_config(known.config)
+        for key, value in values.items():
+            dest = key.replace("-", "_")
+            if dest in CONFIG_ONLY:
+                extra[dest] = value
+                continue
+            if dest not in dests:
+                raise UsageError(
+                    f"--config {known.config}: unknown option {key!r}; known: "
+                    f"{sorted([*dests, *CONFIG_ONLY])}"
+                )
+            action = dests[dest]
+            value = _config_value(known.config, key, value, action)
+            if isinstance(value, list) and not isinstance(action.default, list):
+                value = ",".join(str(v) for v in value)
+            if action.choices is not None and value not in action.choices:
+                raise UsageError(
+                    f"--config {known.config}: {key} = {value!r}; choose one of "
+                    f"{sorted(action.choices)}"
+                )
+            if action.type is not None and isinstance(value, str):
+                try:
+                    value = action.type(value)
+                except (TypeError, ValueError):
+                    kind = {int: "an integer", float: "a number"}.get(action.type, "a value")
+                    raise UsageError(
+                        f"--config {known.config}: {key} = {value!r}; "
+                        f"{action.option_strings[0]} takes {kind}"
+                    ) from None
+            extra[dest] = value
+        parser.set_defaults(**{k: v for k, v in extra.items() if k not in CONFIG_ONLY})
+    args = parser.parse_args(argv)
+    for k in CONFIG_ONLY:
+        setattr(args, k, extra.get(k))
+    return args
+
+
+def _config_value(path: str, key: str, value, action: argparse.Action):
+    """``value`` of option ``key`` in a --config file, checked against what the flag
+    takes: a switch takes true/false, a repeatable option a list (one string or, for
+    ``weights``, a mapping NAME: PATH is accepted too)."""
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        if not isinstance(value, bool):
+            raise UsageError(
+                f"--config {path}: {key} = {value!r}; {action.option_strings[0]} is a "
+                f"switch: write true or false (unquoted)"
+            )
+        return value
+    if isinstance(action, argparse._AppendAction):
+        if isinstance(value, str):
+            value = [value]
+        elif isinstance(value, dict):
+            value = [f"{k}={v}" for k, v in value.items()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(
+                f"--config {path}: {key} = {value!r}; give a list of strings "
+                f"(e.g. {key}: [NAME=PATH])"
+            )
+        return value
+    if isinstance(value, dict | list) and action.type is not None:
+        raise UsageError(f"--config {path}: {key} = {value!r}; give a single value")
+    return value
+
+
+def read_config(path: str) -> dict:
+    """The mapping in a YAML config file (UsageError naming the file when it is not one)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"--config {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path} must hold a mapping of option: value")
+    return data
+
+
+def resolved_config(args: argparse.Namespace) -> dict:
+    """Every option's final value (for the run folder's config.yaml)."""
+    skip = {"argv", "config"}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
