@@ -13,7 +13,8 @@ import math
 import types
 import typing
 
-_KIND = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+KIND = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+"""How messages name a setting's type."""
 
 
 def _fits(value, tp) -> bool:
@@ -48,7 +49,7 @@ def _describe(tp) -> str:
         return "null"
     if origin is tuple:
         return f"a list of {_describe(typing.get_args(tp)[0]).split(' ', 1)[-1]}s"
-    return _KIND.get(tp, getattr(tp, "__name__", str(tp)))
+    return KIND.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def check_fields(obj, choices: dict[str, tuple] | None = None) -> None:

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from lteval.errors import UsageError
+from lteval.fields import KIND
 
 CONFIG_ONLY = {"dlsa"}
 """Keys a ``--config`` YAML may hold that are not command-line options: ``dlsa``
@@ -51,7 +52,7 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argpa
                 try:
                     value = action.type(value)
                 except (TypeError, ValueError):
-                    kind = {int: "an integer", float: "a number"}.get(action.type, "a value")
+                    kind = KIND.get(action.type, "a value")
                     raise UsageError(
                         f"--config {known.config}: {key} = {value!r}; "
                         f"{action.option_strings[0]} takes {kind}"

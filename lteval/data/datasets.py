@@ -113,11 +113,6 @@ def _digits() -> tuple[np.ndarray, np.ndarray, list[str], str]:
 
 def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str, dict]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise DatasetError(
-            f"--data-root {root} must hold one sub-folder of images per class "
-            f"(ImageFolder layout: ROOT/<class>/<image>.png); found {len(classes)} class folders"
-        )
     files = {
         c: sorted(f for f in (root / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
         for c in classes
@@ -133,8 +128,9 @@ def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str, dict]:
         classes = [c for c in classes if files[c]]
     if len(classes) < 2:
         raise DatasetError(
-            f"--data-root {root} has {len(classes)} class folder(s) with images; "
-            "a ranking needs at least 2 classes"
+            f"--data-root {root} must hold one sub-folder of images per class, at least 2 "
+            f"(ImageFolder layout: ROOT/<class>/<image>.png); it has {len(classes)} class "
+            f"folder(s) with images"
         )
     paths, labels = [], []
     for c, name in enumerate(classes):

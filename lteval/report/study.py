@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from lteval import atomic
-from lteval.atomic import write_text
 from lteval.report.pages import render_page
 
 
@@ -53,7 +52,7 @@ def load_summary(path: Path | None = None) -> dict | None:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    write_text(path, json.dumps(data, indent=2, default=_default) + "\n")
+    atomic.write_text(path, json.dumps(data, indent=2, default=_default) + "\n")
 
 
 def write_study(out: str | Path, result: dict, timings: dict | None = None) -> Path:
