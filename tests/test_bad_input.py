@@ -270,7 +270,7 @@ def _snapshot(folder):
 
 
 @pytest.mark.parametrize(
-    "where", ["lteval.cli.rank.render_report", "lteval.cli.common.get_features"]
+    "where", ["lteval.cli.rank.render_report", "lteval.features.runner.get_features"]
 )
 def test_ctrl_c_exits_130_and_leaves_the_previous_run(
     image_folder, tmp_path, monkeypatch, capsys, where

@@ -167,17 +167,17 @@ def test_every_backbone_failing_exits_nonzero_and_writes_nothing(tmp_path, capsy
 def test_an_exception_without_a_message_is_recorded_not_fatal(
     image_folder, tmp_path, monkeypatch, capsys
 ):
-    from lteval.cli import common
     from lteval.cli.rank import main
+    from lteval.rank import pipeline
 
-    real = common.extract_one
+    real = pipeline.backbone_features
 
     def flaky(name, *a, **kw):
         if name == "timm:test_vit":
             raise KeyError()  # str(KeyError()) == ""
         return real(name, *a, **kw)
 
-    monkeypatch.setattr(common, "extract_one", flaky)
+    monkeypatch.setattr(pipeline, "backbone_features", flaky)
     out = tmp_path / "out"
     args = folder_args(image_folder, "timm:test_resnet,timm:test_vit")
     args += ["--heads", "none", "--bootstrap", "0", "--quiet", "--out", str(out)]

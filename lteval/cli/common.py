@@ -8,20 +8,16 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from lteval.backbones import load_backbone, resolve_weights
 from lteval.cli.config import parse_with_config
 from lteval.cli.options import check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
-from lteval.errors import LtevalError, UsageError, WeightsNotFoundError
-from lteval.features import FeatureOptions, RunOptions, get_features, resolve_device
-from lteval.features.cache import check_writable
+from lteval.errors import LtevalError, UsageError
+from lteval.features import FeatureOptions, RunOptions, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -184,36 +180,20 @@ def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def prepare(args) -> tuple[list[str], dict[str, Path], ImageDataset, dict[str, Exception]]:
-    """Validate the backbone options and load the dataset, before any extraction:
-    (backbone names, --weights files, dataset, {name: missing-weights error})."""
-    names = backbone_list(getattr(args, "backbones", None), getattr(args, "backbones_file", None))
-    weights = parse_weights(args.weights)
-    check_writable()  # a read-only cache fails here, not after the first extraction
-    dataset = load_data(args)
-    missing = check_backbones(names, weights, args.allow_random_init)
-    return names, weights, dataset, missing
+def run_options(args) -> RunOptions:
+    """How to extract, from the shared options (resolves ``--device`` first)."""
+    return RunOptions(
+        device=resolve_device(args.device),
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        skip_bad_images=args.skip_bad_images,
+        lock_timeout=args.lock_timeout,
+    )
 
 
-def check_backbones(
-    names: list[str], weights: dict[str, Path], allow_random: bool
-) -> dict[str, Exception]:
-    """Fail fast, before any extraction, on a bad name or a ``--weights`` checkpoint that
-    does not fit its architecture (UsageError / BackboneError); return the backbones
-    whose weights are missing, with their errors."""
-    unknown = set(weights) - set(names)
-    if unknown:
-        raise UsageError(f"--weights names {sorted(unknown)}, which are not in --backbones")
-    missing: dict[str, Exception] = {}
-    for n in names:
-        try:
-            resolve_weights(n, weights.get(n), allow_random)
-        except WeightsNotFoundError as e:
-            missing[n] = e
-    for n, path in weights.items():  # a file the user named must fit, before any work
-        if n not in missing:
-            load_backbone(n, weights_file=path)
-    return missing
+def feature_options(args) -> FeatureOptions:
+    """What to extract, from the shared options."""
+    return FeatureOptions(layer=args.layer, l2_normalize=args.l2_normalize, storage=args.storage)
 
 
 def check_out(out: Path, marker: str = "results.json") -> None:
@@ -258,62 +238,6 @@ def cli_logging(quiet: bool) -> Iterator[None]:
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
-
-
-def extract_one(name: str, dataset: ImageDataset, args, weights: dict[str, Path], tag: str):
-    """Load backbone ``name`` and return (cached features, manifest, backbone)."""
-    device = resolve_device(args.device)
-    backbone = load_backbone(
-        name,
-        weights_file=weights.get(name),
-        allow_random_init=args.allow_random_init,
-        seed=args.seed,
-        input_size=args.input_size,
-    )
-    if backbone.control:
-        log.info(f"{tag} {name}: random-init control (seeded random weights, on purpose)")
-    elif not backbone.pretrained:
-        log.info(f"{tag} {name}: pretrained weights not found; using RANDOM weights")
-    t0, bars = time.perf_counter(), {}
-
-    def progress(split: str, done: int, total: int) -> None:
-        if args.quiet:
-            return
-        if split not in bars:
-            bars[split] = tqdm(
-                total=total,
-                position=1,
-                leave=False,
-                desc=f"{tag} {name}: extracting {split}",
-                unit="img",
-                file=sys.stderr,
-                mininterval=2.0,
-            )
-        bars[split].update(done - bars[split].n)
-        if done >= total:
-            bars[split].close()
-
-    run = RunOptions(
-        device=device,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        skip_bad_images=args.skip_bad_images,
-        lock_timeout=args.lock_timeout,
-    )
-    options = FeatureOptions(layer=args.layer, l2_normalize=args.l2_normalize, storage=args.storage)
-    try:
-        feats, manifest = get_features(
-            backbone, dataset, run=run, options=options, progress=progress
-        )
-    finally:
-        for bar in bars.values():
-            bar.close()
-    bad = manifest.get("bad_images", {}).get("count", 0)
-    log.info(
-        f"{tag} {name}: features ready ({time.perf_counter() - t0:.1f}s, cache "
-        f"{manifest['key']}{f', {bad} unreadable images skipped' if bad else ''})"
-    )
-    return feats, manifest, backbone
 
 
 def run_main(

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from lteval.cli import common
-from lteval.features import resolve_device, write_h5
+from lteval.features import backbone_features, check_backbones, resolve_device, write_h5
+from lteval.features.cache import check_writable
 
 
 def build_parser(prog: str = "lteval extract") -> argparse.ArgumentParser:
@@ -53,11 +54,27 @@ def _init_distributed(device: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     rank, _ = _init_distributed(args.device)
     resolve_device(args.device)  # a bad --device fails before any data is read
-    names, weights, dataset, missing = common.prepare(args)
+    names = common.backbone_list(args.backbones, args.backbones_file)
+    weights = common.parse_weights(args.weights)
+    check_writable()  # a read-only cache fails here, not after the first extraction
+    dataset = common.load_data(args)
+    missing = check_backbones(names, weights, args.allow_random_init)
     if missing:
         raise next(iter(missing.values()))
+    runtime, options = common.run_options(args), common.feature_options(args)
     for i, name in enumerate(names, 1):
-        feats, manifest, _ = common.extract_one(name, dataset, args, weights, f"[{i}/{len(names)}]")
+        feats, manifest, _ = backbone_features(
+            name,
+            dataset,
+            weights_file=weights.get(name),
+            allow_random_init=args.allow_random_init,
+            seed=args.seed,
+            input_size=args.input_size,
+            options=options,
+            run=runtime,
+            progress=not args.quiet,
+            tag=f"[{i}/{len(names)}]",
+        )
         if rank != 0:
             continue
         print(f"{name}\t{manifest['key']}")

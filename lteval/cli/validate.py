@@ -22,6 +22,7 @@ import numpy as np
 
 from lteval.cli import common
 from lteval.errors import LtevalError, UsageError, first_line
+from lteval.features import FeatureOptions, RunOptions, backbone_features, resolve_device
 
 PRETRAINED_LAYERS = {
     "torchvision:mobilenet_v2/IMAGENET1K_V1": ["features.10", "features.16"],
@@ -115,21 +116,16 @@ def _features(member: str, dataset, args) -> tuple[dict, dict]:
         splits, model = cnn_features(dataset, args.seed, SmallCNNConfig(epochs=epochs))
         params = sum(p.numel() for m in (model.body, model.embed) for p in m.parameters())
         return splits, {"kind": "cnn", "epochs": epochs, "num_params": int(params)}
-    ns = argparse.Namespace(
-        device=args.device,
-        allow_random_init=False,
+    feats, _, backbone = backbone_features(
+        name,
+        dataset,
         seed=args.seed,
         input_size=args.input_size,
-        quiet=args.quiet,
-        batch_size=args.batch_size,
-        workers=0,
-        skip_bad_images=False,
-        lock_timeout=3600.0,
-        layer=layer,
-        l2_normalize=False,
-        storage="float32",
+        options=FeatureOptions(layer=layer),
+        run=RunOptions(device=resolve_device(args.device), batch_size=args.batch_size),
+        progress=not args.quiet,
+        tag=f"{member}:",
     )
-    feats, manifest, backbone = common.extract_one(name, dataset, ns, {}, f"{member}:")
     kind = "control" if backbone.control else "pretrained" if backbone.pretrained else "random"
     splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
     return splits, {"kind": kind, "layer": layer, "num_params": backbone.num_params}
@@ -137,7 +133,6 @@ def _features(member: str, dataset, args) -> tuple[dict, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from lteval.data import load_dataset
-    from lteval.features import resolve_device
     from lteval.rank.scoring import HEADS, check_heads, score_features
     from lteval.rank.study import SCORES, TRUTHS, correlations, ground_truth, verdicts
     from lteval.report import study

@@ -11,9 +11,12 @@ from lteval.features.extract import (
     versions,
 )
 from lteval.features.h5io import FeatureFileError, read_feature_dir, read_h5, write_h5
+from lteval.features.runner import backbone_features, check_backbones
 
 __all__ = [
     "SPLITS",
+    "backbone_features",
+    "check_backbones",
     "FeatureFileError",
     "FeatureOptions",
     "RunOptions",

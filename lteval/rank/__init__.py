@@ -1,5 +1,6 @@
-"""Scoring and ranking backbones; ``python -m lteval.rank`` runs the whole pipeline."""
+"""Scoring and ranking backbones; ``lteval.rank.run`` runs the whole pipeline."""
 
+from lteval.rank.pipeline import RankResult, run
 from lteval.rank.results import RESULT_FILES, read_results, write_results
 from lteval.rank.scoring import (
     BOOTSTRAPPED,
@@ -22,11 +23,13 @@ __all__ = [
     "METRICS",
     "RESULT_FILES",
     "BackboneScore",
+    "RankResult",
     "check_heads",
     "check_metric",
     "failed",
     "rank_rows",
     "read_results",
+    "run",
     "score_features",
     "validate_ranking",
     "write_results",

@@ -1,0 +1,366 @@
+"""The whole ranking as one library call: features (cached extraction, or h5 files),
+scores, the ranking's bootstrap validity and the run record.
+
+    import lteval.rank
+    result = lteval.rank.run(["timm:resnet18", "random:timm:resnet18"], dataset="mnist5k-lt")
+    result.table()          # one row per backbone, best first
+    result.write("out/")    # results.json/.csv, stages.csv, per_class.csv, timings.csv
+
+``lteval rank`` parses its options into these arguments, calls ``run`` and writes
+the report (``lteval.report.render_report``); it adds nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from lteval.data import ImageDataset, carve_validation, load_dataset
+from lteval.errors import UsageError, first_line
+from lteval.features import (
+    FeatureOptions,
+    RunOptions,
+    backbone_features,
+    check_backbones,
+    read_feature_dir,
+    resolve_device,
+    versions,
+)
+from lteval.features.cache import check_writable
+from lteval.rank.results import write_results
+from lteval.rank.scoring import (
+    HEADS,
+    BackboneScore,
+    check_heads,
+    check_metric,
+    failed,
+    rank_rows,
+    score_features,
+)
+from lteval.rank.validity import validate_ranking
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RankResult:
+    """What ``run`` returns: the run record, one score per backbone (failed ones
+    included, with their error), and the bootstrap validity of the ranking (None
+    when every backbone failed)."""
+
+    run: dict
+    scores: list[BackboneScore]
+    by: str
+    validity: dict | None = None
+    ok: list[BackboneScore] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ok = [s for s in self.scores if s.ok]
+
+    def table(self) -> pd.DataFrame:
+        """The scored backbones' rows, best first by ``by`` (as in results.csv)."""
+        return pd.DataFrame(rank_rows([s.row for s in self.ok], self.by))
+
+    def write(self, folder: str | Path) -> None:
+        """Write the results files into ``folder`` (see ``lteval.rank.results``)."""
+        if not self.ok:
+            raise ValueError("every backbone failed: there are no results to write")
+        write_results(Path(folder), self.run, self.scores, self.by, self.validity)
+
+
+def check_settings(by: str, heads: Sequence[str], dlsa: Mapping | None) -> list[str]:
+    """Check the ranking settings before any work; return the heads to run."""
+    check_metric(by)
+    heads = check_heads(list(heads))
+    method = by.split("_", 1)[0]
+    if method in HEADS and method not in heads:
+        raise UsageError(
+            f"--by {by} ranks by the {method!r} head, which --heads {','.join(heads) or 'none'!r} "
+            f"does not run; add {method!r} to --heads or choose another --by"
+        )
+    if dlsa is not None and not isinstance(dlsa, Mapping):
+        raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
+    if dlsa:
+        from lteval.dlsa import from_dict
+
+        try:
+            from_dict(dict(dlsa))
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"'dlsa' in --config: {e}") from None
+    return heads
+
+
+def run(
+    backbones: Sequence[str] | None = None,
+    *,
+    dataset: ImageDataset | str = "mnist5k-lt",
+    feature_dir: str | Path | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+    allow_random_init: bool = False,
+    input_size: int | None = None,
+    features: FeatureOptions | None = None,
+    runtime: RunOptions | None = None,
+    val_fraction: float = 0.2,
+    by: str = "separability",
+    heads: Sequence[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    dlsa: Mapping | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> RankResult:
+    """Score and rank ``backbones`` (names, see ``lteval backbones``) on ``dataset``,
+    or the precomputed features of ``feature_dir`` (one sub-folder per backbone with
+    feature_train.h5 / feature_test.h5; ``val_fraction`` of each train class is
+    carved out for validation).
+
+    ``dataset``: a loaded ``ImageDataset`` or a dataset name (loaded with its defaults,
+    ``seed`` and ``val_fraction``). ``weights``: local checkpoints by backbone name.
+    ``features`` / ``runtime``: what to extract and how (``runtime.device`` also
+    trains the flows; default: CUDA when available). ``heads``: the baseline heads
+    next to DLSA and the probe (default: all of ``HEADS``). ``bootstrap``: replicates
+    for the intervals and rank correlations (0: none). ``dlsa``: DLSA settings over
+    the scaled defaults (a ``preset`` key replaces them). ``seed`` drives every random
+    choice. A backbone that fails is recorded with its error; the run goes on.
+    """
+    if (feature_dir is None) == (not backbones):
+        raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
+    heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
+    runtime = runtime or RunOptions(device=resolve_device("auto"))
+    device = str(runtime.device)
+    score = _scorer(seed=seed, device=device, heads=heads, dlsa=dict(dlsa) if dlsa else None)
+    if feature_dir is not None:
+        data, scores = _from_feature_dir(Path(feature_dir), val_fraction, seed, score, progress)
+    else:
+        check_writable()  # a read-only cache fails here, not after the first extraction
+        if isinstance(dataset, str):
+            dataset = load_dataset(dataset, seed=seed, val_fraction=val_fraction)
+        data, scores = _from_backbones(
+            list(backbones),
+            dataset,
+            dict(weights or {}),
+            score,
+            allow_random_init=allow_random_init,
+            seed=seed,
+            input_size=input_size,
+            features=features,
+            runtime=runtime,
+            progress=progress,
+        )
+    ok = [s for s in scores if s.ok]
+    info = _run_info(scores, data, seed=seed, device=device, heads=heads, by=by, command=command)
+    if not ok:
+        return RankResult(info, scores, by)
+    log.info(f"ranking validity: {bootstrap} bootstrap replicates")
+    try:
+        validity = validate_ranking(ok, by, n_boot=bootstrap, seed=seed)
+    except ValueError as e:  # e.g. feature folders with different test sets
+        log.error(f"ranking validity skipped: {e}")
+        validity = {"skipped": str(e), "intervals": {}, "pairs": [], "correlations": []}
+    return RankResult(info, scores, by, validity)
+
+
+def _guard(name: str, phase: str, fn: Callable, *a, **kw):
+    """Run one backbone's phase; on failure return a failed record instead of raising."""
+    try:
+        return fn(*a, **kw)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # one backbone's failure must not end the run
+        log.error(f"{name}: FAILED while {phase}: {first_line(e)}")
+        rec = failed(name, e, phase)
+        if rec.row["error_kind"] == "bug":
+            rec.row["traceback"] = traceback.format_exc()
+        return rec
+
+
+def _scorer(**options) -> Callable[..., BackboneScore]:
+    """``score_features`` with the run's options, guarded (a failure becomes a record)."""
+
+    def score(name: str, splits: dict, **kw) -> BackboneScore:
+        return _guard(
+            name,
+            "scoring",
+            score_features,
+            name,
+            splits,
+            seed=options["seed"],
+            device=options["device"],
+            heads=options["heads"],
+            dlsa_overrides=options["dlsa"],
+            **kw,
+        )
+
+    return score
+
+
+def _bar(total: int, progress: bool) -> tqdm:
+    return tqdm(total=total, desc="lteval.rank", unit="step", file=sys.stderr, disable=not progress)
+
+
+def dense_labels(*ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(sorted distinct label ids over ``ys``, each ``y`` as positions 0..C-1 in them)."""
+    ids = np.unique(np.concatenate(ys))
+    return ids, [np.searchsorted(ids, y).astype(np.int64) for y in ys]
+
+
+def _from_feature_dir(
+    folder: Path, val_fraction: float, seed: int, score: Callable, progress: bool
+) -> tuple[dict, list[BackboneScore]]:
+    feature_sets = read_feature_dir(folder)
+    scores, remapped = [], {}
+    with _bar(len(feature_sets), progress) as bar:  # closed on Ctrl-C too
+        for i, (name, fs) in enumerate(feature_sets.items(), 1):
+            (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
+            ids, (ytr, yte) = dense_labels(ytr, yte)
+            if len(ids) and ids[-1] != len(ids) - 1:  # sparse ids: C would count absent classes
+                remapped[name] = ids.tolist()
+            rng = np.random.default_rng(seed)
+            tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
+            bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
+            splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
+            s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
+            s.row.update(
+                precomputed=True,
+                pretrained=None,
+                weights="precomputed features",
+                num_params=None,
+                extract_seconds=None,
+                cache_key=None,
+            )
+            scores.append(s)
+            bar.update(1)
+    data = {"name": f"features:{folder.name}", "source": str(folder.resolve()), "split_hash": None}
+    if remapped:
+        data["labels_remapped"] = remapped
+    return data, scores
+
+
+def _from_backbones(
+    names: list[str],
+    dataset: ImageDataset,
+    weights: dict[str, Path],
+    score: Callable,
+    *,
+    progress: bool,
+    **extract,
+) -> tuple[dict, list[BackboneScore]]:
+    missing = check_backbones(names, weights, extract["allow_random_init"])
+    scores: list[BackboneScore] = []
+    with _bar(2 * len(names), progress) as bar:  # closed on Ctrl-C too
+        for i, name in enumerate(names, 1):
+            tag = f"[{i}/{len(names)}]"
+            if name in missing:
+                log.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
+                scores.append(failed(name, str(missing[name]), "weights", kind="weights"))
+                bar.update(2)
+                continue
+            bar.set_description(f"{tag} {name}: features (cache or extraction)")
+            got = _guard(
+                name,
+                "extracting",
+                backbone_features,
+                name,
+                dataset,
+                weights_file=weights.get(name),
+                allow_random_init=extract["allow_random_init"],
+                seed=extract["seed"],
+                input_size=extract["input_size"],
+                options=extract["features"],
+                run=extract["runtime"],
+                progress=progress,
+                tag=tag,
+            )
+            bar.update(1)
+            if isinstance(got, BackboneScore):
+                scores.append(got)
+                bar.update(1)
+                continue
+            feats, manifest, backbone = got
+            bar.set_description(f"{tag} {name}: scoring")
+            splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
+            s = score(
+                name, splits, num_classes=len(dataset.class_names), class_names=dataset.class_names
+            )
+            bar.update(1)
+            s.row.update(
+                precomputed=False,
+                pretrained=backbone.pretrained,
+                control=backbone.control,
+                weights=backbone.weights,
+                **backbone.weights_info(),
+                input_size=backbone.input_size,
+                num_params=backbone.num_params,
+                cache_key=manifest["key"],
+                extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
+                skipped_images=manifest.get("bad_images", {}).get("files", []),
+            )
+            if s.ok:
+                log.info(
+                    f"{tag} {name}: separability {s.row['separability']:.3f}, DLSA balanced "
+                    f"{s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
+                )
+            scores.append(s)
+    return dataset.manifest(), scores
+
+
+def _run_info(scores: list[BackboneScore], data: dict, *, seed, device, heads, by, command) -> dict:
+    """The run record of results.json: what ran, where, and what the report must say."""
+    ok = [s for s in scores if s.ok]
+    defined = any(np.isfinite(s.row.get(by, np.nan)) for s in ok)
+    if ok and not defined:
+        log.warning(f"{by} is NaN for every backbone: the ranking is undefined")
+    return {
+        "ranking_defined": defined,
+        "command": command,
+        "dataset": data,
+        "seed": seed,
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions(),
+        "heads": heads,
+        "random_weights": [
+            s.row["backbone"]
+            for s in scores
+            if s.row.get("pretrained") is False and not s.row.get("control")
+        ],
+        "controls": [s.row["backbone"] for s in scores if s.row.get("control")],
+        "failed": [s.row["backbone"] for s in scores if not s.ok],
+        "warnings": run_warnings(data, ok) if ok else [],
+    }
+
+
+def _few(ids: np.ndarray) -> str:
+    return "{" + ", ".join(map(str, ids[:6].tolist())) + (", ...}" if len(ids) > 6 else "}")
+
+
+def run_warnings(dataset: dict, ok: list[BackboneScore]) -> list[str]:
+    """What the report's header must say about choices made on the user's data."""
+    out = []
+    empty = dataset.get("empty_class_folders_left_out")
+    if empty:
+        out.append(f"{len(empty)} empty class folder(s) left out: {', '.join(empty)}")
+    for name, ids in dataset.get("labels_remapped", {}).items():
+        out.append(
+            f"{name}: labels {_few(np.asarray(ids))} are not 0..{len(ids) - 1}; remapped to "
+            f"{len(ids)} classes in sorted order (results.json: run.dataset.labels_remapped)"
+        )
+    for s in ok:
+        if s.row.get("warning"):
+            out.append(f"{s.row['backbone']}: {s.row['warning']}")
+        if s.row.get("skipped_images"):
+            n = len(s.row["skipped_images"])
+            out.append(f"{s.row['backbone']}: {n} unreadable image(s) left out (listed below)")
+    for w in out:
+        log.warning(w)
+    return out
