@@ -193,3 +193,100 @@ def test_list_command(capsys, isolated_caches):
     (snap / "model.safetensors").write_bytes(b"")
     main(["list", "--cached", "--filter", "test_resnet"])
     assert capsys.readouterr().out.split() == ["timm:test_resnet.r160_in1k"]
+
+
+def _hf_repo(cache, repo="models--timm--test_resnet.r160_in1k"):
+    return cache / "hf" / "hub" / repo
+
+
+def _snapshot(repo_dir, commit, state=None, name="model.safetensors"):
+    from safetensors.torch import save_file
+
+    snap = repo_dir / "snapshots" / commit
+    snap.mkdir(parents=True)
+    if state is not None:
+        save_file(state, snap / name)
+    return snap
+
+
+def test_hf_cache_reads_the_snapshot_refs_main_names(isolated_caches):
+    import timm
+
+    main, other = "0" * 40, "f" * 40  # refs/main is the alphabetically first commit
+    repo = _hf_repo(isolated_caches)
+    good = timm.create_model("test_resnet").state_dict()
+    stale = {k: torch.zeros_like(v) for k, v in good.items()}
+    _snapshot(repo, main, good)
+    _snapshot(repo, other, stale)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(main)
+    assert resolve_weights(TINY).parent.name == main
+    bb = load_backbone(TINY)
+    assert bb.weights.startswith(str(repo / "snapshots" / main))
+    assert _feats(bb).abs().sum() > 0  # the refs/main weights, not the zeroed ones
+
+
+def test_hf_cache_refs_main_without_the_file_is_not_found(isolated_caches):
+    import timm
+
+    main = "a" * 40
+    repo = _hf_repo(isolated_caches)
+    _snapshot(repo, main)  # refs/main's snapshot lacks the checkpoint
+    _snapshot(repo, "b" * 40, timm.create_model("test_resnet").state_dict())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(main)
+    with pytest.raises(WeightsNotFoundError) as e:
+        resolve_weights(TINY)
+    assert f"snapshots/{main}/model.safetensors (refs/main)" in str(e.value)
+
+
+def test_hf_cache_without_refs_takes_the_newest_snapshot(isolated_caches):
+    import os
+
+    import timm
+
+    repo = _hf_repo(isolated_caches)
+    state = timm.create_model("test_resnet").state_dict()
+    newer, older = _snapshot(repo, "1" * 40, state), _snapshot(repo, "9" * 40, state)
+    os.utime(older, ns=(1_000_000_000, 1_000_000_000))
+    assert resolve_weights(TINY).parent == newer
+    with pytest.raises(WeightsNotFoundError, match="snapshots/\\*/pytorch_model.bin"):
+        resolve_weights("timm:test_vit.r160_in1k")  # the message names where it looked
+
+
+def test_same_weights_at_two_paths_give_one_cache_key(tmp_path):
+    import shutil
+
+    import timm
+
+    from lteval.features import cache_key
+
+    torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "a.pth")
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(tmp_path / "a.pth", tmp_path / "elsewhere" / "b.pth")
+    torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "c.pth")  # new init
+    a, b, c = (
+        load_backbone(TINY, weights_file=p)
+        for p in (tmp_path / "a.pth", tmp_path / "elsewhere" / "b.pth", tmp_path / "c.pth")
+    )
+    assert a.weights != b.weights  # the path is still recorded, for information
+    assert cache_key(a.identity()) == cache_key(b.identity())
+    assert cache_key(a.identity()) != cache_key(c.identity())
+
+
+@pytest.mark.parametrize(
+    "name, prefix, library_module",
+    [
+        ("random:timm:test_resnet", "", "layer1"),
+        ("random:torchvision:mobilenet_v3_small", "body.", "features.3"),
+        ("random:open_clip:ViT-B-32/openai", "visual.", "transformer.resblocks.0"),
+    ],
+)
+def test_family_declares_its_layer_prefix_and_pooling(name, prefix, library_module):
+    from lteval.backbones import FAMILIES, Family
+
+    bb = load_backbone(name)
+    assert isinstance(bb.family, Family) and FAMILIES[bb.spec.family] is bb.family
+    assert bb.layer_prefix == prefix and bb.pooling == bb.family.pooling
+    assert prefix + library_module in dict(bb.model.named_modules())
+    assert len({f.pooling for f in FAMILIES.values()}) == len(FAMILIES)

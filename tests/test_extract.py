@@ -97,6 +97,55 @@ def test_layer_option_and_unknown_layer(setup):
         get_features(bb, ds, options=FeatureOptions(layer="layer_1"))
 
 
+def test_layer_is_found_under_the_family_wrapper(image_folder):
+    ds = load_dataset("folder", image_folder, eval_per_class=4, seed=0)
+    from lteval.features.extract import feature_identity
+
+    # torchvision models are wrapped (body.<module>); --layer takes torchvision's names
+    bb = load_backbone("random:torchvision:mobilenet_v3_small", input_size=64)
+    feats, m = get_features(bb, ds, options=FeatureOptions(layer="features.3"))
+    assert feats["train"][0].shape[1] == 24  # features.3's channels, averaged over space
+    assert m["identity"]["pooling"] == "mean over space / tokens"
+    default = feature_identity(bb, ds, FeatureOptions())["pooling"]
+    assert default == bb.family.pooling != m["identity"]["pooling"]
+
+
+def _hf_home(root, state, monkeypatch):
+    """A Hugging Face cache at ``root`` holding test_resnet's checkpoint ``state``."""
+    import huggingface_hub.constants as c
+    from safetensors.torch import save_file
+
+    repo = root / "hub" / "models--timm--test_resnet.r160_in1k"
+    (repo / "snapshots" / "c0ffee").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c0ffee")
+    save_file(state, repo / "snapshots" / "c0ffee" / "model.safetensors")
+    monkeypatch.setenv("HF_HOME", str(root))
+    monkeypatch.setenv("HF_HUB_CACHE", str(root / "hub"))
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(root / "hub"))
+
+
+def test_moving_hf_home_keeps_the_cache_key(image_folder, tmp_path, monkeypatch):
+    import timm
+    import torch
+
+    ds = load_dataset("folder", image_folder, eval_per_class=4, seed=0)
+    state = timm.create_model("test_resnet").state_dict()
+    _hf_home(tmp_path / "hf-old", state, monkeypatch)
+    old = load_backbone(TINY)
+    first, m_old = get_features(old, ds)
+    _hf_home(tmp_path / "hf-new", state, monkeypatch)  # the same bytes, moved
+    new, stats = load_backbone(TINY), {}
+    again, m_new = get_features(new, ds, stats=stats)
+    assert new.pretrained and new.weights != old.weights
+    assert m_new["key"] == m_old["key"] and stats == {}  # a hit: no forward pass
+    assert m_new["weights"] == old.weights and "weights" not in m_new["identity"]
+    np.testing.assert_array_equal(again["train"][0], first["train"][0])
+    _hf_home(tmp_path / "hf-other", {k: torch.zeros_like(v) for k, v in state.items()}, monkeypatch)
+    _, m_other = get_features(load_backbone(TINY), ds, stats=stats)
+    assert m_other["key"] != m_old["key"] and stats["images"] == len(ds)
+
+
 def test_float16_storage_is_a_separate_entry(setup):
     bb, ds = setup
     a, ma = get_features(bb, ds)

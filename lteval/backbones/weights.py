@@ -7,10 +7,13 @@ URL weights) or in a file the user names.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from lteval.errors import BackboneError, WeightsNotFoundError  # noqa: F401 (re-exported)
+from lteval.packaged import sha256_of
 
 
 def hf_hub_cache() -> Path:
@@ -28,17 +31,38 @@ def torch_hub_checkpoints() -> Path:
 
 
 def find_in_hf_cache(repo_id: str, filenames: list[str], searched: list[str]) -> Path | None:
-    """First of ``filenames`` cached for ``repo_id`` (any revision), else None."""
-    repo_dir = hf_hub_cache() / ("models--" + repo_id.replace("/", "--"))
+    """The first of ``filenames`` cached for model repository ``repo_id``, else None.
+
+    The revision is the one ``refs/main`` names, resolved by huggingface_hub's own
+    ``try_to_load_from_cache`` (what its loaders read offline). A repository folder
+    without ``refs/main`` (snapshots copied by hand) falls back to the snapshot that
+    holds the file, the most recently written one when several do. Every place
+    looked at is appended to ``searched``.
+    """
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.file_download import repo_folder_name
+
+    cache = hf_hub_cache()
+    repo_dir = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
+    ref = repo_dir / "refs" / "main"
+    main = ref.read_text().strip() if ref.is_file() else None
     for fn in filenames:
-        searched.append(f"Hugging Face cache: {repo_dir}/snapshots/*/{fn}")
-        hits = sorted(repo_dir.glob(f"snapshots/*/{fn}"))
+        if main is not None:
+            searched.append(f"Hugging Face cache: {repo_dir}/snapshots/{main}/{fn} (refs/main)")
+            hit = try_to_load_from_cache(repo_id, fn, cache_dir=cache)
+            if isinstance(hit, str):  # not None, nor the "known not to exist" marker
+                return Path(hit)
+            continue
+        searched.append(f"Hugging Face cache: {repo_dir}/snapshots/*/{fn} (no refs/main)")
+        hits = [p for p in repo_dir.glob(f"snapshots/*/{fn}") if p.is_file()]
         if hits:
-            return hits[-1]
+            return max(hits, key=lambda p: (p.parent.stat().st_mtime_ns, p.parent.name))
     return None
 
 
-def find_url_checkpoint(url: str | None, searched: list[str], extra_dirs=()) -> Path | None:
+def find_url_checkpoint(
+    url: str | None, searched: list[str], extra_dirs: Iterable[str | Path] = ()
+) -> Path | None:
     """The basename of ``url`` in TORCH_HOME's checkpoints (or ``extra_dirs``), else None."""
     if not url:
         return None
@@ -48,3 +72,20 @@ def find_url_checkpoint(url: str | None, searched: list[str], extra_dirs=()) -> 
         if p.is_file():
             return p
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_of(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a checkpoint's bytes, memoised per path, size and mtime."""
+    st = Path(path).stat()
+    return _content_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def weights_id(path: str | Path) -> str:
+    """The first 16 hex digits of the checkpoint's sha256: what names the weights in
+    the feature cache key (the same bytes anywhere on disk give the same id)."""
+    return file_sha256(path)[:16]

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import lteval
 from lteval.backbones import Backbone
-from lteval.backbones.files import pool_output
+from lteval.backbones.families import LAYER_POOLING, pool_output
 from lteval.data import ImageDataset
 from lteval.errors import DatasetError, UsageError
 from lteval.features import cache
@@ -113,7 +113,8 @@ def _features_fn(backbone: Backbone, layer: str | None):
         yield model
         return
     names = dict(model.named_modules())
-    name = next((n for n in (layer, f"body.{layer}", f"visual.{layer}") if n in names), None)
+    # the library's own module name, or the same name under the family's wrapper
+    name = next((n for n in (layer, backbone.layer_prefix + layer) if n in names), None)
     if name is None:
         near = difflib.get_close_matches(layer, list(names), n=5, cutoff=0.4)
         raise UsageError(f"--layer {layer!r} is not a module of {backbone.name}; close: {near}")
@@ -189,11 +190,12 @@ def extract(
 
 
 def feature_identity(backbone: Backbone, dataset: ImageDataset, options: FeatureOptions) -> dict:
-    """What the cache key hashes: backbone, weights, transform, layer, dataset, split."""
+    """What the cache key hashes: backbone, weights (their content hash, not their
+    path), transform, layer, pooling, dataset, split."""
     return {
         **backbone.identity(),
         **asdict(options),
-        "pooling": "pre-logits" if options.layer is None else "mean over space / tokens",
+        "pooling": backbone.pooling if options.layer is None else LAYER_POOLING,
         "dataset": dataset.name,
         "dataset_source": dataset.source,
         "split_hash": dataset.splits.hash,
@@ -331,6 +333,7 @@ def _extract_entry(key, identity, backbone, dataset, run, options, progress, sta
 
         manifest = {
             "identity": identity,
+            "weights": backbone.weights,  # the file this run read; the key holds its hash
             "dataset": dataset.manifest(),
             "num_params": backbone.num_params,
             "pretrained": backbone.pretrained,
