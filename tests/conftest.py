@@ -1,7 +1,11 @@
-"""Shared fixtures: isolated caches and a tiny generated ImageFolder."""
+"""Shared fixtures and CLI helpers: isolated caches, a tiny generated ImageFolder, an
+h5 feature folder, and running a program as a user does."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +94,54 @@ def folder_args(root, backbones: str) -> list[str]:
         backbones,
         "--allow-random-init",
     ]
+
+
+CHEAP = ["--heads", "ncm", "--bootstrap", "20"]
+"""Rank options that keep an end-to-end run cheap: one baseline head, 20 replicates."""
+
+
+def run_cli(*args: str, module: str = "lteval.rank") -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE ARGS`` in a child process, as a user does."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=os.environ
+    )
+
+
+def cache_entries() -> list[str]:
+    """The feature cache's entries (hidden lock folders left out)."""
+    root = Path(os.environ["LTEVAL_CACHE"])
+    return (
+        sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+        if root.exists()
+        else []
+    )
+
+
+def short_config(tmp_path) -> Path:
+    """A --config file with a 1-stage, 2-epoch DLSA (for runs that test plumbing)."""
+    path = tmp_path / "short.yaml"
+    path.write_text("dlsa: {flow_epochs: 2, num_stages: 1}\n")
+    return path
+
+
+def write_h5_dir(root: Path, names=("bb_a", "bb_b"), seed: int = 0) -> Path:
+    """A --features folder: per name, long-tailed train (120..6 per class, 5 classes) and
+    balanced test features (20 per class) around shared class centres, noisier for
+    later names."""
+    from lteval.features import write_h5
+
+    rng = np.random.default_rng(seed)
+    counts = [120, 60, 25, 12, 6]
+    centers = rng.normal(size=(5, 12)) * 2
+    for k, name in enumerate(names):
+        y = np.repeat(np.arange(5), counts)
+        yt = np.repeat(np.arange(5), 20)
+        write_h5(
+            root / name / "feature_train.h5",
+            centers[y] + rng.normal(size=(len(y), 12)) * (1 + k),
+            y,
+        )
+        write_h5(
+            root / name / "feature_test.h5", centers[yt] + rng.normal(size=(100, 12)) * (1 + k), yt
+        )
+    return root

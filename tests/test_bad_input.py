@@ -15,7 +15,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import folder_args, make_image_folder
+from conftest import CHEAP, folder_args, make_image_folder
 from PIL import Image
 
 from lteval.cli.rank import main as rank_main
@@ -23,8 +23,6 @@ from lteval.data import load_dataset
 from lteval.data.datasets import to_rgb
 from lteval.errors import CacheError
 from lteval.features import cache
-
-CHEAP = ["--heads", "ncm", "--bootstrap", "20"]
 
 
 def _rank(args: list[str], out) -> int:

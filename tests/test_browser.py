@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_cli import _h5_dir
+from conftest import write_h5_dir
 
 from lteval.cli.rank import main as rank_main
 
@@ -26,7 +26,7 @@ DRIVER = shutil.which("chromedriver")
 def report(tmp_path_factory) -> tuple[Path, int]:
     """A real report from three precomputed-feature backbones: (folder, backbones)."""
     root = tmp_path_factory.mktemp("browser")
-    feats = _h5_dir(root / "feats", names=("bb_a", "bb_b", "bb_c"))
+    feats = write_h5_dir(root / "feats", names=("bb_a", "bb_b", "bb_c"))
     out = root / "report"
     args = ["--features", str(feats), "--out", str(out), "--quiet", "--bootstrap", "50"]
     assert rank_main([*args, "--heads", "ncm"]) == 0

@@ -5,34 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import folder_args
-
-from lteval.features import write_h5
+import yaml
+from conftest import CHEAP, cache_entries, folder_args, run_cli, short_config, write_h5_dir
 
 TINY = "timm:test_resnet,timm:test_vit"
-
-
-def run(*args: str, module: str = "lteval.rank") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=os.environ
-    )
-
-
-def cache_entries() -> list[str]:
-    root = Path(os.environ["LTEVAL_CACHE"])
-    return (
-        sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
-        if root.exists()
-        else []
-    )
 
 
 def run_inprocess(capsys, *args: str) -> tuple[int, str]:
@@ -82,8 +64,9 @@ def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
         str(out),
         "--device",
         "cpu",
+        *CHEAP,
     ]
-    first = run(*args)
+    first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     res = check_report(out, 2, num_classes=3)
     assert "RANDOM weights" in first.stderr and "extracting" in first.stderr
@@ -92,38 +75,20 @@ def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
     assert all(r["pretrained"] is False and r["weights"] == "random-init" for r in res["backbones"])
     assert res["backbones"][0]["dlsa_settings"]["num_clusters"] >= 6
     assert len(cache_entries()) == 2
-    second = run(*args, "--out", str(tmp_path / "again"))
+    second = run_cli(*args, "--out", str(tmp_path / "again"))
     assert second.returncode == 0 and "extracting train" not in second.stderr
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert [r["separability"] for r in again["backbones"]] == [
         r["separability"] for r in res["backbones"]
     ]  # same seed, same result
-    assert run("--out", str(out), module="lteval.report").returncode == 2  # needs RESULTS_DIR
-    assert run(str(out), module="lteval.report").returncode == 0
-
-
-def _h5_dir(root: Path, names=("bb_a", "bb_b"), seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    counts = [120, 60, 25, 12, 6]
-    centers = rng.normal(size=(5, 12)) * 2
-    for k, name in enumerate(names):
-        y = np.repeat(np.arange(5), counts)
-        yt = np.repeat(np.arange(5), 20)
-        write_h5(
-            root / name / "feature_train.h5",
-            centers[y] + rng.normal(size=(len(y), 12)) * (1 + k),
-            y,
-        )
-        write_h5(
-            root / name / "feature_test.h5", centers[yt] + rng.normal(size=(100, 12)) * (1 + k), yt
-        )
-    return root
+    assert run_cli("--out", str(out), module="lteval.report").returncode == 2  # needs RESULTS_DIR
+    assert run_cli(str(out), module="lteval.report").returncode == 0
 
 
 @pytest.mark.slow
 def test_rank_precomputed_h5_features(tmp_path):
-    feats, out = _h5_dir(tmp_path / "feats"), tmp_path / "out"
-    r = run("--features", str(feats), "--out", str(out), "--by", "dlsa_balanced")
+    feats, out = write_h5_dir(tmp_path / "feats"), tmp_path / "out"
+    r = run_cli("--features", str(feats), "--out", str(out), "--by", "dlsa_balanced", *CHEAP)
     assert r.returncode == 0, r.stderr
     res = json.loads((out / "results.json").read_text())
     assert {x["backbone"] for x in res["backbones"]} == {"bb_a", "bb_b"}
@@ -138,7 +103,7 @@ def test_rank_precomputed_h5_features(tmp_path):
 @pytest.mark.slow
 def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
     exp = tmp_path / "h5"
-    r = run(
+    r = run_cli(
         *folder_args(image_folder, "timm:test_resnet"),
         "--export-h5",
         str(exp),
@@ -151,7 +116,7 @@ def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
     with h5py.File(exp / "timm_test_resnet" / "feature_test.h5") as f:
         np.testing.assert_allclose(f["features"][:], cached)
     out = tmp_path / "out"
-    assert run("--features", str(exp), "--out", str(out)).returncode == 0
+    assert run_cli("--features", str(exp), "--out", str(out), *CHEAP).returncode == 0
     assert (
         json.loads((out / "results.json").read_text())["backbones"][0]["backbone"]
         == "timm_test_resnet"
@@ -159,7 +124,7 @@ def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
 
 
 def test_help_documents_the_options():
-    text = run("--help").stdout
+    text = run_cli("--help").stdout
     for opt in (
         "--dataset",
         "--data-root",
@@ -173,11 +138,11 @@ def test_help_documents_the_options():
         "--weights",
     ):
         assert opt in text
-    assert "--export-h5" in run("--help", module="lteval.extract").stdout
+    assert "--export-h5" in run_cli("--help", module="lteval.extract").stdout
 
 
 def test_bad_input_through_the_real_command(tmp_path):
-    r = run("--backbones", "timm:test_resnet", "--out", str(tmp_path / "out"))
+    r = run_cli("--backbones", "timm:test_resnet", "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "were not found locally" in r.stderr
     assert "Traceback" not in r.stderr and cache_entries() == []
 
@@ -186,7 +151,6 @@ def test_bad_input_through_the_real_command(tmp_path):
     "args, message",
     [
         (["--backbones", "timm:resnt18", "--allow-random-init"], "Closest matches: resnet18"),
-        (["--backbones", "timm:test_resnet"], "were not found locally"),
         (["--backbones", "torchvision:resnet18"], "resnet18-f37072fd.pth"),
         (["--dataset", "folder", "--backbones", "timm:test_resnet"], "needs --data-root"),
         (
@@ -219,7 +183,7 @@ def test_bad_input_exits_2_with_message_and_empty_cache(args, message, tmp_path,
     ],
 )
 def test_bad_h5_features(mutate, message, tmp_path, capsys):
-    feats = _h5_dir(tmp_path / "feats", names=("bb",))
+    feats = write_h5_dir(tmp_path / "feats", names=("bb",))
     with h5py.File(feats / "bb" / "feature_train.h5", "a") as f:
         mutate(f)
     code, err = run_inprocess(capsys, "--features", str(feats), "--out", str(tmp_path / "out"))
@@ -230,15 +194,16 @@ def test_bad_h5_features(mutate, message, tmp_path, capsys):
 def test_one_lteval_command_lists_and_dispatches_every_program(capsys):
     from lteval.cli.main import COMMANDS, main
 
-    top = run("--help", module="lteval")  # as a user runs it: python -m lteval
+    top = run_cli("--help", module="lteval")  # as a user runs it: python -m lteval
     assert top.returncode == 0
     for name in COMMANDS:
         assert re.search(rf"^\s+{name}\b", top.stdout, re.M), name
     with pytest.raises(SystemExit) as e:
         main([])  # no command: usage, exit 2
     assert e.value.code == 2
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as e:
         main(["bogus"])
+    assert e.value.code == 2
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
     for name in COMMANDS:  # every command has its own --help, under its new name
         with pytest.raises(SystemExit) as e:
@@ -267,6 +232,71 @@ def test_user_errors_are_one_line_and_exit_2(argv, prog, capsys):
 
 
 def test_old_entry_points_are_aliases():
-    r = run(module="lteval.rank")  # python -m lteval.rank, as documented before
+    r = run_cli(module="lteval.rank")  # python -m lteval.rank, as documented before
     assert r.returncode == 2
     assert r.stderr.startswith("python -m lteval.rank: error: give exactly one of --backbones")
+
+
+def test_weights_name_equals_path_loads_that_checkpoint(image_folder, tmp_path, capsys):
+    """--weights NAME=PATH (and its --config mapping form) runs NAME with the file's
+    weights: pretrained, its sha256 recorded, features unlike random ones."""
+    import hashlib
+
+    import timm
+    import torch
+
+    from lteval.cli.rank import main
+
+    ckpt = tmp_path / "mine.pth"
+    torch.manual_seed(1)
+    torch.save(timm.create_model("test_resnet", num_classes=0).state_dict(), ckpt)
+    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    base = [*folder_args(image_folder, "timm:test_resnet"), *CHEAP, "--quiet"]
+    base.remove("--allow-random-init")  # weights must come from the file
+    base += ["--config", str(short_config(tmp_path))]
+    out = tmp_path / "flag"
+    assert main([*base, "--weights", f"timm:test_resnet={ckpt}", "--out", str(out)]) == 0
+    row = json.loads((out / "results.json").read_text())["backbones"][0]
+    assert row["pretrained"] is True and row["weights_kind"] == "pretrained"
+    assert row["weights"] == str(ckpt) and row["weights_sha256"] == sha[:12]
+    config = tmp_path / "w.yaml"
+    config.write_text(
+        f"weights: {{'timm:test_resnet': {ckpt}}}\ndlsa: {{flow_epochs: 2, num_stages: 1}}\n"
+    )
+    out2 = tmp_path / "config"
+    args = [*base[: base.index("--config")], "--config", str(config), "--out", str(out2)]
+    assert main(args) == 0
+    again = json.loads((out2 / "results.json").read_text())["backbones"][0]
+    assert again["cache_key"] == row["cache_key"]  # the same file: the same cached features
+    rnd = tmp_path / "random"
+    assert main([*base, "--allow-random-init", "--out", str(rnd)]) == 0
+    random_row = json.loads((rnd / "results.json").read_text())["backbones"][0]
+    assert random_row["pretrained"] is False and random_row["cache_key"] != row["cache_key"]
+    capsys.readouterr()
+
+
+def test_dlsa_settings_in_config_reach_the_fit(tmp_path):
+    from lteval.cli.rank import main
+
+    feats = write_h5_dir(tmp_path / "feats", names=("bb_a",))
+    config = tmp_path / "d.yaml"
+    config.write_text("dlsa: {num_clusters: 7, flow_epochs: 2, num_stages: 1, rho: 0.25}\n")
+    out = tmp_path / "out"
+    args = ["--features", str(feats), *CHEAP, "--quiet", "--config", str(config)]
+    assert main([*args, "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    row = res["backbones"][0]
+    assert row["dlsa_settings"]["num_clusters"] == 7 and row["dlsa_settings"]["rho"] == 0.25
+    assert row["stages_run"] == 1 and [s["stage"] for s in res["stages"]] == [1]
+    assert yaml.safe_load((out / "config.yaml").read_text())["dlsa"]["num_clusters"] == 7
+    config.write_text("dlsa: {preset: paper, flow_epochs: 2, num_stages: 1}\n")
+    out2 = tmp_path / "paper"
+    assert main([*args, "--out", str(out2)]) == 0
+    paper = json.loads((out2 / "results.json").read_text())["backbones"][0]["dlsa_settings"]
+    from lteval.dlsa import preset
+
+    expected = {**preset("paper").to_dict(), "flow_epochs": 2, "num_stages": 1}
+    skip = ("device", "classifier")  # where it ran; the stage classifier's own settings
+    assert {k: v for k, v in paper.items() if k not in skip} == {
+        k: v for k, v in expected.items() if k not in skip
+    }  # the preset replaced the scaled defaults; the two overrides apply on top

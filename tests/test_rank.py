@@ -4,16 +4,16 @@ behaviour: failure isolation, --config, --backbones-file."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import yaml
-from conftest import folder_args
+from conftest import folder_args, run_cli, short_config
 from scipy.stats import kendalltau, spearmanr
 
+from lteval.errors import UsageError
 from lteval.rank import BackboneScore, validate_ranking
 from lteval.rank.scoring import EvalArrays, rank_rows
 from lteval.rank.validity import kendall_tau_b, spearman_rho
@@ -96,12 +96,6 @@ def test_failed_rows_rank_last_without_a_rank():
     assert [(r["backbone"], r["rank"]) for r in ranked] == [("z", 1), ("y", 2), ("x", None)]
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lteval.rank", *args], capture_output=True, text=True, env=os.environ
-    )
-
-
 @pytest.mark.slow
 def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path):
     corrupt = tmp_path / "broken.pt"
@@ -116,7 +110,7 @@ def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path):
     )
     out = tmp_path / "out"
     args = folder_args(image_folder, "timm:test_vit")
-    r = run(*args, "--config", str(config), "--seed", "0", "--out", str(out))
+    r = run_cli(*args, "--config", str(config), "--seed", "0", "--out", str(out))
     assert r.returncode == 0, r.stderr
     res = json.loads((out / "results.json").read_text())
     status = {b["backbone"]: b["status"] for b in res["backbones"]}
@@ -181,7 +175,7 @@ def test_an_exception_without_a_message_is_recorded_not_fatal(
     out = tmp_path / "out"
     args = folder_args(image_folder, "timm:test_resnet,timm:test_vit")
     args += ["--heads", "none", "--bootstrap", "0", "--quiet", "--out", str(out)]
-    args += ["--config", str(_short_config(tmp_path))]
+    args += ["--config", str(short_config(tmp_path))]
     assert main(args) == 0
     assert "timm:test_vit: FAILED while extracting: KeyError" in capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
@@ -189,12 +183,6 @@ def test_an_exception_without_a_message_is_recorded_not_fatal(
     assert status == {"timm:test_resnet": "ok", "timm:test_vit": "failed"}
     vit = next(b for b in res["backbones"] if b["status"] == "failed")
     assert vit["error_kind"] == "bug" and "KeyError" in vit["traceback"]
-
-
-def _short_config(tmp_path):
-    path = tmp_path / "short.yaml"
-    path.write_text("dlsa: {flow_epochs: 2, num_stages: 1}\n")
-    return path
 
 
 def test_first_line_of_an_error():
@@ -268,7 +256,7 @@ def test_score_features_takes_dlsa_settings_and_head_choice():
     assert (
         p.row["dlsa_settings"]["lambda_bal"] == 2.0 and p.row["dlsa_settings"]["flow_epochs"] == 2
     )
-    with pytest.raises(Exception, match="unknown head"):
+    with pytest.raises(UsageError, match="unknown head"):
         score_features("b", splits, num_classes=4, heads=["svm"])
 
 
@@ -280,7 +268,7 @@ def test_ranking_by_a_column_that_is_nan_everywhere_is_marked_undefined(
     out = tmp_path / "out"
     args = folder_args(image_folder, "timm:test_resnet")  # classes of 30/20/14: no many-shot
     args += ["--heads", "none", "--bootstrap", "0", "--quiet", "--by", "dlsa_many"]
-    assert main([*args, "--config", str(_short_config(tmp_path)), "--out", str(out)]) == 0
+    assert main([*args, "--config", str(short_config(tmp_path)), "--out", str(out)]) == 0
     assert "the ranking is undefined" in capsys.readouterr().err
     res = json.loads((out / "results.json").read_text())
     assert res["run"]["ranking_defined"] is False

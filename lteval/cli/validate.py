@@ -23,6 +23,7 @@ import numpy as np
 from lteval.cli import common
 from lteval.errors import LtevalError, UsageError, first_line
 from lteval.features import FeatureOptions, RunOptions, backbone_features, resolve_device
+from lteval.rank.schema import TIMINGS  # to timings.json: validate.json stays byte-identical
 
 PRETRAINED_LAYERS = {
     "torchvision:mobilenet_v2/IMAGENET1K_V1": ["features.10", "features.16"],
@@ -51,10 +52,6 @@ SPLITS = {
 }
 """Split options per dataset: the demo's scale (n_max 200, IF 100, 50 eval images
 per class on animal-mnist-lt) so that the panel runs within 20 minutes on 2 cores."""
-
-
-TIMINGS = ("score_seconds", "dlsa_seconds", "head_seconds")
-"""Row columns that go to timings.json, so that validate.json is byte-identical for a seed."""
 
 
 log = logging.getLogger(__name__)

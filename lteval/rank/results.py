@@ -1,6 +1,6 @@
 """Results files of a run: results.json (everything), results.csv (one row per
-backbone, ranked), stages.csv and per_class.csv. Written via temporary files
-renamed into place."""
+backbone, ranked), stages.csv, per_class.csv and timings.csv; their columns are
+declared in ``lteval.rank.schema``. Each file is written atomically."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 
 from lteval.atomic import write_text
+from lteval.rank import schema
+from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import BackboneScore, rank_rows
 from lteval.rank.validity import tied_with
 
 RESULT_FILES = ("results.json", "results.csv", "stages.csv", "per_class.csv", "timings.csv")
-TIMINGS = ("extract_seconds", "score_seconds", "dlsa_seconds", "head_seconds")
-"""Wall-clock columns: they go to timings.csv (and results.json), never to results.csv,
-so that the same seed gives byte-identical results.csv, stages.csv and per_class.csv."""
 
 
 def _clean(obj):
@@ -44,7 +43,6 @@ def write_results(
     With ``validity`` (``lteval.rank.validate_ranking``), every row gains
     ``{metric}_lo`` / ``{metric}_hi`` interval columns and ``tied_with``.
     """
-    out.mkdir(parents=True, exist_ok=True)
     validity = validity or {"intervals": {}, "pairs": [], "correlations": []}
     ties = tied_with(validity["pairs"])
     rows = []
@@ -56,13 +54,20 @@ def write_results(
             row["tied_with"] = ties.get(row["backbone"], [])
         rows.append(row)
     ranked = rank_rows(rows, by)
+    stages = [r for s in scores for r in s.stages]
+    per_class = [r for s in scores for r in s.per_class]
+    schema.check_rows(ranked, schema.ROW, "results")
+    schema.check_rows(stages, schema.STAGE, "stages.csv")
+    schema.check_rows(per_class, schema.PER_CLASS, "per_class.csv")
+    schema.check_rows([{**run, "ranked_by": by}], schema.RUN, "results.json run")
+    out.mkdir(parents=True, exist_ok=True)
     results = _clean(
         {
             "run": {**run, "ranked_by": by},
             "backbones": ranked,
             "validity": {k: v for k, v in validity.items() if k != "intervals"},
-            "stages": [r for s in scores for r in s.stages],
-            "per_class": [r for s in scores for r in s.per_class],
+            "stages": stages,
+            "per_class": per_class,
         }
     )
     write_text(out / "results.json", json.dumps(results, indent=2))

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau
 
 from lteval.atomic import write_text
 from lteval.rank import read_results
-from lteval.rank.validity import kendall_tau_b
 from lteval.report.pages import render_page
 
 SETTINGS = ("dataset.name", "dataset.split_hash", "seed", "device", "ranked_by", "heads")
@@ -67,7 +67,7 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, by: str | None = None) ->
     df = pd.DataFrame(table)
     both = df.dropna(subset=[f"{by}_A", f"{by}_B"])
     tau = (
-        float(kendall_tau_b(both[f"{by}_A"].to_numpy(float), both[f"{by}_B"].to_numpy(float)))
+        float(kendalltau(both[f"{by}_A"], both[f"{by}_B"]).statistic)  # tau-b; NaN if constant
         if len(both) >= 2
         else float("nan")
     )

@@ -8,59 +8,12 @@ from pathlib import Path
 
 from lteval.atomic import write_text
 from lteval.rank import read_results
+from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
 from lteval.report.pages import render_page
 from lteval.report.study import load_summary
 
-COLUMNS = [
-    "separability",
-    "separability_z",
-    "separability_p",
-    "balance_gain",
-    "cluster_coverage",
-    "cluster_eval_purity",
-    "logme",
-    "dlsa_balanced",
-    "probe_balanced",
-    "lift_balanced",
-    "dlsa_many",
-    "dlsa_medium",
-    "dlsa_few",
-    "probe_many",
-    "probe_medium",
-    "probe_few",
-    "dlsa_overall",
-    "probe_overall",
-    *(f"{h}_balanced" for h in ("ce", "la", "crt", "taunorm", "lws", "ncm", "knn")),
-    "feature_dim",
-    "num_params",
-    "input_size",
-    "extract_seconds",
-]
-STAGE_COLUMNS = [
-    "backbone",
-    "stage",
-    "flow_epoch",
-    "kept_clusters_initial",
-    "kept_clusters",
-    "flow_learned",
-    "n_active",
-    "n_filtered",
-    "somers_d",
-    "somers_d_null_mean",
-    "somers_d_null_sd",
-    "somers_d_z",
-    "auroc_many_few",
-    "filtered_many_share",
-    "filtered_medium_share",
-    "filtered_few_share",
-    "remaining_train_imbalance_ratio",
-    "remaining_train_norm_entropy",
-    "balance_gain",
-    "cluster_coverage",
-    "stage_accuracy",
-]
 NO_EVIDENCE_P = 0.05
 """Above this permutation p-value a backbone shows no evidence of head/tail separation."""
 
@@ -205,8 +158,8 @@ def render_report(results_dir: str | Path) -> Path:
         images=images,
         fmt=fmt,
         cell=cell,
-        columns=[c for c in COLUMNS if rows and c in rows[0]],
-        stage_columns=STAGE_COLUMNS,
+        columns=[c for c in REPORT_COLUMNS if rows and c in rows[0]],
+        stage_columns=REPORT_STAGE_COLUMNS,
         random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
         controls=[r["backbone"] for r in rows if r["weights_kind"] == "random-init control"],
         below_control=below_control(rows),

@@ -1,0 +1,89 @@
+"""``lteval.rank.run``, the pipeline as a library call: typed arguments in, a
+``RankResult`` out, and the same results files as the ``lteval rank`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import CHEAP, write_h5_dir
+
+import lteval.rank
+from lteval.errors import UsageError
+from lteval.rank.validity import _metrics
+
+DLSA = {"flow_epochs": 3, "num_stages": 2}
+
+
+@pytest.fixture(scope="module")
+def h5(tmp_path_factory):
+    return write_h5_dir(tmp_path_factory.mktemp("feats"), names=("bb_a", "bb_b", "bb_c"))
+
+
+@pytest.fixture(scope="module")
+def result(h5):
+    return lteval.rank.run(
+        feature_dir=h5, heads=["ncm"], bootstrap=20, seed=3, dlsa=DLSA, progress=False
+    )
+
+
+def test_run_returns_ranked_scores_and_validity(result):
+    table = result.table()
+    assert list(table["backbone"]) == sorted(
+        table["backbone"], key=lambda b: -table.set_index("backbone").loc[b, "separability"]
+    )
+    assert list(table["rank"]) == [1, 2, 3]
+    assert {"ncm_balanced", "dlsa_balanced", "probe_balanced"} <= set(table.columns)
+    assert "ce_balanced" not in table.columns  # only the heads asked for
+    assert result.run["heads"] == ["ncm"] and result.run["seed"] == 3
+    assert result.validity["n_boot"] == 20
+    assert set(result.validity["intervals"]) == {"bb_a", "bb_b", "bb_c"}
+
+
+def test_headline_numbers_equal_the_bootstraps_full_sample_recomputation(result):
+    """The row's separability and accuracies are what the bootstrap recomputes from the
+    stored eval arrays on the whole eval split: the intervals bracket the same number."""
+    for s in result.ok:
+        full = _metrics(s.arrays, np.arange(len(s.arrays.y)))
+        assert full["separability"] == pytest.approx(s.row["separability"], abs=1e-12)
+        for k in ("dlsa_balanced", "probe_few", "ncm_overall", "lift_balanced"):
+            assert full[k] == pytest.approx(s.row[k], abs=1e-12), k
+
+
+def test_the_command_writes_what_the_library_returns(result, h5, tmp_path):
+    from lteval.cli.rank import main
+
+    lib = tmp_path / "lib"
+    result.write(lib)
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"dlsa": DLSA}))  # YAML is a superset of JSON
+    cli = tmp_path / "cli"
+    args = ["--features", str(h5), *CHEAP, "--seed", "3", "--config", str(config)]
+    assert main([*args, "--quiet", "--out", str(cli)]) == 0
+    for name in ("results.csv", "stages.csv", "per_class.csv"):
+        assert (lib / name).read_bytes() == (cli / name).read_bytes(), name
+
+
+def test_run_checks_its_arguments_before_any_work(h5):
+    with pytest.raises(UsageError, match="exactly one of"):
+        lteval.rank.run()
+    with pytest.raises(UsageError, match="exactly one of"):
+        lteval.rank.run(["timm:test_resnet"], feature_dir=h5)
+    with pytest.raises(UsageError, match="not a metric column"):
+        lteval.rank.run(feature_dir=h5, by="accuracy")
+    with pytest.raises(UsageError, match="which --heads 'ncm' does not run"):
+        lteval.rank.run(feature_dir=h5, by="ce_balanced", heads=["ncm"])
+    with pytest.raises(UsageError, match="num_clusters"):
+        lteval.rank.run(feature_dir=h5, dlsa={"num_clusters": "many"})
+
+
+def test_an_undeclared_column_is_an_error_not_a_silent_extra(result, tmp_path):
+    s = result.ok[0]
+    s.row["sepparability"] = 0.5  # a misspelt column
+    try:
+        with pytest.raises(ValueError, match="sepparability.*not declared"):
+            result.write(tmp_path / "out")
+        assert not (tmp_path / "out").exists()  # nothing half-written
+    finally:
+        del s.row["sepparability"]
