@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import cifar100_lt_like  # noqa: E402
 
 from lteval.data import carve_validation  # noqa: E402
-from lteval.dlsa import DLSA, DLSAConfig  # noqa: E402
+from lteval.dlsa import DLSA, DLSAConfig, diagnostics  # noqa: E402
 from lteval.dlsa.train import fit_stage, training_dtype  # noqa: E402
 from lteval.features import versions  # noqa: E402
 from lteval.heads import GROUPS, accuracy_report  # noqa: E402
@@ -95,9 +95,9 @@ def main() -> int:
     tr, va = carve_validation(np.arange(len(ytr)), ytr, 0.2, np.random.default_rng(0))
     cfg = replace(DLSAConfig(), device=args.device)
     t0 = time.perf_counter()
-    model = DLSA(cfg, seed=0).fit(Xtr[tr], ytr[tr], Xtr[va], ytr[va], num_classes=100)
+    model = DLSA(cfg, random_state=0).fit(Xtr[tr], ytr[tr], Xtr[va], ytr[va], num_classes=100)
     t_fit = time.perf_counter() - t0
-    rep = model.report(Xte, yte)
+    rep = diagnostics(model, Xte, yte)
     wall = time.perf_counter() - t0
     # the same shot groups as DLSA's report (train plus validation counts)
     probe = accuracy_report(yte, model.predict_regular(Xte), model.group_counts_)

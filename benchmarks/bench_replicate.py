@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from replicate_features import features  # noqa: E402
 
-from lteval.dlsa import DLSA  # noqa: E402
+from lteval.dlsa import DLSA, diagnostics  # noqa: E402
 from lteval.dlsa.config import DLSAConfig, from_dict, preset, scaled_for  # noqa: E402
 from lteval.dlsa.train import fit_stage  # noqa: E402
 from lteval.features import versions  # noqa: E402
@@ -98,8 +98,8 @@ def paired_bootstrap(y, preds: dict, counts, seed: int) -> dict[str, np.ndarray]
 def run_dlsa(cfg: DLSAConfig, splits, C: int, seed: int, heads: bool) -> tuple[dict, dict]:
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
     t0 = time.perf_counter()
-    model = DLSA(cfg, seed=seed).fit(Xtr, ytr, Xv, yv, num_classes=C)
-    rep = model.report(Xe, ye)
+    model = DLSA(cfg, random_state=seed).fit(Xtr, ytr, Xv, yv, num_classes=C)
+    rep = diagnostics(model, Xe, ye)
     preds = {"dlsa": rep["predictions"], "probe": model.predict_regular(Xe)}
     out = {"dlsa_seconds": round(time.perf_counter() - t0, 1), "stages_note": model.stopped_}
     if heads:

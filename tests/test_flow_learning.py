@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lteval.dlsa import DLSA, DLSAConfig, preset
+from lteval.dlsa import DLSA, DLSAConfig, diagnostics, preset
 from lteval.dlsa.flow import GMF
 from lteval.dlsa.train import cluster_stats, fit_stage, recalibrate_bn, score
 from lteval.heads import LinearConfig
@@ -60,8 +60,8 @@ def test_stage_rows_say_whether_the_flow_learned():
     cfg = DLSAConfig(
         num_clusters=12, flow_epochs=2, flow_batch_size=64, classifier=LinearConfig(epochs=3)
     )
-    model = DLSA(cfg, seed=0).fit(Xn, yn, Xn[::5], yn[::5])
-    rows = model.report(Xn, yn)["stages"]
+    model = DLSA(cfg, random_state=0).fit(Xn, yn, Xn[::5], yn[::5])
+    rows = diagnostics(model, Xn, yn)["stages"]
     assert rows
     for r, st in zip(rows, model.stages_, strict=True):
         assert r["kept_clusters_initial"] == st.gmf.kept_clusters_initial
@@ -156,12 +156,12 @@ def test_rejected_stages_are_labelled_by_the_regular_classifier():
         num_clusters=12, flow_epochs=2, flow_batch_size=64, classifier=LinearConfig(epochs=5)
     )
     Xv, yv = Xn[::3] + 0.1, yn[::3]
-    never = DLSA(replace(cfg, stage_check_margin_se=1e9), seed=0).fit(Xn, yn, Xv, yv)
+    never = DLSA(replace(cfg, stage_check_margin_se=1e9), random_state=0).fit(Xn, yn, Xv, yv)
     assert never.stages_ and not any(st.accepted for st in never.stages_)
     np.testing.assert_array_equal(never.predict(Xn), never.predict_regular(Xn))
-    rows = never.report(Xn, yn)["stages"]
+    rows = diagnostics(never, Xn, yn)["stages"]
     assert all(r["stage_check"].startswith("rejected") for r in rows)
     assert all(r["stage_classifier_used"] is False for r in rows)  # plain bool, JSON-safe
-    always = DLSA(replace(cfg, stage_check_margin_se=-1e9), seed=0).fit(Xn, yn, Xv, yv)
+    always = DLSA(replace(cfg, stage_check_margin_se=-1e9), random_state=0).fit(Xn, yn, Xv, yv)
     assert any(st.accepted for st in always.stages_)
     assert all(st.accepted == st.check.startswith("accepted") for st in always.stages_)

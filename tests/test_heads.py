@@ -33,7 +33,9 @@ def test_accuracy_report_by_hand():
 def test_probe_matches_logistic_regression_on_balanced_data():
     X, y = make_blobs(600, n_features=10, centers=4, cluster_std=4.0, random_state=0)
     Xtr, ytr, Xte, yte = X[:400], y[:400], X[400:], y[400:]
-    ours = BalancedSoftmaxProbe(LinearConfig(epochs=60), seed=0).fit(Xtr, ytr, Xtr[:80], ytr[:80])
+    ours = BalancedSoftmaxProbe(LinearConfig(epochs=60), random_state=0).fit(
+        Xtr, ytr, Xtr[:80], ytr[:80]
+    )
     sc = Standardizer().fit(Xtr)
     ref = LogisticRegression(max_iter=2000).fit(sc.transform(Xtr), ytr)
     acc_ours = (ours.predict(Xte) == yte).mean()
@@ -151,7 +153,7 @@ def test_shot_group_accuracy_is_the_mean_of_its_class_accuracies():
 
 
 def test_dlsa_shot_groups_count_train_plus_validation():
-    from lteval.dlsa import DLSA, DLSAConfig
+    from lteval.dlsa import DLSA, DLSAConfig, diagnostics
 
     rng = np.random.default_rng(0)
     # class 0 has 90 train + 22 validation images: 112 in the long-tailed set, many-shot
@@ -160,9 +162,9 @@ def test_dlsa_shot_groups_count_train_plus_validation():
     X = rng.normal(size=(len(y), 4)).astype(np.float32) + y[:, None]
     Xv = rng.normal(size=(len(yv), 4)).astype(np.float32) + yv[:, None]
     cfg = DLSAConfig(num_stages=1, num_clusters=4, flow_epochs=1, flow_batch_size=32)
-    m = DLSA(cfg, seed=0).fit(X, y, Xv, yv, num_classes=2)
+    m = DLSA(cfg, random_state=0).fit(X, y, Xv, yv, num_classes=2)
     assert m.class_counts_.tolist() == [90, 15] and m.group_counts_.tolist() == [112, 19]
-    assert not np.isnan(m.report(Xv, yv)["accuracy"]["many"])
+    assert not np.isnan(diagnostics(m, Xv, yv)["accuracy"]["many"])
 
 
 def test_balanced_accuracy_se_is_per_class_and_grows_with_rare_classes():

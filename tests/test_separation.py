@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 from test_dlsa import FAST, planted
 
-from lteval.dlsa import DLSA, somers_d
+from lteval.dlsa import DLSA, diagnostics, somers_d
 from lteval.dlsa.separability import (
     class_pair_margins,
     permutation_null,
@@ -79,8 +79,8 @@ def test_stouffer_combines_and_skips_undefined_stages():
 @pytest.fixture(scope="module")
 def report():
     (Xtr, ytr), (Xv, yv), (Xe, ye) = planted(2.0)
-    model = DLSA(FAST, seed=0).fit(Xtr, ytr, Xv, yv)
-    return model, model.report(Xe, ye, n_permutations=200), (Xe, ye)
+    model = DLSA(FAST, random_state=0).fit(Xtr, ytr, Xv, yv)
+    return model, diagnostics(model, Xe, ye, n_permutations=200), (Xe, ye)
 
 
 def test_report_carries_the_companion_scores(report):
@@ -101,10 +101,10 @@ def test_report_carries_the_companion_scores(report):
     # a kept cluster is one with purity > 0.7 among > 10 active train samples
     st = model.stages_[0]
     assert st.kept.sum() == st.gmf.kept_clusters
-    again = model.report(Xe, ye, n_permutations=200)
+    again = diagnostics(model, Xe, ye, n_permutations=200)
     assert again["separability_z"] == rep["separability_z"]  # seeded
     with pytest.raises(ValueError, match="n_permutations"):
-        model.report(Xe, ye, n_permutations=1)
+        diagnostics(model, Xe, ye, n_permutations=1)
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,13 @@
 
 Pure array code (numpy in, numpy out; torch inside). See ``docs/method.md`` for
 the method, the ``paper`` preset and where lteval's defaults differ from it, and
-``lteval.dlsa.model`` for the choices the method leaves open.
+``lteval.dlsa.model`` for the choices the method leaves open. ``DLSA`` is a
+scikit-learn estimator; ``diagnostics(model, X, y)`` reports its stages and the
+separability score on an evaluation set.
 """
 
 from lteval.dlsa.config import PRESETS, DLSAConfig, from_dict, from_yaml, preset, scaled_for
+from lteval.dlsa.diagnostics import diagnostics
 from lteval.dlsa.flow import GMF, MADE, MAF, BatchNormBijector, component_log_prob, fixed_means
 from lteval.dlsa.model import DLSA
 from lteval.dlsa.separability import imbalance, many_few_auroc, separability_score, somers_d
@@ -22,6 +25,7 @@ __all__ = [
     "MAF",
     "BatchNormBijector",
     "DLSAConfig",
+    "diagnostics",
     "PairSampler",
     "class_weights",
     "component_log_prob",

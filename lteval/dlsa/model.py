@@ -1,7 +1,11 @@
 """The DLSA estimator: progressive GMF filtering with stage classifiers.
 
-``DLSA(config).fit(X_train, y_train, X_val, y_val)`` then ``predict``, ``route``
-and ``report``. Choices the method page leaves open, made here:
+``DLSA(config, random_state=0).fit(X_train, y_train, X_val, y_val)`` then
+``predict``, ``route``, ``trace``; ``lteval.dlsa.diagnostics`` reports the stages and
+the separability score. DLSA is a scikit-learn estimator: ``__init__`` stores its
+parameters, ``fit`` checks them (ValueError naming a bad setting), ``clone`` and
+``get_params`` work, and inference before ``fit`` raises ``NotFittedError``.
+Choices the method page leaves open, made here:
 
 - Features are z-scored per dimension with train statistics before the flow and
   the classifiers (the prior's unit-variance components assume unit scale).
@@ -38,31 +42,25 @@ and ``report``. Choices the method page leaves open, made here:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
 from lteval.dlsa.config import DLSAConfig
-from lteval.dlsa.separability import (
-    imbalance,
-    many_few_auroc,
-    permutation_null,
-    separability_score,
-    somers_d,
-    stouffer,
-)
+from lteval.dlsa.separability import imbalance
 from lteval.dlsa.train import StageFit, cluster_table, deterministic, fit_stage, score
 from lteval.heads import (
-    GROUPS,
     Standardizer,
     TrainedHead,
-    accuracy_report,
     balanced_accuracy,
     balanced_accuracy_se,
-    shot_groups,
     train_balanced_softmax,
 )
+from lteval.heads.seeding import check_random_state
 
 MIN_STAGE_SAMPLES = 20
 
@@ -90,25 +88,67 @@ class Stage:
         return np.where(tot > 0, h / np.maximum(tot, 1), 1.0 / C).astype(np.float32)
 
 
-class DLSA:
-    """Progressive head/tail filtering on frozen features (see lteval.dlsa)."""
+@dataclass
+class Trace:
+    """What DLSA computes for each of N samples: ``features`` (N, D) standardised;
+    per stage s, ``log_density[s]`` (N,) log p(x) and ``clusters[s]`` (N,) the GMF
+    component; ``route`` (N,) the claiming stage (``len(stages_)``: the regular
+    classifier) and ``predictions`` (N,) the labels."""
 
-    def __init__(self, config: DLSAConfig | None = None, seed: int = 0):
-        self.config = (config or DLSAConfig()).validate()
-        self.seed = seed
+    features: np.ndarray
+    log_density: list[np.ndarray]
+    clusters: list[np.ndarray]
+    route: np.ndarray
+    predictions: np.ndarray
+
+
+class DLSA(ClassifierMixin, BaseEstimator):
+    """Progressive head/tail filtering on frozen features (see lteval.dlsa).
+
+    Parameters, stored unchanged and checked at ``fit``:
+    config: every setting (``DLSAConfig``; None = its defaults).
+    random_state: non-negative int seed of the flows, the classifiers, the held-out
+        split and the diagnostics' permutations; it drives local generators only, so
+        fitting leaves torch's and numpy's global random states unchanged.
+
+    Fitted attributes: ``config_`` (the validated settings), ``seed_``,
+    ``n_features_in_``, ``num_classes_``, ``class_counts_`` (C,), ``group_counts_``
+    (C,) train + validation counts, ``scaler_``, ``regular_`` (the Balanced-Softmax
+    probe), ``stages_``, ``train_routing_``, ``train_imbalance_``,
+    ``remaining_train_imbalance_``, ``stopped_`` (why fewer stages ran, or None).
+    """
+
+    def __init__(self, config: DLSAConfig | None = None, random_state: int = 0):
+        self.config = config
+        self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, X_val=None, y_val=None, num_classes: int | None = None) -> DLSA:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ) -> DLSA:
         """X: (N, D) float train features, y: (N,) int; X_val/y_val select the epochs.
 
-        Bitwise reproducible on CPU for a given seed (see ``train.deterministic``).
+        Bitwise reproducible on CPU for a given ``random_state`` (see
+        ``train.deterministic``). ValueError naming the parameter or setting when
+        ``config`` or ``random_state`` is invalid.
         """
-        with deterministic(self.config.device):
+        cfg = DLSAConfig() if self.config is None else self.config
+        if not isinstance(cfg, DLSAConfig):
+            raise ValueError(f"config must be a DLSAConfig or None, got {type(cfg).__name__}")
+        self.config_ = copy.deepcopy(cfg).validate()
+        self.seed_ = check_random_state(self.random_state)
+        with deterministic(self.config_.device):
             return self._fit(X, y, X_val, y_val, num_classes)
 
     def _fit(self, X, y, X_val, y_val, num_classes) -> DLSA:
-        cfg = self.config
+        cfg, seed0 = self.config_, self.seed_
         X, y = _check_xy(X, y, "train")
+        self.n_features_in_ = X.shape[1]
         if X_val is None:
             X_val, y_val = np.zeros((0, X.shape[1]), np.float32), np.zeros(0, np.int64)
         X_val, y_val = _check_xy(X_val, y_val, "val", X.shape[1])
@@ -120,10 +160,10 @@ class DLSA:
         Xs, Xv = self.scaler_.transform(X), self.scaler_.transform(X_val)
         Xt = torch.as_tensor(Xs)
         self.regular_ = train_balanced_softmax(
-            Xs, y, C, X_val=Xv, y_val=y_val, config=cfg.classifier, seed=self.seed
+            Xs, y, C, X_val=Xv, y_val=y_val, config=cfg.classifier, seed=seed0
         )
         active, active_v = np.ones(len(y), bool), np.ones(len(y_val), bool)
-        check_v = _check_split(y_val, cfg.stage_check_fraction, self.seed)
+        check_v = _check_split(y_val, cfg.stage_check_fraction, seed0)
         self.stages_: list[Stage] = []
         self.train_routing_: list[float] = []
         self.remaining_train_imbalance_: list[dict] = []
@@ -134,7 +174,7 @@ class DLSA:
             if active.sum() < MIN_STAGE_SAMPLES or len(np.unique(ya)) < 2:
                 self.stopped_ = f"stage {s + 1}: too few active train samples or classes"
                 break
-            seed = self.seed * 1009 + s
+            seed = seed0 * 1009 + s
             gmf = fit_stage(Xt[active], torch.as_tensor(ya), cfg, seed)
             lp, cl = (a.numpy() for a in score(gmf.model, Xt.to(cfg.device)))
             thr = _top_quantile(lp[active], cfg.rho) if gmf.usable else float("nan")
@@ -178,11 +218,19 @@ class DLSA:
 
     # ------------------------------------------------------------ inference
     def _scores(self, X: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-        Xs = self.scaler_.transform(_check_xy(X, None, "X", len(self.scaler_.mean))[0])
-        xt = torch.as_tensor(Xs).to(self.config.device)
+        check_is_fitted(self)
+        Xs = self.scaler_.transform(_check_xy(X, None, "X", self.n_features_in_)[0])
+        xt = torch.as_tensor(Xs).to(self.config_.device)
         return Xs, [tuple(a.numpy() for a in score(st.gmf.model, xt)) for st in self.stages_]
 
-    def route(self, X) -> np.ndarray:
+    def trace(self, X: np.ndarray) -> Trace:
+        """Every per-sample quantity of inference on X (N, D), in one pass (``Trace``)."""
+        Xs, sc = self._scores(X)
+        route = self._route(sc, len(Xs))
+        pred = self._predict(Xs, sc, route)
+        return Trace(Xs, [lp for lp, _ in sc], [cl for _, cl in sc], route, pred)
+
+    def route(self, X: np.ndarray) -> np.ndarray:
         """Stage that claims each sample: (N,) int, ``len(stages_)`` = regular classifier."""
         _, sc = self._scores(X)
         return self._route(sc, len(X))
@@ -193,7 +241,7 @@ class DLSA:
             out[sc[s][0] >= self.stages_[s].threshold] = s
         return out
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels (N,): each sample takes the label of the stage that claimed it."""
         Xs, sc = self._scores(X)
         return self._predict(Xs, sc, self._route(sc, len(Xs)))
@@ -206,102 +254,16 @@ class DLSA:
                 pred[m] = st.classifier.predict(Xs[m], st.prior(sc[s][1][m]))
         return pred
 
-    def predict_regular(self, X) -> np.ndarray:
-        """Predictions of the regular classifier alone: the Balanced-Softmax probe."""
-        X = _check_xy(X, None, "X", len(self.scaler_.mean))[0]
+    def predict_regular(self, X: np.ndarray) -> np.ndarray:
+        """Predictions (N,) of the regular classifier alone: the Balanced-Softmax probe."""
+        check_is_fitted(self)
+        X = _check_xy(X, None, "X", self.n_features_in_)[0]
         return self.regular_.predict(self.scaler_.transform(X))
 
-    def score(self, X, y) -> float:
-        """Balanced accuracy of ``predict(X)`` against y."""
-        return float(accuracy_report(y, self.predict(X), self.class_counts_)["balanced"])
-
-    # --------------------------------------------------------------- report
-    def report(self, X, y, n_permutations: int = 1000) -> dict:
-        """Overall and per-stage metrics on (X, y); see lteval.dlsa.separability.
-
-        Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S,
-        "separability_z", "separability_p", "balance_gain", "cluster_coverage",
-        "cluster_eval_purity", "train_routing": [...], "routed_share": (S + 1,),
-        "predictions": (N,), "route": (N,) as ``route``, "log_density": [(N,) log p(x)
-        per stage]}``; accuracies in [0, 1]. ``n_permutations`` class-frequency
-        permutations (seeded by ``seed``) give each stage's null for Somers' D.
-        """
-        if not isinstance(n_permutations, int) or n_permutations < 2:
-            raise ValueError(f"n_permutations must be an integer >= 2, got {n_permutations!r}")
-        X, y = _check_xy(X, y, "eval", len(self.scaler_.mean))
-        rng = np.random.default_rng([self.seed, 11])
-        Xs, sc = self._scores(X)
-        route = self._route(sc, len(y))
-        pred = self._predict(Xs, sc, route)
-        groups = shot_groups(self.group_counts_)[y]
-        freq = self.class_counts_[y]
-        rows, active = [], np.ones(len(y), bool)
-        entropy = self.train_imbalance_["norm_entropy"]
-        for s, st in enumerate(self.stages_):
-            lp, cl = sc[s]
-            filt, rest = active & (route == s), active & (route != s)
-            null = permutation_null(lp[active], y[active], self.class_counts_, n_permutations, rng)
-            covered = active & st.kept[cl]
-            imb = self.remaining_train_imbalance_[s]
-            row = {
-                "stage": s + 1,
-                "threshold": st.threshold,
-                "flow_epoch": st.gmf.epoch,
-                "kept_clusters_initial": st.gmf.kept_clusters_initial,
-                "kept_clusters": st.gmf.kept_clusters,
-                # did training add kept clusters over the untrained flow (epoch 0)?
-                "flow_learned": st.gmf.kept_clusters > st.gmf.kept_clusters_initial,
-                "n_active": int(active.sum()),
-                "n_filtered": int(filt.sum()),
-                "train_routed": self.train_routing_[s],
-                "somers_d": somers_d(lp[active], freq[active]),
-                "somers_d_null_mean": null["null_mean"],
-                "somers_d_null_sd": null["null_sd"],
-                "somers_d_z": null["z"],
-                "balance_gain": imb["norm_entropy"] - entropy,
-                "cluster_coverage": float(covered.sum() / max(active.sum(), 1)),
-                "cluster_eval_correct": int((y[covered] == st.majority[cl[covered]]).sum()),
-                "cluster_eval_covered": int(covered.sum()),
-                "auroc_many_few": many_few_auroc(lp[active], groups[active]),
-                "stage_accuracy": float((pred[filt] == y[filt]).mean())
-                if filt.any()
-                else float("nan"),
-                "classifier_epoch": st.classifier.best_epoch,
-                "stage_classifier_used": st.accepted,
-                "stage_check": st.check,
-            }
-            for name, m in (("filtered", filt), ("remaining", rest)):
-                for g in GROUPS:
-                    row[f"{name}_{g}_share"] = (
-                        float((groups[m] == g).mean()) if m.any() else float("nan")
-                    )
-            row.update({f"remaining_train_{k}": v for k, v in imb.items()})
-            rows.append(row)
-            active, entropy = rest, imb["norm_entropy"]
-        acc = accuracy_report(y, pred, self.group_counts_)
-        z, p = stouffer([r["somers_d_z"] for r in rows])
-        gains = [r["balance_gain"] for r in rows if np.isfinite(r["balance_gain"])]
-        n_cov = sum(r["cluster_eval_covered"] for r in rows)
-        return {
-            "accuracy": acc,
-            "stages": rows,
-            "separability": separability_score([r["somers_d"] for r in rows]),
-            "separability_z": z,
-            "separability_p": p,
-            "balance_gain": float(np.sum(gains)) if gains else float("nan"),
-            "cluster_coverage": float(np.mean([r["cluster_coverage"] for r in rows]))
-            if rows
-            else float("nan"),
-            "cluster_eval_purity": sum(r["cluster_eval_correct"] for r in rows) / n_cov
-            if n_cov
-            else float("nan"),
-            "train_routing": list(self.train_routing_),
-            "routed_share": np.bincount(route, minlength=len(self.stages_) + 1) / max(len(y), 1),
-            # per-sample arrays, so callers need not score the flows again
-            "predictions": pred,
-            "route": route,
-            "log_density": [lp for lp, _ in sc],
-        }
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Balanced accuracy of ``predict(X)`` against y (N,): mean per-class recall
+        over the classes present in y (``lteval.heads.balanced_accuracy``)."""
+        return balanced_accuracy(np.asarray(y), self.predict(X))
 
 
 def _check_split(y_val: np.ndarray, fraction: float, seed: int) -> np.ndarray:

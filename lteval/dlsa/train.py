@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lteval.dlsa.config import DLSAConfig
+from lteval.dlsa.config import CHOICES, DLSAConfig
 from lteval.dlsa.flow import GMF, BatchNormBijector
+from lteval.heads.seeding import seeded_torch
 
 
 class PairSampler:
@@ -197,15 +198,20 @@ def make_optimizer(model: GMF, cfg: DLSAConfig) -> torch.optim.Optimizer:
     if cfg.flow_optimizer == "adam":
         fused = torch.device(cfg.device).type in ("cpu", "cuda")
         return torch.optim.Adam(model.parameters(), lr=cfg.flow_lr, fused=fused or None)
-    return torch.optim.SGD(model.parameters(), lr=cfg.flow_lr)
+    if cfg.flow_optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.flow_lr)
+    raise ValueError(_not_a_choice("flow_optimizer", cfg.flow_optimizer))
 
 
 def training_dtype(cfg: DLSAConfig) -> torch.dtype | None:
-    """The autocast dtype of GMF training steps (None: plain float32)."""
+    """The autocast dtype of GMF training steps (None: plain float32); ValueError
+    for a ``flow_autocast`` other than "auto", "bfloat16" or "float32"."""
     if cfg.flow_autocast == "float32":
         return None
     if cfg.flow_autocast == "bfloat16":
         return torch.bfloat16
+    if cfg.flow_autocast != "auto":
+        raise ValueError(_not_a_choice("flow_autocast", cfg.flow_autocast))
     if torch.device(cfg.device).type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     checks = [getattr(torch.cpu, f"_is_{f}_supported", None) for f in ("avx512_bf16", "amx_tile")]
@@ -221,15 +227,23 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
     cluster is below ``max_cluster_size`` (ties: the later epoch); if none
     qualifies, the last finished epoch is kept and ``selection`` says so. A
     non-finite loss ends training at the last finished epoch.
+
+    ``seed`` drives a local generator and the flow's initialisation (inside
+    ``seeded_torch``: torch's global random state is left unchanged). ``cfg`` is
+    validated first (ValueError naming a bad setting).
     """
-    with deterministic(cfg.device):
+    cfg.validate()
+    with deterministic(cfg.device), seeded_torch(seed):
         return _fit_stage(X, y, cfg, seed)
+
+
+def _not_a_choice(name: str, value) -> str:
+    return f"{name} = {value!r}; choose one of {', '.join(repr(c) for c in CHOICES[name])}"
 
 
 def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> StageFit:
     device = torch.device(cfg.device)
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     K = cfg.num_clusters
     model = GMF(
         X.shape[1], K, cfg.hidden, cfg.prior_std, cfg.bn_momentum, seed, cfg.made_init_std

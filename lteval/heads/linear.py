@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from lteval.fields import check_fields
 from lteval.heads.metrics import balanced_accuracy, balanced_accuracy_se
+from lteval.heads.seeding import seeded_torch
 
 
 @dataclass
@@ -142,9 +143,11 @@ def train_balanced_softmax(
     With validation data and ``config.lr_grid``, one head is trained per learning
     rate and the best by validation balanced accuracy is returned (ties: the first
     in the grid); within each, the epoch is chosen on validation too. See
-    ``_train_one`` for the other arguments.
+    ``_train_one`` for the other arguments (``seed`` drives a local generator and the
+    initialisation; torch's global random state is left unchanged). ``config`` is
+    validated first (ValueError naming a bad setting).
     """
-    cfg = config or LinearConfig()
+    cfg = (config or LinearConfig()).validate()
     has_val = kw.get("y_val") is not None and len(kw["y_val"]) > 0
     if not has_val or not cfg.lr_grid or cfg.optimizer == "lbfgs":
         return _train_one(X, y, num_classes, config=cfg, **kw)
@@ -184,8 +187,8 @@ def _train_one(
     cfg = config or LinearConfig()
     counts = np.bincount(y, minlength=num_classes) if class_counts is None else class_counts
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    head = LinearHead(X.shape[1], num_classes, 0 if P is None else P.shape[1])
+    with seeded_torch(seed):  # nn.Linear's init draws from the global generator
+        head = LinearHead(X.shape[1], num_classes, 0 if P is None else P.shape[1])
     if init is not None:
         head.fc.load_state_dict(init.fc.state_dict())
         if head.aux is not None:
@@ -223,12 +226,7 @@ def _train_one(
 
             opt.step(closure)
         else:
-            if cfg.sampling == "class-balanced":
-                present = torch.bincount(yt, minlength=num_classes).double()  # not the loss's n_c
-                weights = 1.0 / present[yt]
-                order = torch.multinomial(weights, len(yt), replacement=True, generator=gen)
-            else:
-                order = torch.randperm(len(yt), generator=gen)
+            order = _epoch_order(yt, num_classes, cfg.sampling, gen)
             for s in range(0, len(order), cfg.batch_size):
                 b = order[s : s + cfg.batch_size]
                 logits = head(Xt[b], None if Pt is None else Pt[b]) + log_n
@@ -249,3 +247,15 @@ def _train_one(
         head.load_state_dict(best_state)
     head.eval()
     return trained
+
+
+def _epoch_order(y: torch.Tensor, num_classes: int, sampling: str, gen: torch.Generator):
+    """Row order (N,) of one epoch over labels ``y`` (N,): a permutation ("instance")
+    or N class-balanced draws with replacement ("class-balanced")."""
+    if sampling == "class-balanced":
+        present = torch.bincount(y, minlength=num_classes).double()  # not the loss's n_c
+        return torch.multinomial(1.0 / present[y], len(y), replacement=True, generator=gen)
+    if sampling == "instance":
+        return torch.randperm(len(y), generator=gen)
+    allowed = ", ".join(repr(c) for c in CHOICES["sampling"])
+    raise ValueError(f"sampling = {sampling!r}; choose one of {allowed}")

@@ -1,8 +1,10 @@
-"""The long-tailed heads DLSA is compared with, as scikit-learn-style estimators.
+"""The long-tailed heads DLSA is compared with, as scikit-learn estimators.
 
-Every estimator: ``fit(X, y, X_val, y_val, num_classes=None)`` standardises with
+Every estimator is a scikit-learn estimator (``get_params``, ``clone``; parameters
+checked at ``fit``): ``fit(X, y, X_val, y_val, num_classes=None)`` standardises with
 train statistics, chooses its hyper-parameters on the validation split (never on
-test), and offers ``predict(X)`` and ``score(X, y)`` (balanced accuracy).
+test), and offers ``predict(X)`` and ``score(X, y)`` (balanced accuracy); both raise
+``NotFittedError`` before ``fit``. The linear heads take ``(config, random_state)``.
 
 - ``LinearProbe``: plain cross-entropy linear head.
 - ``BalancedSoftmaxProbe``: ``log n_c`` added to the logits in the loss.
@@ -17,25 +19,42 @@ test), and offers ``predict(X)`` and ``score(X, y)`` (balanced accuracy).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.utils.validation import check_is_fitted
 from torch.nn import functional as F
 
 from lteval.heads.linear import LinearConfig, Standardizer, train_balanced_softmax
 from lteval.heads.metrics import balanced_accuracy
+from lteval.heads.seeding import check_random_state
 
 TAUS = tuple(np.round(np.arange(0, 2.01, 0.1), 2))
 
 
-class _Base:
-    """Shared input handling: standardise, remember the classes and counts."""
+class _Base(ClassifierMixin, BaseEstimator):
+    """Shared input handling: standardise, remember the classes and counts.
 
-    def __init__(self, config: LinearConfig | None = None, seed: int = 0):
-        self.config = config or LinearConfig()
-        self.seed = seed
+    Parameters (stored unchanged, checked at ``fit``): ``config`` the linear-head
+    settings (None: ``LinearConfig()``), ``random_state`` a non-negative int seed
+    driving local generators only (torch's and numpy's global states are untouched).
+    """
 
     needs_val = True
+
+    def __init__(self, config: LinearConfig | None = None, random_state: int = 0):
+        self.config = config
+        self.random_state = random_state
+
+    def _settings(self) -> LinearConfig:
+        """A validated copy of ``config`` (ValueError naming a bad setting)."""
+        cfg = LinearConfig() if self.config is None else self.config
+        if not isinstance(cfg, LinearConfig):
+            raise ValueError(f"config must be a LinearConfig or None, got {type(cfg).__name__}")
+        return replace(cfg).validate()
 
     def _prepare(self, X, y, X_val, y_val, num_classes):
         if self.needs_val and (X_val is None or y_val is None or len(y_val) == 0):
@@ -44,6 +63,7 @@ class _Base:
                 "pass X_val and y_val"
             )
         X, y = np.asarray(X, np.float32), np.asarray(y, np.int64)
+        self.n_features_in_ = X.shape[1]
         self.num_classes_ = int(num_classes or y.max() + 1)
         self.class_counts_ = np.bincount(y, minlength=self.num_classes_)
         self.scaler_ = Standardizer().fit(X)
@@ -54,11 +74,13 @@ class _Base:
     def _logits(self, Xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels (N,) of features X (N, D)."""
+        check_is_fitted(self)
         return self._logits(self.scaler_.transform(np.asarray(X, np.float32))).argmax(1)
 
-    def score(self, X, y) -> float:
-        """Balanced accuracy on (X, y)."""
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Balanced accuracy on (X (N, D), y (N,)); see ``balanced_accuracy``."""
         return balanced_accuracy(np.asarray(y), self.predict(X))
 
 
@@ -74,7 +96,17 @@ class LinearProbe(_Base):
     needs_val = False
     balanced_softmax = False
 
-    def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ) -> LinearProbe:
+        """X: (N, D) train features, y: (N,) int labels; X_val/y_val choose the epoch."""
+        self.config_ = self._settings()
+        self.seed_ = check_random_state(self.random_state)
         Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, num_classes)
         ones = np.where(self.class_counts_ > 0, 1, 0)  # log 1 = 0: plain cross-entropy
         self.head_ = train_balanced_softmax(
@@ -84,8 +116,8 @@ class LinearProbe(_Base):
             X_val=Xv,
             y_val=yv,
             class_counts=None if self.balanced_softmax else ones,
-            config=self.config,
-            seed=self.seed,
+            config=self.config_,
+            seed=self.seed_,
         )
         return self
 
@@ -105,7 +137,14 @@ class LogitAdjusted(LinearProbe):
 
     needs_val = True
 
-    def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ) -> LogitAdjusted:
         super().fit(X, y, X_val, y_val, num_classes)
         self.log_prior_ = np.log(np.maximum(self.class_counts_, 1) / self.class_counts_.sum())
         Xv = self.scaler_.transform(np.asarray(X_val, np.float32))
@@ -122,9 +161,9 @@ class LogitAdjusted(LinearProbe):
 class CRT(LinearProbe):
     """Classifier re-training: a linear head trained with class-balanced sampling."""
 
-    def __init__(self, config: LinearConfig | None = None, seed: int = 0):
-        super().__init__(config, seed)
-        self.config = LinearConfig(**{**vars(self.config), "sampling": "class-balanced"})
+    def _settings(self) -> LinearConfig:
+        """``config`` with class-balanced sampling, whatever its ``sampling``."""
+        return replace(super()._settings(), sampling="class-balanced")
 
 
 class TauNorm(LinearProbe):
@@ -132,7 +171,14 @@ class TauNorm(LinearProbe):
 
     needs_val = True
 
-    def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ) -> TauNorm:
         super().fit(X, y, X_val, y_val, num_classes)
         self.W_ = self.head_.module.fc.weight.detach().numpy().copy()
         self.norms_ = np.linalg.norm(self.W_, axis=1) + 1e-12
@@ -157,7 +203,14 @@ class LWS(LinearProbe):
 
     needs_val = True
 
-    def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ) -> LWS:
         super().fit(X, y, X_val, y_val, num_classes)
         Xs = self.scaler_.transform(np.asarray(X, np.float32))
         Xv = self.scaler_.transform(np.asarray(X_val, np.float32))
@@ -165,16 +218,16 @@ class LWS(LinearProbe):
             z = torch.as_tensor(self.head_.logits(Xs)).nan_to_num(neginf=-1e4)
             zv = torch.as_tensor(self.head_.logits(Xv)).nan_to_num(neginf=-1e4)
         scale = torch.ones(self.num_classes_, requires_grad=True)
-        opt = torch.optim.Adam([scale], lr=self.config.lr)
-        gen = torch.Generator().manual_seed(self.seed)
+        opt = torch.optim.Adam([scale], lr=self.config_.lr)
+        gen = torch.Generator().manual_seed(self.seed_)
         w = 1.0 / torch.as_tensor(self.class_counts_, dtype=torch.float64).clamp_min(1)[y]
         yt = torch.as_tensor(y)
         self.scale_ = scale.detach().clone()  # scale 1 (the CE probe) is the first candidate
         best = balanced_accuracy(y_val, zv.argmax(1).numpy())
-        for _ in range(self.config.epochs):
+        for _ in range(self.config_.epochs):
             order = torch.multinomial(w, len(y), replacement=True, generator=gen)
-            for s in range(0, len(order), self.config.batch_size):
-                b = order[s : s + self.config.batch_size]
+            for s in range(0, len(order), self.config_.batch_size):
+                b = order[s : s + self.config_.batch_size]
                 loss = F.cross_entropy(z[b] * scale, yt[b])
                 opt.zero_grad()
                 loss.backward()
@@ -195,9 +248,6 @@ class NCM(_Base):
     needs_val = False
 
     def __init__(self, metric: str = "cosine"):
-        super().__init__()
-        if metric not in ("cosine", "euclidean"):
-            raise ValueError(f"metric must be cosine or euclidean, got {metric!r}")
         self.metric = metric
 
     def _norm(self, Xs):
@@ -205,7 +255,17 @@ class NCM(_Base):
             return Xs / (np.linalg.norm(Xs, axis=1, keepdims=True) + 1e-12)
         return Xs
 
-    def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ) -> NCM:
+        """X: (N, D) train features, y: (N,) int labels; no validation is used."""
+        if self.metric not in ("cosine", "euclidean"):
+            raise ValueError(f"metric = {self.metric!r}; choose one of 'cosine', 'euclidean'")
         Xs, y, _, _ = self._prepare(X, y, None, None, num_classes)
         Z = self._norm(Xs)
         self.means_ = np.zeros((self.num_classes_, Xs.shape[1]), np.float32)
@@ -225,20 +285,35 @@ class NCM(_Base):
 
 
 class KNN(_Base):
-    """k nearest neighbours (cosine) on standardised features; k on validation."""
+    """k nearest neighbours (cosine) on standardised features; k chosen on
+    validation among ``ks`` (those not above the train size)."""
 
     KS = (1, 3, 5, 10, 20)
 
-    def fit(self, X, y, X_val=None, y_val=None, num_classes=None):
+    def __init__(self, ks: tuple[int, ...] = KS):
+        self.ks = ks
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ) -> KNN:
+        """X: (N, D) train features, y: (N,) int labels; X_val/y_val choose k."""
+        ks = tuple(self.ks) if isinstance(self.ks, tuple | list) else ()
+        if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in ks):
+            raise ValueError(f"ks must be a non-empty list of positive integers, got {self.ks!r}")
         Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, num_classes)
-        fitted = {
-            k: KNeighborsClassifier(k, metric="cosine").fit(Xs, y) for k in self.KS if k <= len(y)
-        }
+        fitted = {k: KNeighborsClassifier(k, metric="cosine").fit(Xs, y) for k in ks if k <= len(y)}
         self.k_, self.k_scores_ = _choose(
             list(fitted), lambda k: balanced_accuracy(yv, fitted[k].predict(Xv))
         )
         self.model_ = fitted[self.k_]
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels (N,) of features X (N, D)."""
+        check_is_fitted(self)
         return self.model_.predict(self.scaler_.transform(np.asarray(X, np.float32)))

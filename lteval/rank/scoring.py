@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lteval.dlsa import DLSA, DLSAConfig, from_dict, scaled_for
+from lteval.dlsa import DLSA, DLSAConfig, diagnostics, from_dict, scaled_for
 from lteval.errors import DatasetError, LtevalError, UsageError
 from lteval.heads import (
     CRT,
@@ -36,13 +36,13 @@ from lteval.heads import (
 Split = tuple[np.ndarray, np.ndarray]
 
 HEADS: dict[str, Callable[[int], object]] = {
-    "ce": lambda seed: LinearProbe(seed=seed),
-    "la": lambda seed: LogitAdjusted(seed=seed),
-    "crt": lambda seed: CRT(seed=seed),
-    "taunorm": lambda seed: TauNorm(seed=seed),
-    "lws": lambda seed: LWS(seed=seed),
+    "ce": lambda seed: LinearProbe(random_state=seed),
+    "la": lambda seed: LogitAdjusted(random_state=seed),
+    "crt": lambda seed: CRT(random_state=seed),
+    "taunorm": lambda seed: TauNorm(random_state=seed),
+    "lws": lambda seed: LWS(random_state=seed),
     "ncm": lambda seed: NCM("cosine"),
-    "knn": lambda seed: KNN(seed=seed),
+    "knn": lambda seed: KNN(),
 }
 """The baseline heads scored next to DLSA, by column prefix."""
 
@@ -163,8 +163,8 @@ def score_features(
         cfg = from_dict({**base, **dlsa_overrides})
     cfg = replace(cfg, device=device)
     t0 = time.perf_counter()
-    dlsa = DLSA(cfg, seed=seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
-    rep = dlsa.report(Xe, ye)
+    dlsa = DLSA(cfg, random_state=seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+    rep = diagnostics(dlsa, Xe, ye)
     t_dlsa = time.perf_counter() - t0
     # DLSA's regular classifier is, by construction, the Balanced-Softmax probe
     # (same standardisation, head, seed and validation): reuse it, do not retrain.

@@ -1,0 +1,118 @@
+"""Diagnostics of a fitted DLSA on an evaluation set: accuracy, the separability
+score and its companions, one row per stage (formulas in ``lteval.dlsa.separability``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from lteval.dlsa.model import DLSA, Stage, _check_xy
+from lteval.dlsa.separability import (
+    many_few_auroc,
+    permutation_null,
+    separability_score,
+    somers_d,
+    stouffer,
+)
+from lteval.heads import GROUPS, accuracy_report, shot_groups
+
+
+def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int = 1000) -> dict:
+    """Overall and per-stage metrics of fitted ``model`` on (X (N, D), y (N,)).
+
+    Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S,
+    "separability_z", "separability_p", "balance_gain", "cluster_coverage",
+    "cluster_eval_purity", "train_routing": [...], "routed_share": (S + 1,),
+    "predictions": (N,), "route": (N,) as ``model.route``, "log_density": [(N,)
+    log p(x) per stage]}``; accuracies in [0, 1]. ``n_permutations`` class-frequency
+    permutations (seeded by the model's ``random_state``) give each stage's null for
+    Somers' D. NotFittedError before ``model.fit``.
+    """
+    check_is_fitted(model)
+    if not isinstance(n_permutations, int) or n_permutations < 2:
+        raise ValueError(f"n_permutations must be an integer >= 2, got {n_permutations!r}")
+    X, y = _check_xy(X, y, "eval", model.n_features_in_)
+    rng = np.random.default_rng([model.seed_, 11])
+    t = model.trace(X)
+    route, pred = t.route, t.predictions
+    groups = shot_groups(model.group_counts_)[y]
+    freq = model.class_counts_[y]
+    rows, active = [], np.ones(len(y), bool)
+    entropy = model.train_imbalance_["norm_entropy"]
+    for s, st in enumerate(model.stages_):
+        lp, cl = t.log_density[s], t.clusters[s]
+        filt, rest = active & (route == s), active & (route != s)
+        null = permutation_null(lp[active], y[active], model.class_counts_, n_permutations, rng)
+        covered = active & st.kept[cl]
+        imb = model.remaining_train_imbalance_[s]
+        row = {
+            "stage": s + 1,
+            "threshold": st.threshold,
+            **_flow_columns(st),
+            "n_active": int(active.sum()),
+            "n_filtered": int(filt.sum()),
+            "train_routed": model.train_routing_[s],
+            "somers_d": somers_d(lp[active], freq[active]),
+            "somers_d_null_mean": null["null_mean"],
+            "somers_d_null_sd": null["null_sd"],
+            "somers_d_z": null["z"],
+            "balance_gain": imb["norm_entropy"] - entropy,
+            "cluster_coverage": float(covered.sum() / max(active.sum(), 1)),
+            "cluster_eval_correct": int((y[covered] == st.majority[cl[covered]]).sum()),
+            "cluster_eval_covered": int(covered.sum()),
+            "auroc_many_few": many_few_auroc(lp[active], groups[active]),
+            "stage_accuracy": float((pred[filt] == y[filt]).mean()) if filt.any() else float("nan"),
+            "classifier_epoch": st.classifier.best_epoch,
+            "stage_classifier_used": st.accepted,
+            "stage_check": st.check,
+        }
+        for name, m in (("filtered", filt), ("remaining", rest)):
+            for g in GROUPS:
+                row[f"{name}_{g}_share"] = (
+                    float((groups[m] == g).mean()) if m.any() else float("nan")
+                )
+        row.update({f"remaining_train_{k}": v for k, v in imb.items()})
+        rows.append(row)
+        active, entropy = rest, imb["norm_entropy"]
+    return {
+        "accuracy": accuracy_report(y, pred, model.group_counts_),
+        "stages": rows,
+        **_summary(rows),
+        "train_routing": list(model.train_routing_),
+        "routed_share": np.bincount(route, minlength=len(model.stages_) + 1) / max(len(y), 1),
+        # per-sample arrays, so callers need not score the flows again
+        "predictions": pred,
+        "route": route,
+        "log_density": t.log_density,
+    }
+
+
+def _flow_columns(st: Stage) -> dict:
+    """How the stage's flow epoch was chosen, and whether training added kept
+    clusters over the untrained flow (epoch 0)."""
+    return {
+        "flow_epoch": st.gmf.epoch,
+        "kept_clusters_initial": st.gmf.kept_clusters_initial,
+        "kept_clusters": st.gmf.kept_clusters,
+        "flow_learned": st.gmf.kept_clusters > st.gmf.kept_clusters_initial,
+    }
+
+
+def _summary(rows: list[dict]) -> dict[str, float]:
+    """The separability score and its companions over the stage rows."""
+    z, p = stouffer([r["somers_d_z"] for r in rows])
+    gains = [r["balance_gain"] for r in rows if np.isfinite(r["balance_gain"])]
+    n_cov = sum(r["cluster_eval_covered"] for r in rows)
+    return {
+        "separability": separability_score([r["somers_d"] for r in rows]),
+        "separability_z": z,
+        "separability_p": p,
+        "balance_gain": float(np.sum(gains)) if gains else float("nan"),
+        "cluster_coverage": float(np.mean([r["cluster_coverage"] for r in rows]))
+        if rows
+        else float("nan"),
+        "cluster_eval_purity": sum(r["cluster_eval_correct"] for r in rows) / n_cov
+        if n_cov
+        else float("nan"),
+    }

@@ -1,0 +1,232 @@
+"""DLSA and the heads as scikit-learn estimators: parameters stored unchanged and
+checked at fit, clone / get_params, NotFittedError, and local randomness."""
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from lteval.dlsa import DLSA, DLSAConfig, diagnostics, fit_stage
+from lteval.dlsa.train import training_dtype
+from lteval.heads import (
+    CRT,
+    KNN,
+    LWS,
+    NCM,
+    BalancedSoftmaxProbe,
+    LinearConfig,
+    LinearProbe,
+    LogitAdjusted,
+    TauNorm,
+    balanced_accuracy,
+    train_balanced_softmax,
+)
+from lteval.heads.seeding import seeded_torch
+
+LIN = LinearConfig(epochs=4, lr_grid=None)
+CFG = DLSAConfig(num_clusters=6, num_stages=2, flow_epochs=2, flow_batch_size=64, classifier=LIN)
+
+
+def _data(seed: int = 0):
+    """Long-tailed Gaussian blobs: train (225), validation (40), eval (80); 4 classes, 6-d."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(4, 6)) * 2
+
+    def draw(counts):
+        y = np.repeat(np.arange(4), counts)
+        return (centers[y] + rng.normal(size=(len(y), 6))).astype(np.float32), y
+
+    return draw([120, 60, 30, 15]), draw([10] * 4), draw([20] * 4)
+
+
+(XTR, YTR), (XV, YV), (XE, YE) = _data()
+
+ESTIMATORS = [
+    DLSA(CFG, random_state=3),
+    LinearProbe(LIN, random_state=3),
+    BalancedSoftmaxProbe(LIN, random_state=3),
+    LogitAdjusted(LIN, random_state=3),
+    CRT(LIN, random_state=3),
+    TauNorm(LIN, random_state=3),
+    LWS(LIN, random_state=3),
+    NCM("euclidean"),
+    KNN(ks=(1, 3)),
+]
+SEEDED = [e for e in ESTIMATORS if "random_state" in e.get_params()]
+
+
+def _ids(est) -> str:
+    return type(est).__name__
+
+
+def _fit(est):
+    return est.fit(XTR, YTR, XV, YV, num_classes=4)
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=_ids)
+def test_clone_and_get_params_round_trip(est):
+    params = est.get_params()
+    twin = clone(est)
+    assert type(twin) is type(est) and twin is not est
+    assert twin.get_params() == params  # settings dataclasses compare by value
+    if "config" in params:
+        assert twin.config is not est.config  # clone copies, never shares, the settings
+    assert twin.set_params(**params) is twin and twin.get_params() == params
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=_ids)
+def test_inference_before_fit_raises_not_fitted(est):
+    est = clone(est)
+    with pytest.raises(NotFittedError):
+        est.predict(XE)
+    with pytest.raises(NotFittedError):
+        est.score(XE, YE)
+    fitted = _fit(clone(est))
+    check_is_fitted(fitted)
+    with pytest.raises(NotFittedError):  # a clone of a fitted estimator is unfitted
+        clone(fitted).predict(XE)
+    assert fitted.score(XE, YE) == balanced_accuracy(YE, fitted.predict(XE))
+
+
+def test_dlsa_inference_and_diagnostics_before_fit_raise_not_fitted():
+    model = DLSA(CFG)
+    for call in (model.route, model.predict_regular, model.trace):
+        with pytest.raises(NotFittedError):
+            call(XE)
+    with pytest.raises(NotFittedError):
+        diagnostics(model, XE, YE)
+
+
+def test_init_stores_parameters_unchanged():
+    bad = replace(CFG, rho=2.0, flow_autocast="bf16")
+    model = DLSA(bad, random_state=-1)  # nothing is checked or resolved here
+    assert model.config is bad and model.random_state == -1
+    assert DLSA().config is None and LinearProbe().config is None
+    crt = CRT(LIN)
+    assert crt.config is LIN and crt.config.sampling == "instance"  # CRT's own choice: at fit
+    assert _fit(crt).config_.sampling == "class-balanced"
+
+
+def test_set_params_then_fit_uses_the_new_values():
+    model = _fit(DLSA(CFG).set_params(random_state=5, config=replace(CFG, num_stages=1)))
+    assert model.seed_ == 5 and model.config_.num_stages == 1 and len(model.stages_) <= 1
+    probe = _fit(LinearProbe().set_params(config=replace(LIN, epochs=2)))
+    assert probe.config_.epochs == 2 and probe.head_.best_epoch <= 2
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: DLSA(replace(CFG, flow_autocast="bf16")), "flow_autocast = 'bf16'"),
+        (lambda: DLSA(replace(CFG, flow_optimizer="Adam")), "flow_optimizer = 'Adam'"),
+        (lambda: DLSA(replace(CFG, classifier=replace(LIN, sampling="balanced"))), "sampling"),
+        (lambda: DLSA(replace(CFG, rho=1.5)), "rho"),
+        (lambda: DLSA({"rho": 0.3}), "config must be a DLSAConfig"),
+        (lambda: DLSA(CFG, random_state=-1), "random_state"),
+        (lambda: DLSA(CFG, random_state=None), "random_state"),
+        (lambda: DLSA(CFG, random_state=1.5), "random_state"),
+        (lambda: LinearProbe(replace(LIN, sampling="class_balanced")), "sampling"),
+        (lambda: CRT(replace(LIN, sampling="class_balanced")), "sampling"),
+        (lambda: LWS(replace(LIN, optimizer="adamw")), "optimizer"),
+        (lambda: TauNorm(LIN, random_state="0"), "random_state"),
+        (lambda: NCM("manhattan"), "metric"),
+        (lambda: KNN(ks=()), "ks"),
+    ],
+)
+def test_bad_parameters_raise_at_fit_naming_them(make, match):
+    est = make()  # construction never raises
+    with pytest.raises(ValueError, match=match):
+        _fit(est)
+
+
+def test_typo_in_a_string_option_is_an_error_below_the_estimators_too():
+    with pytest.raises(ValueError, match="sampling = 'class_balanced'"):
+        train_balanced_softmax(XTR, YTR, 4, config=replace(LIN, sampling="class_balanced"))
+    with pytest.raises(ValueError, match="flow_autocast = 'bf16'"):
+        training_dtype(replace(CFG, flow_autocast="bf16"))  # was: silently "auto"
+    with pytest.raises(ValueError, match="flow_autocast"):
+        fit_stage(torch.as_tensor(XTR), torch.as_tensor(YTR), replace(CFG, flow_autocast="f32"), 0)
+
+
+@pytest.mark.parametrize("est", ESTIMATORS, ids=_ids)
+def test_fit_leaves_the_global_random_states_unchanged(est):
+    torch.manual_seed(1234)
+    torch_before, seed_before = torch.get_rng_state(), torch.initial_seed()
+    np_before = np.random.get_state()  # noqa: NPY002 (numpy's global state is the point)
+    model = _fit(clone(est))
+    if isinstance(model, DLSA):
+        diagnostics(model, XE, YE, n_permutations=20)
+    assert torch.equal(torch.get_rng_state(), torch_before)
+    assert torch.initial_seed() == seed_before
+    np_after = np.random.get_state()  # noqa: NPY002
+    assert np_after[0] == np_before[0] and np.array_equal(np_after[1], np_before[1])
+    assert np_after[2:] == np_before[2:]
+
+
+def _head(model):
+    """The trained linear head: DLSA's regular classifier, or the probe's head."""
+    return (model.regular_ if isinstance(model, DLSA) else model.head_).module
+
+
+@pytest.mark.parametrize("est", SEEDED, ids=_ids)
+def test_same_random_state_same_output_whatever_the_global_state(est):
+    torch.manual_seed(0)
+    a = _fit(clone(est))
+    torch.manual_seed(1)
+    torch.rand(7)
+    b = _fit(clone(est))
+    np.testing.assert_array_equal(a.predict(XE), b.predict(XE))
+    wa, wb = _head(a).state_dict(), _head(b).state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    if isinstance(est, DLSA):  # and the same flows, routes and diagnostics
+        np.testing.assert_array_equal(a.route(XE), b.route(XE))
+        da, db = (diagnostics(m, XE, YE, n_permutations=50) for m in (a, b))
+        np.testing.assert_equal(da["separability_z"], db["separability_z"])
+        for lp_a, lp_b in zip(da["log_density"], db["log_density"], strict=True):
+            np.testing.assert_array_equal(lp_a, lp_b)
+    # the seed reaches the initialisation: another random_state, other weights
+    other = _fit(clone(est).set_params(random_state=4))
+    assert not torch.equal(_head(a).fc.weight, _head(other).fc.weight)
+
+
+def test_seeded_init_equals_the_former_global_seeding():
+    """``seeded_torch(s)`` builds the same module as ``torch.manual_seed(s)`` did before
+    the estimators stopped seeding the global generator: the numbers are unchanged."""
+    torch.manual_seed(77)
+    before = torch.get_rng_state()
+    with seeded_torch(5):
+        ours = torch.nn.Linear(6, 4)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(5)
+    former = torch.nn.Linear(6, 4)
+    assert torch.equal(ours.weight, former.weight) and torch.equal(ours.bias, former.bias)
+
+
+def test_trace_agrees_with_predict_and_route():
+    model = _fit(DLSA(CFG, random_state=1))
+    t = model.trace(XE)
+    np.testing.assert_array_equal(t.predictions, model.predict(XE))
+    np.testing.assert_array_equal(t.route, model.route(XE))
+    assert len(t.log_density) == len(t.clusters) == len(model.stages_)
+    assert t.features.shape == XE.shape
+
+
+def test_balanced_accuracy_keeps_its_semantics_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn warns on both cases below; we must not
+        # classes 2 and 3 are predicted but absent from y_true: they do not count
+        y, p = np.array([0, 0, 1, 1, 1]), np.array([0, 2, 1, 1, 3])
+        assert balanced_accuracy(y, p) == pytest.approx((1 / 2 + 2 / 3) / 2)
+        assert balanced_accuracy(np.array([2, 2]), np.array([2, 2])) == 1.0  # one class
+        assert balanced_accuracy(np.array([2, 2]), np.array([0, 2])) == 0.5
+    assert np.isnan(balanced_accuracy(np.array([], int), np.array([], int)))
+    rng = np.random.default_rng(0)
+    for C in (3, 40):  # bitwise equal to the per-class loop it replaced
+        y, p = rng.integers(0, C, 500), rng.integers(0, C + 2, 500)
+        loop = float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
+        assert balanced_accuracy(y, p) == loop
