@@ -11,11 +11,12 @@ import logging
 import multiprocessing as mp
 import os
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import CHEAP, folder_args, make_image_folder
+from conftest import CHEAP, folder_args, make_image_folder, short_config
 from PIL import Image
 
 from lteval.cli.rank import main as rank_main
@@ -26,7 +27,9 @@ from lteval.features import cache
 
 
 def _rank(args: list[str], out) -> int:
-    return rank_main([*args, *CHEAP, "--out", str(out)])
+    """An in-process rank run with cheap settings: these tests check plumbing, not DLSA."""
+    config = short_config(Path(out).parent)
+    return rank_main([*args, *CHEAP, "--config", str(config), "--out", str(out)])
 
 
 def _h5_run(root, ytr, yte, dim=8, seed=0):

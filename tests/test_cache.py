@@ -43,7 +43,7 @@ def test_failed_compute_leaves_nothing(tmp_path):
     def boom():
         raise RuntimeError("forward failed")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="forward failed"):
         cache.write_entry("k2", boom, {}, root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 

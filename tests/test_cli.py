@@ -65,6 +65,8 @@ def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
         "--device",
         "cpu",
         *CHEAP,
+        "--config",
+        str(short_config(tmp_path)),
     ]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr

@@ -87,3 +87,15 @@ def test_an_undeclared_column_is_an_error_not_a_silent_extra(result, tmp_path):
         assert not (tmp_path / "out").exists()  # nothing half-written
     finally:
         del s.row["sepparability"]
+
+
+def test_report_headers_carry_the_schemas_meaning(result, tmp_path):
+    from markupsafe import escape
+
+    from lteval.rank.schema import ROW, STAGE
+    from lteval.report import render_report
+
+    result.write(tmp_path)
+    html = render_report(tmp_path).read_text()
+    assert f'<th title="{escape(ROW["dlsa_balanced"])}">dlsa_balanced</th>' in html
+    assert f'<th title="{escape(STAGE["somers_d"])}">somers_d</th>' in html

@@ -2,11 +2,9 @@
 
 from lteval.rank.pipeline import RankResult, run
 from lteval.rank.results import RESULT_FILES, read_results, write_results
+from lteval.rank.schema import BOOTSTRAPPED, METHODS, METRICS
 from lteval.rank.scoring import (
-    BOOTSTRAPPED,
     HEADS,
-    METHODS,
-    METRICS,
     BackboneScore,
     check_heads,
     check_metric,

@@ -25,6 +25,22 @@ METHODS = ("dlsa", "probe", *HEAD_NAMES)
 ACCURACY_KEYS = ("overall", "balanced", *GROUPS)
 """``{method}_{key}``: accuracy (share correct), balanced accuracy (mean per-class
 recall), and the mean per-class recall over each shot group's classes; all in [0, 1]."""
+METHOD_NAMES = {
+    "dlsa": "DLSA",
+    "probe": "the Balanced-Softmax probe",
+    "ce": "the cross-entropy probe",
+    "la": "post-hoc logit adjustment",
+    "crt": "cRT",
+    "taunorm": "tau-normalisation",
+    "lws": "LWS",
+    "ncm": "nearest class mean",
+    "knn": "k-nearest neighbours",
+}
+ACCURACY_MEANING = {
+    "overall": "accuracy",
+    "balanced": "balanced accuracy",
+    **{g: f"mean recall over {g}-shot classes" for g in GROUPS},
+}
 SEPARATION = ("separability_z", "balance_gain", "cluster_coverage", "cluster_eval_purity")
 """The separability score's companions (formulas in docs/method.md)."""
 
@@ -59,9 +75,19 @@ ROW = {
     "rank": "1 = best by the ranking column; None for a failed backbone",
     "backbone": "the backbone's name (or the --features sub-folder)",
     "status": "ok or failed",
-    "separability": "DLSA head/tail separability score (docs/method.md), in [-1, 1]",
-    "separability_p": "one-sided p-value of separability_z (Stouffer over stages)",
-    **{m: "metric, see METRICS" for m in METRICS if m != "separability"},
+    "separability": "mean over stages of |Somers' D| of log p(x) vs class frequency, in [0, 1]",
+    "separability_p": "two-sided p-value of separability_z (Stouffer over stages)",
+    "separability_z": "Stouffer's Z of the stages' Somers' D against their permutation nulls",
+    "balance_gain": "normalised label entropy left after the last stage minus the train's",
+    "cluster_coverage": "mean over stages of the share of active eval samples in kept clusters",
+    "cluster_eval_purity": "share of covered eval samples whose label is their cluster's majority",
+    **{
+        f"{m}_{k}": f"{ACCURACY_MEANING[k]} of {METHOD_NAMES[m]} on the eval split"
+        for m in METHODS
+        for k in ACCURACY_KEYS
+    },
+    "lift_balanced": "dlsa_balanced - probe_balanced: what DLSA's stages add to its probe",
+    "logme": "LogME evidence of the train features (training-free transferability)",
     **{f"{m}_val_balanced": "balanced accuracy on the validation split" for m in METHODS},
     "tied_with": "backbones whose paired bootstrap interval of the difference covers 0",
     "warning": "why the row's separability is undefined (every class the same size)",

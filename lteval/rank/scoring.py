@@ -20,7 +20,6 @@ from lteval.dlsa import DLSA, DLSAConfig, diagnostics, from_dict, scaled_for
 from lteval.errors import DatasetError, LtevalError, UsageError
 from lteval.heads import (
     CRT,
-    GROUPS,
     KNN,
     LWS,
     NCM,
@@ -31,6 +30,13 @@ from lteval.heads import (
     balanced_accuracy,
     logme,
     shot_groups,
+)
+from lteval.rank.schema import (
+    ACCURACY_KEYS,
+    ERROR_KINDS,
+    HEAD_NAMES,
+    METRICS,
+    SEPARATION,
 )
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -46,23 +52,8 @@ HEADS: dict[str, Callable[[int], object]] = {
 }
 """The baseline heads scored next to DLSA, by column prefix."""
 
-ACCURACY_KEYS = ("overall", "balanced", *GROUPS)
-METHODS = ["dlsa", "probe", *HEADS]
-SEPARATION = ["separability_z", "balance_gain", "cluster_coverage", "cluster_eval_purity"]
-"""The separability score's companions (formulas in ``lteval.dlsa.separability``)."""
-METRICS = [
-    "separability",
-    *SEPARATION,
-    *(f"{m}_{k}" for m in METHODS for k in ACCURACY_KEYS),
-    "lift_balanced",
-    "logme",
-]
-"""The metric columns a row can carry; ``--by`` may name any of them (higher is
-better for each). ``separability_p`` is a row column too, but not a ranking one."""
-BOOTSTRAPPED = [m for m in METRICS if m not in ("logme", *SEPARATION)]
-"""Metrics given bootstrap intervals over the eval split. LogME and balance_gain use
-the train split only; separability_z is a test statistic with its own null; the
-cluster coverage columns are reported as measured."""
+if tuple(HEADS) != HEAD_NAMES:  # the schema declares the heads' columns
+    raise ImportError(f"HEADS {list(HEADS)} differ from lteval.rank.schema.HEAD_NAMES")
 
 
 @dataclass
@@ -97,15 +88,6 @@ class BackboneScore:
     @property
     def ok(self) -> bool:
         return self.row.get("status", "ok") == "ok"
-
-
-ERROR_KINDS = {
-    "user": "an input the user can fix: data, an option, a checkpoint (an LtevalError)",
-    "weights": "pretrained weights not found on this machine",
-    "bug": "an unexpected exception in lteval or a library (its traceback is kept)",
-}
-"""``error_kind`` of a failed row. A run whose every backbone failed exits with status
-2 when no failure is a "bug", 1 otherwise."""
 
 
 def failed(

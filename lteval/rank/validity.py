@@ -26,7 +26,8 @@ from scipy.stats import rankdata
 
 from lteval.dlsa import separability_score, somers_d
 from lteval.heads import accuracy_report
-from lteval.rank.scoring import ACCURACY_KEYS, BackboneScore
+from lteval.rank.schema import ACCURACY_KEYS
+from lteval.rank.scoring import BackboneScore
 
 
 def _metrics(a, idx: np.ndarray) -> dict[str, float]:

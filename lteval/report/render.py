@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lteval.atomic import write_text
 from lteval.rank import read_results
-from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS
+from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
 from lteval.report.pages import render_page
@@ -160,6 +160,8 @@ def render_report(results_dir: str | Path) -> Path:
         cell=cell,
         columns=[c for c in REPORT_COLUMNS if rows and c in rows[0]],
         stage_columns=REPORT_STAGE_COLUMNS,
+        meaning=ROW,  # column headers carry their meaning as a tooltip
+        stage_meaning=STAGE,
         random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
         controls=[r["backbone"] for r in rows if r["weights_kind"] == "random-init control"],
         below_control=below_control(rows),
