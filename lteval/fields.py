@@ -61,5 +61,9 @@ def check_fields(obj, choices: dict[str, tuple] | None = None) -> None:
         if not _fits(value, hints[f.name]):
             raise ValueError(f"{f.name} = {value!r} takes {_describe(hints[f.name])}")
         if choices and f.name in choices and value not in choices[f.name]:
-            allowed = ", ".join(repr(c) for c in choices[f.name])
-            raise ValueError(f"{f.name} = {value!r}; choose one of {allowed}")
+            raise ValueError(not_a_choice(f.name, value, choices[f.name]))
+
+
+def not_a_choice(name: str, value, choices: tuple) -> str:
+    """The message for setting ``name`` = ``value`` that is not one of ``choices``."""
+    return f"{name} = {value!r}; choose one of {', '.join(repr(c) for c in choices)}"

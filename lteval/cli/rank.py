@@ -25,8 +25,6 @@ import yaml
 from lteval import atomic
 from lteval.cli import common
 from lteval.cli.config import resolved_config
-from lteval.errors import UsageError
-from lteval.features.cache import check_writable
 from lteval.rank import HEADS, METRICS, pipeline
 from lteval.report import render_report
 
@@ -66,24 +64,20 @@ def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Parse-level checks, then ``lteval.rank.run``, then the results and the report."""
-    has_backbones = bool(args.backbones or args.backbones_file)
-    if bool(args.features) == has_backbones:
-        raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
-    heads = [] if args.heads.strip() == "none" else _split(args.heads)
-    pipeline.check_settings(args.by, heads, args.dlsa)
+    """``lteval.rank.run`` with the parsed options, then the results and the report."""
     out = Path(args.out)
     common.check_out(out)
     runtime = common.run_options(args)
-    names, weights, dataset = None, None, None
-    if has_backbones:
+    names, weights = None, None
+    if args.backbones or args.backbones_file:
         names = common.backbone_list(args.backbones, args.backbones_file)
         weights = common.parse_weights(args.weights)
-        check_writable()  # a read-only cache fails here, before the dataset is read
-        dataset = common.load_data(args)
     result = pipeline.run(
         names,
-        dataset=dataset or args.dataset,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        imbalance_factor=args.imbalance_factor,
+        eval_per_class=args.eval_per_class,
         feature_dir=args.features,
         weights=weights,
         allow_random_init=args.allow_random_init,
@@ -92,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         runtime=runtime,
         val_fraction=args.val_fraction,
         by=args.by,
-        heads=heads,
+        heads=[] if args.heads.strip() == "none" else _split(args.heads),
         bootstrap=args.bootstrap,
         seed=args.seed,
         dlsa=args.dlsa,

@@ -13,6 +13,7 @@ import torch
 
 from lteval.dlsa.config import CHOICES, DLSAConfig
 from lteval.dlsa.flow import GMF, BatchNormBijector
+from lteval.fields import not_a_choice
 from lteval.heads.seeding import seeded_torch
 
 
@@ -200,7 +201,7 @@ def make_optimizer(model: GMF, cfg: DLSAConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=cfg.flow_lr, fused=fused or None)
     if cfg.flow_optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.flow_lr)
-    raise ValueError(_not_a_choice("flow_optimizer", cfg.flow_optimizer))
+    raise ValueError(not_a_choice("flow_optimizer", cfg.flow_optimizer, CHOICES["flow_optimizer"]))
 
 
 def training_dtype(cfg: DLSAConfig) -> torch.dtype | None:
@@ -211,7 +212,7 @@ def training_dtype(cfg: DLSAConfig) -> torch.dtype | None:
     if cfg.flow_autocast == "bfloat16":
         return torch.bfloat16
     if cfg.flow_autocast != "auto":
-        raise ValueError(_not_a_choice("flow_autocast", cfg.flow_autocast))
+        raise ValueError(not_a_choice("flow_autocast", cfg.flow_autocast, CHOICES["flow_autocast"]))
     if torch.device(cfg.device).type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     checks = [getattr(torch.cpu, f"_is_{f}_supported", None) for f in ("avx512_bf16", "amx_tile")]
@@ -235,10 +236,6 @@ def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> S
     cfg.validate()
     with deterministic(cfg.device), seeded_torch(seed):
         return _fit_stage(X, y, cfg, seed)
-
-
-def _not_a_choice(name: str, value) -> str:
-    return f"{name} = {value!r}; choose one of {', '.join(repr(c) for c in CHOICES[name])}"
 
 
 def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> StageFit:

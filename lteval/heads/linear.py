@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lteval.fields import check_fields
+from lteval.fields import check_fields, not_a_choice
 from lteval.heads.metrics import balanced_accuracy, balanced_accuracy_se
 from lteval.heads.seeding import seeded_torch
 
@@ -257,5 +257,4 @@ def _epoch_order(y: torch.Tensor, num_classes: int, sampling: str, gen: torch.Ge
         return torch.multinomial(1.0 / present[y], len(y), replacement=True, generator=gen)
     if sampling == "instance":
         return torch.randperm(len(y), generator=gen)
-    allowed = ", ".join(repr(c) for c in CHOICES["sampling"])
-    raise ValueError(f"sampling = {sampling!r}; choose one of {allowed}")
+    raise ValueError(not_a_choice("sampling", sampling, CHOICES["sampling"]))

@@ -12,11 +12,12 @@ the report (``lteval.report.render_report``); it adds nothing else.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +62,11 @@ class RankResult:
     scores: list[BackboneScore]
     by: str
     validity: dict | None = None
-    ok: list[BackboneScore] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.ok = [s for s in self.scores if s.ok]
+    @property
+    def ok(self) -> list[BackboneScore]:
+        """The scored backbones (failed ones left out)."""
+        return [s for s in self.scores if s.ok]
 
     def table(self) -> pd.DataFrame:
         """The scored backbones' rows, best first by ``by`` (as in results.csv)."""
@@ -103,6 +105,9 @@ def run(
     backbones: Sequence[str] | None = None,
     *,
     dataset: ImageDataset | str = "mnist5k-lt",
+    data_root: str | Path | None = None,
+    imbalance_factor: float | None = None,
+    eval_per_class: int | None = None,
     feature_dir: str | Path | None = None,
     weights: Mapping[str, str | Path] | None = None,
     allow_random_init: bool = False,
@@ -123,8 +128,10 @@ def run(
     feature_train.h5 / feature_test.h5; ``val_fraction`` of each train class is
     carved out for validation).
 
-    ``dataset``: a loaded ``ImageDataset`` or a dataset name (loaded with its defaults,
-    ``seed`` and ``val_fraction``). ``weights``: local checkpoints by backbone name.
+    ``dataset``: a loaded ``ImageDataset``, or a dataset name loaded after every
+    check with ``data_root``, ``imbalance_factor``, ``eval_per_class``, ``seed`` and
+    ``val_fraction`` (None: the dataset's defaults; see ``lteval.data.load_dataset``).
+    ``weights``: local checkpoints by backbone name.
     ``features`` / ``runtime``: what to extract and how (``runtime.device`` also
     trains the flows; default: CUDA when available). ``heads``: the baseline heads
     next to DLSA and the probe (default: all of ``HEADS``). ``bootstrap``: replicates
@@ -137,13 +144,22 @@ def run(
     heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
     runtime = runtime or RunOptions(device=resolve_device("auto"))
     device = str(runtime.device)
-    score = _scorer(seed=seed, device=device, heads=heads, dlsa=dict(dlsa) if dlsa else None)
+    score = functools.partial(
+        _score, seed=seed, device=device, heads=heads, dlsa=dict(dlsa) if dlsa else None
+    )
     if feature_dir is not None:
         data, scores = _from_feature_dir(Path(feature_dir), val_fraction, seed, score, progress)
     else:
         check_writable()  # a read-only cache fails here, not after the first extraction
         if isinstance(dataset, str):
-            dataset = load_dataset(dataset, seed=seed, val_fraction=val_fraction)
+            dataset = load_dataset(
+                dataset,
+                data_root,
+                seed=seed,
+                imbalance_factor=imbalance_factor,
+                eval_per_class=eval_per_class,
+                val_fraction=val_fraction,
+            )
         data, scores = _from_backbones(
             list(backbones),
             dataset,
@@ -183,24 +199,22 @@ def _guard(name: str, phase: str, fn: Callable, *a, **kw):
         return rec
 
 
-def _scorer(**options) -> Callable[..., BackboneScore]:
+def _score(
+    name: str, splits: dict, *, seed: int, device: str, heads: list[str], dlsa, **kw
+) -> BackboneScore:
     """``score_features`` with the run's options, guarded (a failure becomes a record)."""
-
-    def score(name: str, splits: dict, **kw) -> BackboneScore:
-        return _guard(
-            name,
-            "scoring",
-            score_features,
-            name,
-            splits,
-            seed=options["seed"],
-            device=options["device"],
-            heads=options["heads"],
-            dlsa_overrides=options["dlsa"],
-            **kw,
-        )
-
-    return score
+    return _guard(
+        name,
+        "scoring",
+        score_features,
+        name,
+        splits,
+        seed=seed,
+        device=device,
+        heads=heads,
+        dlsa_overrides=dlsa,
+        **kw,
+    )
 
 
 def _bar(total: int, progress: bool) -> tqdm:
@@ -251,10 +265,14 @@ def _from_backbones(
     weights: dict[str, Path],
     score: Callable,
     *,
+    allow_random_init: bool,
+    seed: int,
+    input_size: int | None,
+    features: FeatureOptions | None,
+    runtime: RunOptions,
     progress: bool,
-    **extract,
 ) -> tuple[dict, list[BackboneScore]]:
-    missing = check_backbones(names, weights, extract["allow_random_init"])
+    missing = check_backbones(names, weights, allow_random_init)
     scores: list[BackboneScore] = []
     with _bar(2 * len(names), progress) as bar:  # closed on Ctrl-C too
         for i, name in enumerate(names, 1):
@@ -272,11 +290,11 @@ def _from_backbones(
                 name,
                 dataset,
                 weights_file=weights.get(name),
-                allow_random_init=extract["allow_random_init"],
-                seed=extract["seed"],
-                input_size=extract["input_size"],
-                options=extract["features"],
-                run=extract["runtime"],
+                allow_random_init=allow_random_init,
+                seed=seed,
+                input_size=input_size,
+                options=features,
+                run=runtime,
                 progress=progress,
                 tag=tag,
             )

@@ -56,14 +56,15 @@ def write_results(
     ranked = rank_rows(rows, by)
     stages = [r for s in scores for r in s.stages]
     per_class = [r for s in scores for r in s.per_class]
-    schema.check_rows(ranked, schema.ROW, "results")
+    run = {**run, "ranked_by": by}
+    schema.check_rows(ranked, schema.ROW.keys() | schema.INTERVALS, "results")
     schema.check_rows(stages, schema.STAGE, "stages.csv")
     schema.check_rows(per_class, schema.PER_CLASS, "per_class.csv")
-    schema.check_rows([{**run, "ranked_by": by}], schema.RUN, "results.json run")
+    schema.check_rows([run], schema.RUN, "results.json run")
     out.mkdir(parents=True, exist_ok=True)
     results = _clean(
         {
-            "run": {**run, "ranked_by": by},
+            "run": run,
             "backbones": ranked,
             "validity": {k: v for k, v in validity.items() if k != "intervals"},
             "stages": stages,

@@ -11,7 +11,7 @@ misspelt column is an error, not a silently missing number in the report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from lteval.heads import GROUPS
 
@@ -227,16 +227,12 @@ REPORT_STAGE_COLUMNS = [
 """The report's stage table, in order."""
 
 
-def check_rows(rows: Iterable[dict], declared: dict | set, what: str) -> None:
-    """ValueError naming the first column of ``rows`` that ``declared`` lacks."""
+def check_rows(rows: Iterable[dict], declared: Collection[str], what: str) -> None:
+    """ValueError naming the columns of the first row that ``declared`` lacks."""
     for row in rows:
-        extra = [k for k in row if k not in declared and not _interval(k, declared)]
+        extra = [k for k in row if k not in declared]
         if extra:
             raise ValueError(
                 f"{what} column(s) {extra} are not declared in lteval.rank.schema; "
                 "declare them there (with their meaning) before writing them"
             )
-
-
-def _interval(key: str, declared) -> bool:
-    return declared is ROW and key in INTERVALS
