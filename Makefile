@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate validate
+.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability validate
 
 install: $(STAMP) install-packaged
 
@@ -61,7 +61,7 @@ test-browser: install
 
 # Speed targets write machine-readable results under reports/benchmarks/.
 # `make benchmark` runs every target, then collects them into reports/benchmarks/index.html.
-benchmark: benchmark-extract benchmark-dlsa benchmark-linear benchmark-rank benchmark-replicate
+benchmark: benchmark-extract benchmark-dlsa benchmark-linear benchmark-rank benchmark-replicate benchmark-stability
 	$(BIN)/python benchmarks/collect.py --dir reports/benchmarks
 
 benchmark-dlsa: install
@@ -77,6 +77,12 @@ benchmark-replicate: install install-fashion-mnist
 # and fashion-mnist-lt; rank correlation of every score with the best head's accuracy
 validate: install install-fashion-mnist
 	$(BIN)/python -m lteval.validate --out reports/validate
+
+# Does the demo's ranking survive what differs between machines (float32 vs bfloat16
+# flows, thread count, fused vs per-tensor Adam, other flow seeds)? 0 order flips outside
+# a tie is the target. About 15 minutes on 2 cores with the demo's features cached.
+benchmark-stability: install
+	$(BIN)/python benchmarks/bench_stability.py --out reports/benchmarks/stability.json
 
 benchmark-linear: install
 	$(BIN)/python benchmarks/bench_linear.py --out reports/benchmarks/linear.json

@@ -112,8 +112,8 @@ def run_dlsa(cfg: DLSAConfig, splits, C: int, seed: int, heads: bool) -> tuple[d
     stages = []
     for st, row in zip(model.stages_, rep["stages"], strict=True):
         keep = {k: v for k, v in row.items() if isinstance(v, int | float | str)}
-        keep["selection"] = st.gmf.selection
-        keep["history"] = [_round(h) for h in st.gmf.history]
+        keep["selection"] = " | ".join(st.gmf.selection)  # every flow's
+        keep["history"] = [_round(h) for h in st.gmf.history[0]]  # the first flow's
         stages.append(keep)
     out["stages"] = stages
     pair = {m: preds[m] for m in ("dlsa", "probe")}
@@ -131,18 +131,20 @@ def diagnose(name: str, change, X, y, C: int, base: DLSAConfig, seed: int) -> di
         cfg = from_dict({**base.to_dict(), **change})
     t0 = time.perf_counter()
     fit = fit_stage(torch.as_tensor(X), torch.as_tensor(y), cfg, seed * 1009)
-    kept = [h["kept"] for h in fit.history]
+    hist = fit.history[0] if fit.history else []  # the first flow of the stage's ensemble
+    kept = [h["kept"] for h in hist]
     return {
         "setting": name,
         "num_clusters": cfg.num_clusters,
-        "kept_initial": fit.kept_clusters_initial,
-        "kept_chosen": fit.kept_clusters,
-        "chosen_epoch": fit.epoch,
+        "flows": fit.members,
+        "kept_initial": fit.kept_clusters_initial[0] if fit.members else None,
+        "kept_chosen": fit.kept_clusters[0] if fit.members else None,
+        "chosen_epoch": fit.epoch[0] if fit.members else None,
         "kept_last": kept[-1] if kept else None,
         "kept_mean_over_epochs": round(float(np.mean(kept)), 1) if kept else None,
-        "largest_last": fit.history[-1]["largest"] if fit.history else None,
+        "largest_last": hist[-1]["largest"] if hist else None,
         "epochs_finished": len(kept),
-        "selection": fit.selection,
+        "selection": fit.selection[0] if fit.members else "every flow diverged",
         "kept_per_epoch": kept,
         "seconds": round(time.perf_counter() - t0, 1),
     }

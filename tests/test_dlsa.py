@@ -69,14 +69,19 @@ def test_sampler_falls_back_to_fresh_others_for_classes_absent_from_the_batch():
 
 def test_leave_one_out_prior_never_carries_own_label():
     hist = np.array([[1, 3, 0], [0, 0, 0], [2, 2, 4]])
-    st = Stage(gmf=None, threshold=0.0, hist=hist, classifier=None)
-    clusters, labels = np.array([0, 0, 2, 1]), np.array([0, 1, 2, 0])
+    none = np.zeros((1, 3), bool)
+    st = Stage(gmf=None, threshold=0.0, hist=hist[None], kept=none, majority=none.astype(int))
+    clusters, labels = np.array([[0, 0, 2, 1]]), np.array([0, 1, 2, 0])
     P = st.prior(clusters, labels)
     np.testing.assert_allclose(P[0], [0, 1, 0])  # its own label was the only 0 in cluster 0
     np.testing.assert_allclose(P[1], [1 / 3, 2 / 3, 0])
     np.testing.assert_allclose(P[2], [2 / 7, 2 / 7, 3 / 7])
     np.testing.assert_allclose(P[3], [1 / 3] * 3)  # empty cluster: uniform
     np.testing.assert_allclose(st.prior(clusters)[0], [0.25, 0.75, 0])  # eval: no leave-out
+    # two flows: the prior is the mean of each flow's own (cluster 2 of the second flow)
+    two = Stage(None, 0.0, np.stack([hist, hist[[2, 1, 0]]]), none[[0, 0]], none[[0, 0]])
+    P2 = two.prior(np.array([[0], [0]]), np.array([0]))
+    np.testing.assert_allclose(P2[0], ([0, 1, 0] + np.array([1, 2, 4]) / 7) / 2)
 
 
 def test_stage_histogram_counts_the_train_samples_per_cluster(fitted):
@@ -84,9 +89,12 @@ def test_stage_histogram_counts_the_train_samples_per_cluster(fitted):
     fitted flow assigns (what the leave-one-out prior is built from)."""
     model, (Xtr, ytr), _ = fitted
     st = model.stages_[0]
-    h = np.zeros_like(st.hist)
-    np.add.at(h, (model.trace(Xtr).clusters[0], ytr), 1)
-    np.testing.assert_array_equal(st.hist, h)
+    clusters = model.trace(Xtr).clusters[0]  # (R, N): each flow's
+    assert st.hist.shape[0] == clusters.shape[0] == len(st.gmf.epoch)
+    for r in range(len(clusters)):
+        h = np.zeros_like(st.hist[r])
+        np.add.at(h, (clusters[r], ytr), 1)
+        np.testing.assert_array_equal(st.hist[r], h)
 
 
 def test_train_routing_matches_rho(fitted):
@@ -195,10 +203,10 @@ def test_gradient_clipping_keeps_training_finite():
         classifier=LinearConfig(epochs=5),
     )
     unclipped = DLSA(replace(cfg, flow_grad_clip=None), random_state=0).fit(X, y)
-    assert any("non-finite" in st.gmf.selection for st in unclipped.stages_)
+    assert any("non-finite" in sel for st in unclipped.stages_ for sel in st.gmf.selection)
     clipped = DLSA(cfg, random_state=0).fit(X, y)
     assert clipped.stopped_ is None and len(clipped.stages_) == 3
-    assert not any("non-finite" in st.gmf.selection for st in clipped.stages_)
+    assert not any("non-finite" in sel for st in clipped.stages_ for sel in st.gmf.selection)
 
 
 def test_negative_labels_are_rejected():
@@ -235,7 +243,8 @@ def test_presets_and_yaml(tmp_path):
 def test_flow_training_is_bitwise_reproducible_on_cpu():
     """At this size, two threads summed a gather's backward in varying order before
     ``deterministic`` (log p differed by ~6e-5 between identical runs)."""
-    from lteval.dlsa.train import fit_stage, score
+    from lteval.dlsa.density import score
+    from lteval.dlsa.train import fit_stage
 
     rng = np.random.default_rng(0)
     y = torch.as_tensor(rng.integers(0, 100, 6000))

@@ -25,9 +25,9 @@ def test_logdet_matches_brute_force_jacobian():
     flow = MAF(D, hidden=8).double()
     _warm(flow, D)
     for x in torch.randn(3, D, dtype=torch.float64):
-        J = torch.autograd.functional.jacobian(lambda v: flow(v[None])[0][0], x)
+        J = torch.autograd.functional.jacobian(lambda v: flow(v[None])[0][0, 0], x)
         _, logabs = torch.linalg.slogdet(J)
-        torch.testing.assert_close(flow(x[None])[1][0], logabs)
+        torch.testing.assert_close(flow(x[None])[1][0, 0], logabs)
 
 
 def test_made_is_autoregressive_in_its_order():
@@ -37,7 +37,9 @@ def test_made_is_autoregressive_in_its_order():
     made = MADE(D, 12, order).double()
     torch.nn.init.normal_(made.net[-1].weight, std=0.5)
     made.net[-1].apply_mask()  # weights are stored masked: re-mask after a re-init
-    J = torch.autograd.functional.jacobian(lambda v: made(v[None])[0][0], torch.randn(D).double())
+    J = torch.autograd.functional.jacobian(
+        lambda v: made(v[None])[0][0, 0], torch.randn(D).double()
+    )
     for j in range(D):
         for i in range(D):
             if order[i] > order[j]:
@@ -60,7 +62,7 @@ def test_density_integrates_to_one_in_2d():
     xx, yy = torch.meshgrid(grid, grid, indexing="ij")
     pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
     with torch.no_grad():
-        dens = GMF.log_px(gmf(pts)).exp()
+        dens = GMF.log_px(gmf(pts))[0].exp()
     step = (grid[1] - grid[0]).item()
     assert abs(dens.sum().item() * step**2 - 1) < 0.02
 
@@ -68,7 +70,7 @@ def test_density_integrates_to_one_in_2d():
 def test_prior_means_are_fixed_and_seeded():
     gmf = GMF(8, 10, seed=3)
     assert "means" not in dict(gmf.named_parameters())
-    torch.testing.assert_close(gmf.means, fixed_means(10, 8, 0.05, 3))
+    torch.testing.assert_close(gmf.means[0], fixed_means(10, 8, 0.05, 3))
     assert abs(gmf.means.std().item() - 0.05) < 0.02
     comp = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
     assert math.isclose(GMF.log_px(comp).item(), math.log(0.25), rel_tol=1e-6)
@@ -96,5 +98,51 @@ def test_masked_weights_stay_masked_through_training():
     layers = [m for m in g.modules() if isinstance(m, MaskedLinear)]
     assert len(layers) == 6
     for m in layers:
-        assert torch.all(m.weight[m.mask == 0] == 0)
-        assert m.weight[m.mask == 1].abs().sum() > 0
+        assert torch.all(m.weight[:, m.mask == 0] == 0)
+        assert m.weight[:, m.mask == 1].abs().sum() > 0
+
+
+def test_narrow_made_is_autoregressive_and_reaches_every_input():
+    """With H < D - 1 the hidden degrees spread over 1..D-1: still autoregressive, and
+    late inputs (degree > H) still feed later outputs."""
+    from lteval.dlsa.flow import hidden_degrees
+
+    D, H = 12, 4
+    assert hidden_degrees(D, H).tolist() == [1, 3, 6, 9]
+    order = torch.arange(1, D + 1)
+    made = MADE(D, H, order).double()
+    torch.nn.init.normal_(made.net[-1].weight, std=0.5)
+    made.net[-1].apply_mask()
+    J = torch.autograd.functional.jacobian(
+        lambda v: made(v[None])[0][0, 0], torch.randn(D).double()
+    )
+    for j in range(D):
+        for i in range(D):
+            if order[i] > order[j]:
+                assert J[j, i] == 0
+    assert J[:, 8].abs().sum() > 0  # input of degree 9 > H reaches the last output
+
+
+def test_members_are_independent_flows_with_their_own_seeds():
+    """Member r of an R-member GMF has the weights and prior of a one-member GMF seeded
+    with its own seed, and computes what that flow computes on the same input."""
+    from lteval.dlsa.flow import member_seeds
+
+    ens = GMF(6, 5, hidden=9, seed=4, members=3)
+    seeds = member_seeds(4, 3)
+    assert seeds[0] == 4 and len(set(seeds)) == 3
+    x = torch.randn(2, 10, 6)
+    for r, s in enumerate(seeds):
+        one = GMF(6, 5, hidden=9, seed=s, members=1)
+        torch.testing.assert_close(ens.means[r], one.means[0])
+        ens_state, one_state = ens.state_dict(), one.state_dict()
+        for k in one_state:
+            if not k.endswith(".mask"):
+                torch.testing.assert_close(ens_state[k][r], one_state[k][0])
+        with torch.no_grad():
+            one.eval(), ens.eval()
+            torch.testing.assert_close(ens(x[0])[r], one(x[0])[0])
+    sub = ens.subset([2, 0])
+    assert sub.members == 2 and sub.seeds == [seeds[2], seeds[0]]
+    with torch.no_grad():
+        torch.testing.assert_close(sub(x[0]), ens(x[0])[[2, 0]])

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from lteval.dlsa import DLSA, DLSAConfig, diagnostics, preset
+from lteval.dlsa.density import cluster_stats, recalibrate_bn, score
 from lteval.dlsa.flow import GMF
-from lteval.dlsa.train import cluster_stats, fit_stage, recalibrate_bn, score
+from lteval.dlsa.train import fit_stage
 from lteval.heads import LinearConfig
 from lteval.report.render import dlsa_status
 
@@ -41,16 +42,17 @@ def test_recalibrated_eval_mode_equals_full_batch_statistics():
 
 def test_history_records_the_three_losses_and_the_untrained_kept_clusters():
     X, y = _lt_blobs()
-    cfg = DLSAConfig(num_clusters=12, flow_epochs=3, flow_batch_size=64)
+    cfg = DLSAConfig(num_clusters=12, flow_epochs=3, flow_batch_size=64, flow_seeds=2)
     fit = fit_stage(X, y, cfg, 5)
-    assert [h["epoch"] for h in fit.history] == [1, 2, 3]
-    for h in fit.history:
-        assert all(np.isfinite(h[k]) for k in ("l_lh", "l_bal", "l_pur"))
-        assert 0 <= h["l_bal"] <= np.log(12) + 1e-6  # log K - entropy
-    # the untrained flow (same seed: same means and init) scored before any step
-    torch.manual_seed(5)
-    fresh = GMF(X.shape[1], 12, None, cfg.prior_std, cfg.bn_momentum, 5, cfg.made_init_std)
-    expected = cluster_stats(score(fresh, X)[1].numpy(), y.numpy(), 12, cfg)[0]
+    assert len(fit.history) == 2
+    for member in fit.history:
+        assert [h["epoch"] for h in member] == [1, 2, 3]
+        for h in member:
+            assert all(np.isfinite(h[k]) for k in ("l_lh", "l_bal", "l_pur"))
+            assert 0 <= h["l_bal"] <= np.log(12) + 1e-6  # log K - entropy
+    # the untrained flows (same seed: same means and init) scored before any step
+    fresh = GMF(X.shape[1], 12, None, cfg.prior_std, cfg.bn_momentum, 5, cfg.made_init_std, 2)
+    expected = [cluster_stats(c.numpy(), y.numpy(), 12, cfg)[0] for c in score(fresh, X)[1]]
     assert fit.kept_clusters_initial == expected
 
 
@@ -65,10 +67,11 @@ def test_stage_rows_say_whether_the_flow_learned():
     assert rows
     for r, st in zip(rows, model.stages_, strict=True):  # the row reports the fitted flow
         assert (r["kept_clusters_initial"], r["kept_clusters"], r["flow_epoch"]) == (
-            st.gmf.kept_clusters_initial,
-            st.gmf.kept_clusters,
-            st.gmf.epoch,
+            np.mean(st.gmf.kept_clusters_initial),
+            np.mean(st.gmf.kept_clusters),
+            int(np.median(st.gmf.epoch)),
         )
+        assert r["flow_epochs"] == st.gmf.epoch and r["flows"] == cfg.flow_seeds
         assert isinstance(r["flow_learned"], bool)
 
 
@@ -81,7 +84,9 @@ def test_paper_preset_differs_from_the_default_only_where_the_docs_say():
         "bn_recalibrate",
         "flow_grad_clip",
         "made_init_std",
-        "flow_autocast",
+        "flow_seeds",
+        "flow_patience",
+        "hidden",
         "flow_lr",
         "flow_optimizer",
         "stage_check_fraction",
@@ -105,26 +110,36 @@ def test_made_default_init_is_not_near_identity():
 
 
 def test_optimizer_is_checked_and_sgd_trains():
-    with pytest.raises(ValueError, match="flow_optimizer = 'rmsprop'; choose one of 'adam', 'sgd'"):
+    with pytest.raises(ValueError, match="flow_optimizer = 'rmsprop'; choose one of 'adam', "):
         DLSAConfig(flow_optimizer="rmsprop").validate()
     X, y = _lt_blobs()
     cfg = DLSAConfig(num_clusters=8, flow_epochs=2, flow_batch_size=64, flow_optimizer="sgd")
     fit = fit_stage(X, y, replace(cfg, flow_lr=0.02), 0)
-    assert len(fit.history) == 2 and np.isfinite(fit.history[-1]["l_lh"])
+    assert all(len(h) == 2 and np.isfinite(h[-1]["l_lh"]) for h in fit.history)
 
 
 def test_divergence_note_survives_when_no_epoch_qualifies():
+    """Each flow of the ensemble diverges on its own: flows that finished an epoch keep
+    it with the note, flows that finished none are dropped; the rest score finitely."""
     X, y = _lt_blobs()
     cfg = DLSAConfig(
         num_clusters=8,
         flow_epochs=4,
         flow_batch_size=64,
-        flow_lr=1e8,
+        flow_optimizer="sgd",
+        flow_lr=1.0,
         flow_grad_clip=None,
         max_cluster_size=0,  # no epoch can qualify
     )
-    fit = fit_stage(X * 1e3, y, cfg, 0)
-    assert fit.selection.startswith("last finished epoch") and "non-finite" in fit.selection
+    fit = fit_stage(X, y, cfg, 0)
+    assert fit.dropped and fit.selection, "this setting must give both outcomes"
+    assert len(fit.selection) + len(fit.dropped) == cfg.flow_seeds
+    for sel, hist in zip(fit.selection, fit.history, strict=True):
+        assert sel.startswith("last finished epoch") and "non-finite" in sel and hist
+        assert all(np.isfinite(h["l_lh"]) for h in hist)
+    assert fit.model.members == len(fit.selection)
+    lp, _ = score(fit.model, X)
+    assert lp.shape == (len(fit.selection), len(X)) and torch.isfinite(lp).all()
 
 
 def test_report_notes_unlearned_stages_and_no_lift():
@@ -169,3 +184,21 @@ def test_rejected_stages_are_labelled_by_the_regular_classifier():
     always = DLSA(replace(cfg, stage_check_margin_se=-1e9), random_state=0).fit(Xn, yn, Xv, yv)
     assert any(st.accepted for st in always.stages_)
     assert all(st.accepted == st.check.startswith("accepted") for st in always.stages_)
+
+
+def test_each_flow_of_the_ensemble_trains_as_the_lone_flow_of_its_seed():
+    """Batching R flows shares nothing but the matmuls: flow r of a 3-flow stage is the
+    one-flow stage of seed ``member_seeds(seed, 3)[r]`` (same epochs, same densities)."""
+    from lteval.dlsa.flow import member_seeds
+
+    X, y = _lt_blobs()
+    cfg = DLSAConfig(num_clusters=12, flow_epochs=3, flow_batch_size=64, flow_seeds=3)
+    ens = fit_stage(X, y, cfg, 7)
+    lp_ens, cl_ens = score(ens.model, X)
+    for r, s in enumerate(member_seeds(7, 3)):
+        one = fit_stage(X, y, replace(cfg, flow_seeds=1), s)
+        lp, cl = score(one.model, X)
+        assert one.epoch == [ens.epoch[r]] and one.kept_clusters == [ens.kept_clusters[r]]
+        torch.testing.assert_close(lp_ens[r], lp[0], rtol=1e-4, atol=1e-3)
+        assert (cl_ens[r] == cl[0]).float().mean() > 0.99
+    assert not torch.allclose(lp_ens[0], lp_ens[1])  # and the seeds differ

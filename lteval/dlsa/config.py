@@ -15,7 +15,10 @@ class DLSAConfig:
 
     num_clusters: K, mixture components. num_stages: filtering stages ("depth").
     rho: share of the active train samples filtered at each stage.
-    flow_*: GMF training. hidden: MADE width (None = D).
+    flow_*: GMF training. hidden: MADE width H (None = D, the published width).
+        Default 64: with 5 flows per stage at H = D the demo's scoring would take
+        5 times as long; at H = 64 the ensemble of 5 costs about half of one H = D
+        flow (docs/method.md, "One ranking on every machine").
     flow_optimizer / flow_lr: "adam" at 1e-3 (published: plain SGD, no momentum, at
         0.2). Chosen on the replication benchmark's train-side criterion only (kept
         clusters; ``make benchmark-replicate``, diagnosis): SGD at 0.2 hit a
@@ -37,10 +40,18 @@ class DLSAConfig:
         stage-classifier selection; a stage's classifier labels its samples only if
         it beats the regular classifier on the held-out samples it claims by
         ``stage_check_margin_se`` standard errors (0 = no check: always used).
-    flow_autocast: matmul precision of the GMF *training* steps: "bfloat16",
-        "float32", or "auto" (bfloat16 where the device has native bf16 matmul: CUDA
-        with bf16, or a CPU with AVX512-BF16 / AMX; float32 elsewhere). Scoring,
-        thresholds and clusters always run in float32.
+    flow_autocast: matmul precision of the GMF *training* steps: "float32" (the
+        default, the same numbers on every machine), "bfloat16", or "auto" (bfloat16
+        where the device has native bf16 matmul: CUDA with bf16, or a CPU with
+        AVX512-BF16 / AMX; float32 elsewhere), which makes the score depend on the
+        machine (``make benchmark-stability``). Scoring, thresholds and clusters
+        always run in float32; results record what ran (``flow_precision``).
+    flow_seeds: R, the flows trained per stage, each from its own seed, as one
+        batched model; the stage's density is their mixture (log of the mean
+        density), which routes samples and gives separability; the spread between
+        flows is ``separability_sd``. ``paper``: 1.
+    flow_patience: a flow stops once this many epochs pass without a new best
+        epoch (on the train-side criterion: kept clusters); None = every epoch.
     lambda_*: loss weights. q: exponent of the likelihood class weights.
     purity_threshold / min_cluster_size / max_cluster_size: epoch selection.
     classifier: the stage and regular classifiers (see lteval.heads.linear).
@@ -55,8 +66,10 @@ class DLSAConfig:
     flow_lr: float = 1e-3
     flow_optimizer: str = "adam"
     flow_grad_clip: float | None = 10.0
-    flow_autocast: str = "auto"
-    hidden: int | None = None
+    flow_autocast: str = "float32"
+    flow_seeds: int = 5
+    flow_patience: int | None = 10
+    hidden: int | None = 64
     lambda_lh: float = 2.0
     lambda_bal: float = 1.0
     lambda_pur: float = 0.02
@@ -82,8 +95,12 @@ class DLSAConfig:
         """Self, after checking every setting's type, choice and range (ValueError)."""
         check_fields(self, CHOICES)
         self.classifier.validate()
-        if self.num_clusters < 1 or self.num_stages < 1 or self.flow_epochs < 1:
-            raise ValueError("num_clusters, num_stages and flow_epochs must be >= 1")
+        if min(self.num_clusters, self.num_stages, self.flow_epochs, self.flow_seeds) < 1:
+            raise ValueError("num_clusters, num_stages, flow_epochs and flow_seeds must be >= 1")
+        if self.flow_patience is not None and self.flow_patience < 1:
+            raise ValueError(f"flow_patience must be >= 1 or None, got {self.flow_patience}")
+        if self.hidden is not None and self.hidden < 1:
+            raise ValueError(f"hidden must be >= 1 or None, got {self.hidden}")
         if not 0 < self.rho < 1:
             raise ValueError(f"rho must be in (0, 1), got {self.rho}")
         if not 0 <= self.stage_check_fraction < 1:
@@ -94,7 +111,7 @@ class DLSAConfig:
 
 
 CHOICES = {
-    "flow_optimizer": ("adam", "sgd"),
+    "flow_optimizer": ("adam", "adam-per-tensor", "sgd"),
     "flow_autocast": ("auto", "bfloat16", "float32"),
 }
 """The string settings of ``DLSAConfig`` and their values."""
@@ -118,6 +135,9 @@ PRESETS: dict[str, dict] = {
         bn_recalibrate=False,
         made_init_std=None,
         flow_autocast="float32",
+        flow_seeds=1,
+        flow_patience=None,
+        hidden=None,
         stage_check_fraction=0.0,
     ),
     # (lambda_lh, lambda_bal, lambda_pur, flow epochs, flow batch, stages) of the method page

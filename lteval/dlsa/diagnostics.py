@@ -21,11 +21,14 @@ from lteval.heads import GROUPS, accuracy_report, shot_groups
 def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int = 1000) -> dict:
     """Overall and per-stage metrics of fitted ``model`` on (X (N, D), y (N,)).
 
-    Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S,
+    Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S (of
+    the flow ensemble's density), "separability_sd" (SD over the flows of each flow's
+    own score; NaN with one flow), "separability_flows" (each flow's),
     "separability_z", "separability_p", "balance_gain", "cluster_coverage",
     "cluster_eval_purity", "train_routing": [...], "routed_share": (S + 1,),
     "predictions": (N,), "route": (N,) as ``model.route``, "log_density": [(N,)
-    log p(x) per stage]}``; accuracies in [0, 1]. ``n_permutations`` class-frequency
+    the ensemble's log p(x) per stage], "member_log_density": [(R, N) each flow's
+    per stage]}``; accuracies in [0, 1]. ``n_permutations`` class-frequency
     permutations (seeded by the model's ``random_state``) give each stage's null for
     Somers' D. NotFittedError before ``model.fit``.
     """
@@ -44,7 +47,10 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
         lp, cl = t.log_density[s], t.clusters[s]
         filt, rest = active & (route == s), active & (route != s)
         null = permutation_null(lp[active], y[active], model.class_counts_, n_permutations, rng)
-        covered = active & st.kept[cl]
+        # (R, N): each flow's clusters kept on train; counts are means over the flows
+        covered = active[None] & np.take_along_axis(st.kept, cl, 1)
+        majority = np.take_along_axis(st.majority, cl, 1)
+        member_d = [somers_d(m[active], freq[active]) for m in t.member_log_density[s]]
         imb = model.remaining_train_imbalance_[s]
         row = {
             "stage": s + 1,
@@ -54,13 +60,14 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
             "n_filtered": int(filt.sum()),
             "train_routed": model.train_routing_[s],
             "somers_d": somers_d(lp[active], freq[active]),
+            "flow_somers_d": member_d,
             "somers_d_null_mean": null["null_mean"],
             "somers_d_null_sd": null["null_sd"],
             "somers_d_z": null["z"],
             "balance_gain": imb["norm_entropy"] - entropy,
-            "cluster_coverage": float(covered.sum() / max(active.sum(), 1)),
-            "cluster_eval_correct": int((y[covered] == st.majority[cl[covered]]).sum()),
-            "cluster_eval_covered": int(covered.sum()),
+            "cluster_coverage": float(covered.mean(0).sum() / max(active.sum(), 1)),
+            "cluster_eval_correct": float(((y[None] == majority) & covered).sum(1).mean()),
+            "cluster_eval_covered": float(covered.sum(1).mean()),
             "auroc_many_few": many_few_auroc(lp[active], groups[active]),
             "stage_accuracy": float((pred[filt] == y[filt]).mean()) if filt.any() else float("nan"),
             "classifier_epoch": st.classifier.best_epoch,
@@ -85,17 +92,24 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
         "predictions": pred,
         "route": route,
         "log_density": t.log_density,
+        "member_log_density": t.member_log_density,
     }
 
 
 def _flow_columns(st: Stage) -> dict:
-    """How the stage's flow epoch was chosen, and whether training added kept
-    clusters over the untrained flow (epoch 0)."""
+    """How the stage's flows' epochs were chosen (median over flows; each flow's in
+    the ``flow_*`` lists), and whether training added kept clusters over the
+    untrained flows (epoch 0), on average over flows."""
+    g = st.gmf
     return {
-        "flow_epoch": st.gmf.epoch,
-        "kept_clusters_initial": st.gmf.kept_clusters_initial,
-        "kept_clusters": st.gmf.kept_clusters,
-        "flow_learned": st.gmf.kept_clusters > st.gmf.kept_clusters_initial,
+        "flows": g.members,
+        "flow_epoch": int(np.median(g.epoch)),
+        "kept_clusters_initial": float(np.mean(g.kept_clusters_initial)),
+        "kept_clusters": float(np.mean(g.kept_clusters)),
+        "flow_learned": bool(np.mean(g.kept_clusters) > np.mean(g.kept_clusters_initial)),
+        "flow_epochs": list(g.epoch),
+        "flow_kept_clusters": list(g.kept_clusters),
+        "flows_dropped": len(g.dropped),
     }
 
 
@@ -104,8 +118,12 @@ def _summary(rows: list[dict]) -> dict[str, float]:
     z, p = stouffer([r["somers_d_z"] for r in rows])
     gains = [r["balance_gain"] for r in rows if np.isfinite(r["balance_gain"])]
     n_cov = sum(r["cluster_eval_covered"] for r in rows)
+    flows = [separability_score(d) for d in zip(*(r["flow_somers_d"] for r in rows), strict=False)]
+    flows = [f for f in flows if np.isfinite(f)]
     return {
         "separability": separability_score([r["somers_d"] for r in rows]),
+        "separability_sd": float(np.std(flows, ddof=1)) if len(flows) > 1 else float("nan"),
+        "separability_flows": flows,
         "separability_z": z,
         "separability_p": p,
         "balance_gain": float(np.sum(gains)) if gains else float("nan"),

@@ -43,6 +43,7 @@ Choices the method page leaves open, made here:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +52,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from lteval.dlsa.config import DLSAConfig
+from lteval.dlsa.density import cluster_table, score
+from lteval.dlsa.flow import ensemble_log_density
 from lteval.dlsa.separability import imbalance
-from lteval.dlsa.train import StageFit, cluster_table, deterministic, fit_stage, score
+from lteval.dlsa.train import StageFit, deterministic, fit_stage
 from lteval.heads import (
     Standardizer,
     TrainedHead,
@@ -67,36 +70,48 @@ MIN_STAGE_SAMPLES = 20
 
 @dataclass
 class Stage:
+    """One fitted stage: its flows, filter threshold, cluster histograms, classifier.
+
+    With R flows: ``hist`` (R, K, C) train class histogram per flow and cluster;
+    ``kept`` / ``majority`` (R, K) the clusters kept on the stage's active train
+    samples and their majority class.
+    """
+
     gmf: StageFit
     threshold: float
-    hist: np.ndarray  # (K, C) train class histogram per cluster
-    classifier: TrainedHead
+    hist: np.ndarray
+    kept: np.ndarray
+    majority: np.ndarray
+    classifier: TrainedHead | None = None
     # False: the held-out check found no gain, the regular classifier labels this stage
     accepted: bool = True
     check: str = "no check (stage_check_fraction = 0)"
-    # (K,) clusters kept on the stage's active train samples, and their majority class
-    kept: np.ndarray | None = None
-    majority: np.ndarray | None = None
 
     def prior(self, clusters: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """Cluster prior P (N, C); with ``labels`` each sample is left out of its own cluster."""
-        h = self.hist[clusters].astype(np.float64)
-        if labels is not None:
-            h[np.arange(len(labels)), labels] -= 1
-        tot = h.sum(1, keepdims=True)
-        C = h.shape[1]
-        return np.where(tot > 0, h / np.maximum(tot, 1), 1.0 / C).astype(np.float32)
+        """Cluster prior P (N, C) from each flow's clusters (R, N): the mean over flows
+        of the class shares of the sample's cluster; with ``labels`` each sample is
+        left out of its own clusters."""
+        out = 0.0
+        for hist, cl in zip(self.hist, clusters, strict=True):
+            h = hist[cl].astype(np.float64)
+            if labels is not None:
+                h[np.arange(len(labels)), labels] -= 1
+            tot = h.sum(1, keepdims=True)
+            out = out + np.where(tot > 0, h / np.maximum(tot, 1), 1.0 / h.shape[1])
+        return (out / len(self.hist)).astype(np.float32)
 
 
 @dataclass
 class Trace:
     """What DLSA computes for each of N samples: ``features`` (N, D) standardised;
-    per stage s, ``log_density[s]`` (N,) log p(x) and ``clusters[s]`` (N,) the GMF
-    component; ``route`` (N,) the claiming stage (``len(stages_)``: the regular
-    classifier) and ``predictions`` (N,) the labels."""
+    per stage s, ``log_density[s]`` (N,) the ensemble's log p(x), ``member_log_density[s]``
+    (R, N) each flow's, and ``clusters[s]`` (R, N) each flow's GMF component; ``route``
+    (N,) the claiming stage (``len(stages_)``: the regular classifier) and
+    ``predictions`` (N,) the labels."""
 
     features: np.ndarray
     log_density: list[np.ndarray]
+    member_log_density: list[np.ndarray]
     clusters: list[np.ndarray]
     route: np.ndarray
     predictions: np.ndarray
@@ -130,8 +145,12 @@ class DLSA(ClassifierMixin, BaseEstimator):
         X_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None,
         num_classes: int | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> DLSA:
         """X: (N, D) float train features, y: (N,) int; X_val/y_val select the epochs.
+        ``progress(n)``, if given, is called as flow epochs pass (n epochs each call;
+        ``num_stages * flow_epochs`` in all when every stage runs).
 
         Bitwise reproducible on CPU for a given ``random_state`` (see
         ``train.deterministic``). ValueError naming the parameter or setting when
@@ -143,9 +162,9 @@ class DLSA(ClassifierMixin, BaseEstimator):
         self.config_ = copy.deepcopy(cfg).validate()
         self.seed_ = check_random_state(self.random_state)
         with deterministic(self.config_.device):
-            return self._fit(X, y, X_val, y_val, num_classes)
+            return self._fit(X, y, X_val, y_val, num_classes, progress)
 
-    def _fit(self, X, y, X_val, y_val, num_classes) -> DLSA:
+    def _fit(self, X, y, X_val, y_val, num_classes, progress) -> DLSA:
         cfg, seed0 = self.config_, self.seed_
         X, y = _check_xy(X, y, "train")
         self.n_features_in_ = X.shape[1]
@@ -175,28 +194,31 @@ class DLSA(ClassifierMixin, BaseEstimator):
                 self.stopped_ = f"stage {s + 1}: too few active train samples or classes"
                 break
             seed = seed0 * 1009 + s
-            gmf = fit_stage(Xt[active], torch.as_tensor(ya), cfg, seed)
-            lp, cl = (a.numpy() for a in score(gmf.model, Xt.to(cfg.device)))
-            thr = _top_quantile(lp[active], cfg.rho) if gmf.usable else float("nan")
-            if not np.isfinite(thr):
-                self.stopped_ = f"stage {s + 1}: the flow diverged ({gmf.selection})"
+            on_epoch = (lambda epoch: progress(1)) if progress else None
+            gmf = fit_stage(Xt[active], torch.as_tensor(ya), cfg, seed, on_epoch=on_epoch)
+            if progress:  # the epochs an early stop skipped
+                progress(cfg.flow_epochs - gmf.epochs_run)
+            if not gmf.usable:
+                self.stopped_ = f"stage {s + 1}: every flow diverged in its first epoch"
                 break
-            hist = np.zeros((cfg.num_clusters, C), np.int64)
-            np.add.at(hist, (cl, y), 1)
-            stage = Stage(gmf, thr, hist, None)  # type: ignore[arg-type]
-            stage.kept, stage.majority, _ = cluster_table(cl[active], ya, cfg.num_clusters, cfg)
+            lp, cl = _ensemble(gmf, Xt, cfg.device)
+            thr = _top_quantile(lp[active], cfg.rho)
+            if not np.isfinite(thr):
+                self.stopped_ = f"stage {s + 1}: every flow diverged ({gmf.selection})"
+                break
+            stage = _stage(gmf, thr, cl, y, active, cfg.num_clusters, C, cfg)
             filt = active & (lp >= thr)
-            lpv, clv = (a.numpy() for a in score(gmf.model, torch.as_tensor(Xv).to(cfg.device)))
+            lpv, clv = _ensemble(gmf, torch.as_tensor(Xv), cfg.device)
             filt_v = active_v & (lpv >= thr)
             sel_v = filt_v & ~check_v
             stage.classifier = train_balanced_softmax(
                 Xs[filt],
                 y[filt],
                 C,
-                P=stage.prior(cl[filt], y[filt]),
+                P=stage.prior(cl[:, filt], y[filt]),
                 X_val=Xv[sel_v],
                 y_val=y_val[sel_v],
-                P_val=stage.prior(clv[sel_v]),
+                P_val=stage.prior(clv[:, sel_v]),
                 config=cfg.classifier,
                 seed=seed,
                 init=self.regular_.module if cfg.warm_start else None,
@@ -206,7 +228,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
                 m = filt_v & check_v
                 stage.accepted, stage.check = _held_out_check(
                     y_val[m],
-                    stage.classifier.predict(Xv[m], stage.prior(clv[m])),
+                    stage.classifier.predict(Xv[m], stage.prior(clv[:, m])),
                     self.regular_.predict(Xv[m]),
                     cfg.stage_check_margin_se,
                 )
@@ -217,18 +239,21 @@ class DLSA(ClassifierMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------ inference
-    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+        """Standardised X, and per stage (ensemble log p (N,), clusters (R, N),
+        member log p (R, N))."""
         check_is_fitted(self)
         Xs = self.scaler_.transform(_check_xy(X, None, "X", self.n_features_in_)[0])
-        xt = torch.as_tensor(Xs).to(self.config_.device)
-        return Xs, [tuple(a.numpy() for a in score(st.gmf.model, xt)) for st in self.stages_]
+        xt = torch.as_tensor(Xs)
+        return Xs, [_ensemble(st.gmf, xt, self.config_.device, True) for st in self.stages_]
 
     def trace(self, X: np.ndarray) -> Trace:
         """Every per-sample quantity of inference on X (N, D), in one pass (``Trace``)."""
         Xs, sc = self._scores(X)
         route = self._route(sc, len(Xs))
         pred = self._predict(Xs, sc, route)
-        return Trace(Xs, [lp for lp, _ in sc], [cl for _, cl in sc], route, pred)
+        lp, cl, member = ([t[i] for t in sc] for i in range(3))
+        return Trace(Xs, lp, member, cl, route, pred)
 
     def route(self, X: np.ndarray) -> np.ndarray:
         """Stage that claims each sample: (N,) int, ``len(stages_)`` = regular classifier."""
@@ -251,7 +276,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
         for s, st in enumerate(self.stages_):
             m = route == s
             if m.any() and st.accepted:
-                pred[m] = st.classifier.predict(Xs[m], st.prior(sc[s][1][m]))
+                pred[m] = st.classifier.predict(Xs[m], st.prior(sc[s][1][:, m]))
         return pred
 
     def predict_regular(self, X: np.ndarray) -> np.ndarray:
@@ -264,6 +289,24 @@ class DLSA(ClassifierMixin, BaseEstimator):
         """Balanced accuracy of ``predict(X)`` against y (N,): mean per-class recall
         over the classes present in y (``lteval.heads.balanced_accuracy``)."""
         return balanced_accuracy(np.asarray(y), self.predict(X))
+
+
+def _ensemble(gmf: StageFit, X: torch.Tensor, device: str, members: bool = False) -> tuple:
+    """(ensemble log p(x) (N,), each flow's clusters (R, N)[, each flow's log p (R, N)])."""
+    lp, cl = score(gmf.model, X.to(device))
+    out = (ensemble_log_density(lp).numpy(), cl.numpy())
+    return (*out, lp.numpy()) if members else out
+
+
+def _stage(gmf, thr, cl, y, active, K: int, C: int, cfg: DLSAConfig) -> Stage:
+    """A stage's flows, threshold and per-flow cluster tables (classifier not yet fitted)."""
+    R = len(cl)
+    hist = np.zeros((R, K, C), np.int64)
+    kept, majority = np.zeros((R, K), bool), np.zeros((R, K), np.int64)
+    for r in range(R):
+        np.add.at(hist[r], (cl[r], y), 1)
+        kept[r], majority[r], _ = cluster_table(cl[r][active], y[active], K, cfg)
+    return Stage(gmf, thr, hist, kept, majority)
 
 
 def _check_split(y_val: np.ndarray, fraction: float, seed: int) -> np.ndarray:

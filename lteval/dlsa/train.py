@@ -1,18 +1,23 @@
-"""Training one stage's GMF: pair sampler, the three losses, epoch selection."""
+"""Training one stage's GMF ensemble: pair sampler, the three losses, epoch selection.
+
+The R flows of a stage train as one batched model (``lteval.dlsa.flow``), but each
+member is trained exactly as a lone flow of its seed would be: its own pair
+sampler, its own losses, its own gradient clip, its own epoch choice and early
+stop; nothing but the batched matmuls is shared.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from lteval.dlsa.config import CHOICES, DLSAConfig
-from lteval.dlsa.flow import GMF, BatchNormBijector
+from lteval.dlsa.density import cluster_stats, score
+from lteval.dlsa.flow import GMF
 from lteval.fields import not_a_choice
 from lteval.heads.seeding import seeded_torch
 
@@ -68,106 +73,36 @@ class PairSampler:
 
 @dataclass
 class StageFit:
-    """A trained GMF and how its epoch was chosen."""
+    """One stage's trained ensemble of R flows (``model``, a GMF with R members) and
+    how each member's epoch was chosen; every list has one entry per member."""
 
     model: GMF
-    epoch: int
-    kept_clusters: int
-    selection: str
-    history: list[dict] = field(default_factory=list)
-    # the untrained flow's count: initial weights, batch-norm bijectors at their
+    epoch: list[int]
+    kept_clusters: list[int]
+    selection: list[str]
+    history: list[list[dict]] = field(default_factory=list)
+    # each untrained flow's count: initial weights, batch-norm bijectors at their
     # initial identity statistics (inputs are z-scored), before any step
-    kept_clusters_initial: int = 0
+    kept_clusters_initial: list[int] = field(default_factory=list)
+    # members left out of the ensemble because not one epoch finished with a finite loss
+    dropped: list[int] = field(default_factory=list)
+    # epochs trained (fewer than flow_epochs when every member stopped early)
+    epochs_run: int = 0
+
+    @property
+    def members(self) -> int:
+        return len(self.epoch)
 
     @property
     def usable(self) -> bool:
-        """False when not one epoch finished with a finite loss (the flow diverged)."""
-        return bool(self.history)
+        """False when no member finished one epoch with a finite loss (every flow diverged)."""
+        return self.members > 0
 
 
 def class_weights(counts: torch.Tensor, q: float) -> torch.Tensor:
     """``w_c = (n_max / n_c) ** q`` normalised to sum to 1 over the classes."""
     w = (counts.max() / counts.float()) ** q
     return w / w.sum()
-
-
-@torch.no_grad()
-def score(
-    model: GMF, X: torch.Tensor, batch: int = 4096, recalibrate: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p(x) (N,), cluster (N,)) of ``X`` (N, D) in eval mode, on the CPU.
-
-    One layer-wise sweep over all of X (each layer in batches of ``batch`` rows),
-    so each layer runs once per sample. With ``recalibrate``, each batch-norm
-    bijector's running statistics are first set to those of its input over X, as
-    in ``recalibrate_bn``, in the same sweep.
-    """
-    model.eval()
-    if len(X) == 0:
-        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
-    h = X
-    logdet = torch.zeros(len(X), device=X.device, dtype=X.dtype)
-    for layer in model.flow.layers:
-        if recalibrate and isinstance(layer, BatchNormBijector):
-            _set_running_stats(layer, h, batch)
-        parts = [layer(h[s : s + batch]) for s in range(0, len(X), batch)]
-        h = torch.cat([u for u, _ in parts])
-        logdet += torch.cat([ld for _, ld in parts])
-    lp, cl = [], []
-    for s in range(0, len(X), batch):
-        comp = model.components(h[s : s + batch], logdet[s : s + batch])
-        lp.append(GMF.log_px(comp))
-        cl.append(comp.argmax(1))
-    return torch.cat(lp).cpu(), torch.cat(cl).cpu()
-
-
-def _set_running_stats(layer: BatchNormBijector, h: torch.Tensor, batch: int) -> None:
-    """Exact mean and (biased) variance of ``h`` (N, D), in float64 sums over batches."""
-    s1 = torch.zeros(h.shape[1], dtype=torch.float64, device=h.device)
-    s2 = torch.zeros_like(s1)
-    for start in range(0, len(h), batch):
-        b = h[start : start + batch].double()
-        s1 += b.sum(0)
-        s2 += (b * b).sum(0)
-    mean = s1 / len(h)
-    var = (s2 / len(h) - mean * mean).clamp_min(0)
-    layer.running_mean.copy_(mean.to(layer.running_mean.dtype))
-    layer.running_var.copy_(var.to(layer.running_var.dtype))
-
-
-@torch.no_grad()
-def recalibrate_bn(model: GMF, X: torch.Tensor, batch: int = 4096) -> None:
-    """Set every batch-norm bijector's running statistics to those of ``X`` (N, D).
-
-    Layer by layer: the statistics of a bijector's input are computed over all of X
-    (in float64 sums, in batches) with the earlier bijectors already recalibrated,
-    so eval-mode scoring normalises with the statistics of the very samples scored
-    rather than a moving average over class-balanced training batches. Training
-    calls ``score(..., recalibrate=True)``, which does this and scores in one sweep.
-    """
-    if len(X):
-        score(model, X, batch, recalibrate=True)
-
-
-def cluster_table(
-    clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per cluster, (K,) each: kept (purity > ``purity_threshold`` and size >
-    ``min_cluster_size``), majority class, and size, of the samples' ``clusters`` (N,)
-    and labels ``y`` (N,)."""
-    C = int(y.max()) + 1 if len(y) else 1
-    hist = np.zeros((K, C), dtype=np.int64)
-    np.add.at(hist, (clusters, y), 1)
-    size = hist.sum(1)
-    purity = np.where(size > 0, hist.max(1) / np.maximum(size, 1), 0.0)
-    kept = (purity > cfg.purity_threshold) & (size > cfg.min_cluster_size)
-    return kept, hist.argmax(1), size
-
-
-def cluster_stats(clusters: np.ndarray, y: np.ndarray, K: int, cfg: DLSAConfig) -> tuple[int, int]:
-    """(kept clusters, largest cluster size): kept = purity > threshold and size > minimum."""
-    kept, _, size = cluster_table(clusters, y, K, cfg)
-    return int(kept.sum()), int(size.max())
 
 
 @contextlib.contextmanager
@@ -183,15 +118,21 @@ def deterministic(device: str) -> Iterator[None]:
         yield
         return
     previous = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True)
+    # deterministic mode also fills every new tensor with NaN (a debugging aid that
+    # changes no result): measured at a third of a flow step's time, so it is off
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def make_optimizer(model: GMF, cfg: DLSAConfig) -> torch.optim.Optimizer:
-    """The GMF optimizer: plain SGD (the method page's) or Adam, at ``flow_lr``.
+    """The GMF optimizer: plain SGD (the method page's) or Adam, at ``flow_lr``
+    ("adam-per-tensor": Adam's per-tensor loop, for ``make benchmark-stability``).
 
     Adam uses torch's fused kernel (one pass over all parameters; about 5 ms per
     step against 40 ms for the per-tensor loop at D = 1280 on 2 CPU cores).
@@ -199,6 +140,8 @@ def make_optimizer(model: GMF, cfg: DLSAConfig) -> torch.optim.Optimizer:
     if cfg.flow_optimizer == "adam":
         fused = torch.device(cfg.device).type in ("cpu", "cuda")
         return torch.optim.Adam(model.parameters(), lr=cfg.flow_lr, fused=fused or None)
+    if cfg.flow_optimizer == "adam-per-tensor":  # the same algorithm, other rounding
+        return torch.optim.Adam(model.parameters(), lr=cfg.flow_lr, foreach=False, fused=False)
     if cfg.flow_optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.flow_lr)
     raise ValueError(not_a_choice("flow_optimizer", cfg.flow_optimizer, CHOICES["flow_optimizer"]))
@@ -220,102 +163,205 @@ def training_dtype(cfg: DLSAConfig) -> torch.dtype | None:
     return torch.bfloat16 if native else None
 
 
-def fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> StageFit:
-    """Train a GMF on the active train rows (X (N, D) standardised, y (N,)).
+def clip_per_member(params: list[torch.Tensor], max_norm: float, members: int) -> None:
+    """``clip_grad_norm_`` applied to each member separately: member r's gradients
+    (slice r of every parameter) are scaled by ``min(1, max_norm / (norm_r + 1e-6))``."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    norms = torch.stack([torch.linalg.vector_norm(g.reshape(members, -1), dim=1) for g in grads])
+    coef = (max_norm / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(members, *([1] * (g.dim() - 1))))
 
-    Loss = l_lh * L_lh + l_bal * L_bal + l_pur * L_pur (see the method page).
-    The epoch kept has the most "kept" clusters among epochs whose largest
+
+def _member_keys(state: dict) -> list[str]:
+    """The state-dict entries with a leading member axis (every one but the masks)."""
+    return [k for k in state if not k.endswith(".mask")]
+
+
+def _copy_member(dst: dict, src: dict, r: int) -> None:
+    for k in _member_keys(src):
+        dst[k][r].copy_(src[k][r])
+
+
+def fit_stage(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    cfg: DLSAConfig,
+    seed: int,
+    on_epoch: Callable[[int], None] | None = None,
+) -> StageFit:
+    """Train ``cfg.flow_seeds`` GMFs on the active train rows (X (N, D) standardised,
+    y (N,)), as one batched model; member r is seeded with ``member_seeds(seed, R)[r]``.
+
+    Per member: loss = l_lh * L_lh + l_bal * L_bal + l_pur * L_pur (see the method
+    page). The epoch kept has the most "kept" clusters among epochs whose largest
     cluster is below ``max_cluster_size`` (ties: the later epoch); if none
-    qualifies, the last finished epoch is kept and ``selection`` says so. A
-    non-finite loss ends training at the last finished epoch.
+    qualifies, the last finished epoch is kept and its ``selection`` says so. A
+    non-finite loss ends the member's training at its last finished epoch; with
+    ``flow_patience`` a member stops once that many epochs pass without a new best
+    epoch, and training ends when every member has stopped. Members that finished
+    no epoch are dropped from the ensemble (``StageFit.dropped``).
 
-    ``seed`` drives a local generator and the flow's initialisation (inside
-    ``seeded_torch``: torch's global random state is left unchanged). ``cfg`` is
-    validated first (ValueError naming a bad setting).
+    ``seed`` drives local generators and the flows' initialisation (torch's global
+    random state is left unchanged). ``on_epoch(epochs_done)`` is called after each
+    epoch. ``cfg`` is validated first (ValueError naming a bad setting).
     """
     cfg.validate()
     with deterministic(cfg.device), seeded_torch(seed):
-        return _fit_stage(X, y, cfg, seed)
+        return _fit_stage(X, y, cfg, seed, on_epoch)
 
 
-def _fit_stage(X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int) -> StageFit:
+class _Batches:
+    """Each member's own pair batches, padded to one (R, B) row tensor."""
+
+    def __init__(self, y: torch.Tensor, seeds: list[int]):
+        self.samplers = [PairSampler(y, torch.Generator().manual_seed(s)) for s in seeds]
+        self.counts = self.samplers[0].counts
+
+    def next(self, n: int):
+        """(rows (R, B), weight (R, B) 1 = a real row, anchor classes (R, n), others (R, n))."""
+        parts = [sm.batch(n) for sm in self.samplers]
+        width = max(len(rows) for rows, _, _ in parts)
+        rows = torch.zeros(len(parts), width, dtype=torch.long)
+        weight = torch.zeros(len(parts), width)
+        for r, (rw, _, _) in enumerate(parts):
+            rows[r, : len(rw)], weight[r, : len(rw)] = rw, 1.0
+        ca = torch.stack([a for _, a, _ in parts])
+        other = torch.stack([o for _, _, o in parts])
+        return rows, weight, ca, other
+
+
+def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
     device = torch.device(cfg.device)
-    gen = torch.Generator().manual_seed(seed)
-    K = cfg.num_clusters
+    K, R = cfg.num_clusters, cfg.flow_seeds
     model = GMF(
-        X.shape[1], K, cfg.hidden, cfg.prior_std, cfg.bn_momentum, seed, cfg.made_init_std
+        X.shape[1], K, cfg.hidden, cfg.prior_std, cfg.bn_momentum, seed, cfg.made_init_std, R
     ).to(device)
     opt = make_optimizer(model, cfg)
-    sampler = PairSampler(y, gen)
-    w = class_weights(sampler.counts, cfg.q).to(device)
-    Xd = X.to(device)
-    y_np = y.numpy()
-    ema, t = torch.zeros(K, device=device), 0
+    params = list(model.parameters())
+    batches = _Batches(y, model.seeds)
+    w = class_weights(batches.counts, cfg.q).to(device)
+    Xd, y_np = X.to(device), y.numpy()
+    ema, t = torch.zeros(R, K, device=device), 0
     amp = training_dtype(cfg)
-    best: tuple[int, int, dict] | None = None
-    last_good: dict | None = None
-    fit = StageFit(model, cfg.flow_epochs, 0, "best-kept-clusters")
-    fit.kept_clusters_initial = cluster_stats(score(model, Xd)[1].numpy(), y_np, K, cfg)[0]
+    live = torch.ones(R, dtype=torch.bool, device=device)  # no non-finite loss yet
+    running = [True] * R  # still a candidate for new epochs (not diverged, not stopped)
+    since_best = [0] * R
+    history: list[list[dict]] = [[] for _ in range(R)]
+    best: list[tuple[int, int] | None] = [None] * R
+    state = model.state_dict()
+    best_state = {k: v.clone() for k, v in state.items()}
+    last_state = {k: v.clone() for k, v in state.items()}
+    notes = [""] * R
+    _, clusters0 = score(model, Xd)
+    initial = [cluster_stats(c.numpy(), y_np, K, cfg)[0] for c in clusters0]
     for epoch in range(1, cfg.flow_epochs + 1):
         model.train()
-        finite = True
-        sums, steps = torch.zeros(3, dtype=torch.float64, device=device), 0
+        sums, steps = torch.zeros(R, 3, dtype=torch.float64, device=device), 0
         for s in range(0, len(y), cfg.flow_batch_size):
             n = min(cfg.flow_batch_size, len(y) - s)
             if n < 2:
                 break
-            rows, ca, other = sampler.batch(n)
+            rows, wt, ca, other = (a.to(device) for a in batches.next(n))
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                comp = model(Xd[rows.to(device)]).float()
-            comp_a, comp_o = comp[:n], comp[other.to(device)]
-            l_lh = -(w[ca.to(device)] * GMF.log_px(comp_a)).mean()
-            q_a = comp_a.softmax(1)
+                comp = model(Xd[rows], wt).float()  # (R, B, K)
+            comp_a = comp[:, :n]
+            comp_o = torch.gather(comp, 1, other.unsqueeze(2).expand(-1, -1, K))
+            l_lh = -(w[ca] * GMF.log_px(comp_a)).mean(1)
+            q_a = comp_a.softmax(2)
             t += 1
-            ema = cfg.ema_momentum * ema.detach() + (1 - cfg.ema_momentum) * q_a.mean(0)
+            ema = cfg.ema_momentum * ema.detach() + (1 - cfg.ema_momentum) * q_a.mean(1)
             p_bar = ema / (1 - cfg.ema_momentum**t)
-            l_bal = math.log(K) + (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum()
-            l_pur = (q_a.detach() * comp_o.log_softmax(1)).sum(1).mean()
+            l_bal = math.log(K) + (p_bar * torch.log(p_bar.clamp_min(1e-12))).sum(1)
+            l_pur = (q_a.detach() * comp_o.log_softmax(2)).sum(2).mean(1)
             loss = cfg.lambda_lh * l_lh + cfg.lambda_bal * l_bal + cfg.lambda_pur * l_pur
-            if not torch.isfinite(loss):
-                finite = False
-                break
+            finite = torch.isfinite(loss)
+            if not bool(finite[live].all()):
+                for r in torch.nonzero(live & ~finite).flatten().tolist():
+                    notes[r] = f"; stopped at epoch {epoch}: non-finite loss"
+                    running[r] = False
+                live &= finite
+                if not bool(live.any()):
+                    break
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.where(live, loss, torch.zeros_like(loss)).sum().backward()
+            if not bool(live.all()):  # diverged members take no step from their NaN gradients
+                keep = live.float()
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.copy_(torch.nan_to_num(p.grad) * keep.view(R, *[1] * (p.dim() - 1)))
             if cfg.flow_grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.flow_grad_clip)
+                clip_per_member(params, cfg.flow_grad_clip, R)
             opt.step()
-            sums += torch.stack([l_lh, l_bal, l_pur]).detach().double()  # no sync per step
+            sums += torch.stack([l_lh, l_bal, l_pur], 1).detach().double()  # no sync per step
             steps += 1
-        if not finite:
-            fit.selection += f"; stopped at epoch {epoch}: non-finite loss"
-            if last_good is not None:
-                model.load_state_dict(last_good)
+        finished = [r for r in range(R) if running[r]]
+        if finished:
+            lp, clusters = score(model, Xd, recalibrate=cfg.bn_recalibrate)
+            for r in [r for r in finished if not bool(torch.isfinite(lp[r]).all())]:
+                # the epoch's last step left weights that score non-finitely
+                notes[r] = f"; stopped at epoch {epoch}: non-finite log-density"
+                running[r], live[r] = False, False
+                finished.remove(r)
+            state = model.state_dict()
+            means = (sums / max(steps, 1)).tolist()
+            for r in finished:
+                kept, largest = cluster_stats(clusters[r].numpy(), y_np, K, cfg)
+                history[r].append(
+                    {
+                        "epoch": epoch,
+                        "loss": float(loss[r].detach()),
+                        "l_lh": means[r][0],
+                        "l_bal": means[r][1],
+                        "l_pur": means[r][2],
+                        "kept": kept,
+                        "largest": largest,
+                    }
+                )
+                _copy_member(last_state, state, r)
+                since_best[r] += 1
+                if largest < cfg.max_cluster_size and (best[r] is None or kept >= best[r][1]):
+                    best[r] = (epoch, kept)
+                    _copy_member(best_state, state, r)
+                    since_best[r] = 0
+                if cfg.flow_patience is not None and since_best[r] >= cfg.flow_patience:
+                    running[r] = False
+                    notes[r] += f"; stopped early at epoch {epoch} (patience {cfg.flow_patience})"
+        if on_epoch:
+            on_epoch(epoch)
+        if not any(running):
             break
-        _, clusters = score(model, Xd, recalibrate=cfg.bn_recalibrate)
-        kept, largest = cluster_stats(clusters.numpy(), y_np, K, cfg)
-        means = (sums / max(steps, 1)).tolist()
-        fit.history.append(
-            {
-                "epoch": epoch,
-                "loss": float(loss.detach()),
-                "l_lh": means[0],
-                "l_bal": means[1],
-                "l_pur": means[2],
-                "kept": kept,
-                "largest": largest,
-            }
-        )
-        last_good = copy.deepcopy(model.state_dict())
-        if largest < cfg.max_cluster_size and (best is None or kept >= best[1]):
-            best = (epoch, kept, last_good)
-    if best is None:
-        note = fit.selection.partition("; ")[2]  # keep a divergence note
-        fit.selection = "last finished epoch (none had its largest cluster below the limit)"
-        fit.selection += f"; {note}" if note else ""
-        fit.epoch = len(fit.history)
-        fit.kept_clusters = fit.history[-1]["kept"] if fit.history else 0
-    else:
-        fit.epoch, fit.kept_clusters, state = best
-        model.load_state_dict(state)
-    model.eval()
+    fit = _finish(model, cfg, history, best, best_state, last_state, initial, notes)
+    fit.epochs_run = epoch
+    return fit
+
+
+def _finish(model, cfg, history, best, best_state, last_state, initial, notes) -> StageFit:
+    """Load each member's chosen epoch, drop the members that finished no epoch."""
+    R = model.members
+    final = {k: v.clone() for k, v in last_state.items()}
+    fit = StageFit(model, [], [], [], [], [])
+    for r in range(R):
+        if best[r] is not None:
+            _copy_member(final, best_state, r)
+            epoch, kept, sel = best[r][0], best[r][1], "best-kept-clusters"
+        else:
+            epoch = len(history[r])
+            kept = history[r][-1]["kept"] if history[r] else 0
+            sel = "last finished epoch (none had its largest cluster below the limit)"
+        fit.epoch.append(epoch)
+        fit.kept_clusters.append(kept)
+        fit.selection.append(sel + notes[r])
+        fit.history.append(history[r])
+        fit.kept_clusters_initial.append(initial[r])
+    model.load_state_dict(final)
+    fit.dropped = [r for r in range(R) if not history[r]]
+    if fit.dropped:
+        keep = [r for r in range(R) if history[r]]
+        fit.model = model.subset(keep)
+        for name in ("epoch", "kept_clusters", "selection", "history", "kept_clusters_initial"):
+            setattr(fit, name, [getattr(fit, name)[r] for r in keep])
+    fit.model.eval()
     return fit

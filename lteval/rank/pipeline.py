@@ -145,7 +145,12 @@ def run(
     runtime = runtime or RunOptions(device=resolve_device("auto"))
     device = str(runtime.device)
     score = functools.partial(
-        _score, seed=seed, device=device, heads=heads, dlsa=dict(dlsa) if dlsa else None
+        _score,
+        seed=seed,
+        device=device,
+        heads=heads,
+        dlsa=dict(dlsa) if dlsa else None,
+        progress=progress,
     )
     if feature_dir is not None:
         data, scores = _from_feature_dir(Path(feature_dir), val_fraction, seed, score, progress)
@@ -200,7 +205,7 @@ def _guard(name: str, phase: str, fn: Callable, *a, **kw):
 
 
 def _score(
-    name: str, splits: dict, *, seed: int, device: str, heads: list[str], dlsa, **kw
+    name: str, splits: dict, *, seed: int, device: str, heads: list[str], dlsa, progress, **kw
 ) -> BackboneScore:
     """``score_features`` with the run's options, guarded (a failure becomes a record)."""
     return _guard(
@@ -213,6 +218,7 @@ def _score(
         device=device,
         heads=heads,
         dlsa_overrides=dlsa,
+        progress=progress,
         **kw,
     )
 

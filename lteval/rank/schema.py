@@ -54,7 +54,8 @@ METRICS = [
 """The metric columns a row can carry; ``--by`` may name any of them (higher is better
 for each). ``separability_p`` is a row column too, but not a ranking one."""
 BOOTSTRAPPED = [m for m in METRICS if m not in ("logme", *SEPARATION)]
-"""Metrics given bootstrap intervals over the eval split. LogME and balance_gain use
+"""Metrics given bootstrap intervals over the eval split (and, for separability, over
+the flows of its ensemble). LogME and balance_gain use
 the train split only; separability_z is a test statistic with its own null; the
 cluster coverage columns are reported as measured."""
 
@@ -75,7 +76,12 @@ ROW = {
     "rank": "1 = best by the ranking column; None for a failed backbone",
     "backbone": "the backbone's name (or the --features sub-folder)",
     "status": "ok or failed",
-    "separability": "mean over stages of |Somers' D| of log p(x) vs class frequency, in [0, 1]",
+    "separability": "mean over stages of |Somers' D| of log p(x) vs class frequency, in [0, 1]"
+    " (log p(x): the log of the mean density of the stage's flow_seeds flows)",
+    "separability_sd": "SD over the flows of each flow's own separability (NaN with one flow);"
+    " the ensemble's standard error is about separability_sd / sqrt(flow_seeds)",
+    "flow_seeds": "flows trained per stage, each from its own seed (the ensemble's size)",
+    "flow_precision": "matmul precision the flows actually trained in (float32 or bfloat16)",
     "separability_p": "two-sided p-value of separability_z (Stouffer over stages)",
     "separability_z": "Stouffer's Z of the stages' Somers' D against their permutation nulls",
     "balance_gain": "normalised label entropy left after the last stage minus the train's",
@@ -124,10 +130,15 @@ STAGE = {
     "backbone": "the backbone",
     "stage": "1-based stage",
     "threshold": "log-density threshold of the stage's filter (top rho of train)",
-    "flow_epoch": "epoch of the flow chosen on validation (0 = untrained)",
-    "kept_clusters_initial": "kept clusters of the untrained flow",
-    "kept_clusters": "kept clusters of the chosen flow",
-    "flow_learned": "the chosen flow keeps more clusters than the untrained one",
+    "flows": "flows in the stage's ensemble",
+    "flow_epoch": "median over the flows of the epoch chosen on the train-side criterion",
+    "flow_epochs": "each flow's chosen epoch",
+    "kept_clusters_initial": "kept clusters of the untrained flows (mean over flows)",
+    "kept_clusters": "kept clusters of the chosen flows (mean over flows)",
+    "flow_kept_clusters": "each flow's kept clusters at its chosen epoch",
+    "flows_dropped": "flows left out because not one epoch finished with a finite loss",
+    "flow_learned": "the chosen flows keep more clusters than the untrained ones (means)",
+    "flow_somers_d": "each flow's own Somers' D on the active samples",
     "n_active": "eval samples still unfiltered at this stage",
     "n_filtered": "eval samples this stage filters out",
     "train_routed": "train samples this stage filters out",
@@ -137,8 +148,9 @@ STAGE = {
     "somers_d_z": "(D - null mean) / null sd",
     "balance_gain": "normalised entropy of the remaining train labels minus before",
     "cluster_coverage": "share of active eval samples in kept clusters",
-    "cluster_eval_correct": "covered eval samples whose label is their cluster's majority",
-    "cluster_eval_covered": "active eval samples in kept clusters",
+    "cluster_eval_correct": "covered eval samples whose label is their cluster's majority"
+    " (mean over flows)",
+    "cluster_eval_covered": "active eval samples in kept clusters (mean over flows)",
     "auroc_many_few": "AUROC of log-density separating many- from few-shot samples",
     "stage_accuracy": "accuracy on the samples this stage filters",
     "classifier_epoch": "epoch of the stage classifier chosen on validation",
@@ -185,6 +197,7 @@ RUN = {
 
 REPORT_COLUMNS = [
     "separability",
+    "separability_sd",
     "separability_z",
     "separability_p",
     "balance_gain",
@@ -206,6 +219,7 @@ REPORT_COLUMNS = [
 REPORT_STAGE_COLUMNS = [
     "backbone",
     "stage",
+    "flows",
     "flow_epoch",
     "kept_clusters_initial",
     "kept_clusters",
@@ -213,6 +227,7 @@ REPORT_STAGE_COLUMNS = [
     "n_active",
     "n_filtered",
     "somers_d",
+    "flow_somers_d",
     "somers_d_null_mean",
     "somers_d_null_sd",
     "somers_d_z",

@@ -10,13 +10,17 @@ chooses its hyper-parameters on the validation split.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from lteval.dlsa import DLSA, DLSAConfig, diagnostics, from_dict, scaled_for
+from lteval.dlsa.train import training_dtype
 from lteval.errors import DatasetError, LtevalError, UsageError
 from lteval.heads import (
     CRT,
@@ -62,8 +66,9 @@ class EvalArrays:
 
     y: (N,) labels; class_counts: (C,) train counts (the frequency separability
     orders by); group_counts: (C,) long-tailed train counts, train + validation (the
-    shot groups); preds: method -> (N,) labels; stage_scores: per stage, (N,)
-    log p(x); stage_active: per stage, (N,) bool (the samples still active when the
+    shot groups); preds: method -> (N,) labels; stage_scores: per stage, (R, N)
+    log p(x) of each of the stage's R flows ((N,) for one flow) (the ensemble's is their log mean
+    density); stage_active: per stage, (N,) bool (the samples still active when the
     stage filters).
     """
 
@@ -73,6 +78,11 @@ class EvalArrays:
     preds: dict[str, np.ndarray]
     stage_scores: list[np.ndarray]
     stage_active: list[np.ndarray]
+
+    @property
+    def flows(self) -> int:
+        """R, the flows per stage (1 when no stage ran)."""
+        return np.atleast_2d(self.stage_scores[0]).shape[0] if self.stage_scores else 1
 
 
 @dataclass
@@ -128,6 +138,7 @@ def score_features(
     heads: list[str] | tuple[str, ...] | None = None,
     class_names: list[str] | None = None,
     device: str = "cpu",
+    progress: bool = False,
 ) -> BackboneScore:
     """Run DLSA, the probe and ``heads`` on ``{"train", "val", "eval"}: (X (N, D), y (N,))``.
 
@@ -135,6 +146,7 @@ def score_features(
     (``lteval.dlsa.scaled_for``), then ``dlsa_overrides`` (setting -> value) apply;
     the settings used are returned in the row. ``heads``: prefixes of ``HEADS``
     (default: all). ``device`` is where the flows train ("cuda" on a GPU machine).
+    ``progress``: a bar on stderr over the flow epochs, the diagnostics and each head.
     """
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
     heads = check_heads(list(HEADS) if heads is None else heads)
@@ -145,31 +157,42 @@ def score_features(
         cfg = from_dict({**base, **dlsa_overrides})
     cfg = replace(cfg, device=device)
     t0 = time.perf_counter()
-    dlsa = DLSA(cfg, random_state=seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
-    rep = diagnostics(dlsa, Xe, ye)
-    t_dlsa = time.perf_counter() - t0
-    # DLSA's regular classifier is, by construction, the Balanced-Softmax probe
-    # (same standardisation, head, seed and validation): reuse it, do not retrain.
-    preds = {"dlsa": rep["predictions"], "probe": dlsa.predict_regular(Xe)}
-    val_preds = {"dlsa": dlsa.predict(Xv), "probe": dlsa.predict_regular(Xv)} if len(yv) else {}
-    head_seconds = {}
-    for h in heads:
-        t1 = time.perf_counter()
-        est = HEADS[h](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
-        preds[h] = est.predict(Xe)
-        if len(yv):
-            val_preds[h] = est.predict(Xv)
-        head_seconds[h] = round(time.perf_counter() - t1, 3)
+    total = cfg.num_stages * cfg.flow_epochs + 2 + len(heads)
+    with tqdm(
+        total=total,
+        desc=f"  {name}: DLSA flows",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+        position=1,
+    ) as bar:
+        dlsa = DLSA(cfg, random_state=seed).fit(
+            Xtr, ytr, Xv, yv, num_classes=num_classes, progress=bar.update
+        )
+        bar.update(cfg.num_stages * cfg.flow_epochs - bar.n)  # stages that did not run
+        bar.set_description(f"  {name}: DLSA diagnostics")
+        rep = diagnostics(dlsa, Xe, ye)
+        bar.update(1)
+        t_dlsa = time.perf_counter() - t0
+        preds, val_preds, head_seconds = _heads(
+            dlsa, rep["predictions"], heads, splits, num_classes, seed, bar, name
+        )
+        bar.set_description(f"  {name}: LogME")
+        row_logme = logme(Xtr, ytr)  # training-free transferability, train split only
+        bar.update(1)
     counts, lt_counts = dlsa.class_counts_, dlsa.group_counts_
     acc = {m: accuracy_report(ye, p, lt_counts) for m, p in preds.items()}
     row = {"backbone": name, "status": "ok", "separability": rep["separability"]}
-    row.update({k: rep[k] for k in (*SEPARATION, "separability_p")})
+    row.update({k: rep[k] for k in (*SEPARATION, "separability_p", "separability_sd")})
+    row["flow_seeds"] = len(dlsa.stages_[0].gmf.epoch) if dlsa.stages_ else 0
+    row["flow_precision"] = str(training_dtype(cfg) or torch.float32).removeprefix("torch.")
     for m in preds:
         row.update({f"{m}_{k}": acc[m][k] for k in ACCURACY_KEYS})
     row["lift_balanced"] = acc["dlsa"]["balanced"] - acc["probe"]["balanced"]
     # validation balanced accuracy (each head also tuned on it): for choosing a head
     row.update({f"{m}_val_balanced": balanced_accuracy(yv, p) for m, p in val_preds.items()})
-    row["logme"] = logme(Xtr, ytr)  # training-free transferability, train split only
+    row["logme"] = row_logme
     row.update(
         feature_dim=int(Xtr.shape[1]),
         n_train=len(ytr),
@@ -204,10 +227,31 @@ def score_features(
         }
         for c in range(num_classes)
     ]
-    lp, route = rep["log_density"], rep["route"]
+    lp, route = rep["member_log_density"], rep["route"]
     active = [route >= s for s in range(len(lp))]
     arrays = EvalArrays(np.asarray(ye), counts, lt_counts, preds, lp, active)
     return BackboneScore(row, stages, per_class, arrays)
+
+
+def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, bar, name: str):
+    """(eval predictions, validation predictions, seconds per head) of DLSA, its probe
+    and each of ``heads``, advancing ``bar`` once per head."""
+    (Xtr, ytr), (Xv, yv), (Xe, _) = (splits[s] for s in ("train", "val", "eval"))
+    # DLSA's regular classifier is, by construction, the Balanced-Softmax probe
+    # (same standardisation, head, seed and validation): reuse it, do not retrain.
+    preds = {"dlsa": dlsa_eval, "probe": dlsa.predict_regular(Xe)}
+    val_preds = {"dlsa": dlsa.predict(Xv), "probe": dlsa.predict_regular(Xv)} if len(yv) else {}
+    head_seconds = {}
+    for h in heads:
+        bar.set_description(f"  {name}: head {h}")
+        t1 = time.perf_counter()
+        est = HEADS[h](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+        preds[h] = est.predict(Xe)
+        if len(yv):
+            val_preds[h] = est.predict(Xv)
+        head_seconds[h] = round(time.perf_counter() - t1, 3)
+        bar.update(1)
+    return preds, val_preds, head_seconds
 
 
 def check_splits(splits: dict[str, Split]) -> None:

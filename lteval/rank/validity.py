@@ -5,10 +5,18 @@ replacement, class sizes kept, so a balanced eval split stays balanced) and
 recomputes, for every backbone on the same resampled indices (a paired bootstrap):
 
 - every accuracy column ``{method}_{overall|balanced|many|medium|few}`` from the
-  stored predictions (the models are not refitted: the intervals cover the
-  evaluation noise, not the training noise);
-- the separability score from the stored per-stage log p(x) and routing;
+  stored predictions (the models are not refitted: these intervals cover the
+  evaluation noise, not the classifiers' training noise);
+- the separability score from the stored per-stage log p(x) of each of the R flows
+  and the routing: each replicate also resamples the R flows of every backbone
+  with replacement (independently per backbone: their flows were trained apart)
+  and recomputes the ensemble density, log of the mean density of the drawn
+  flows, so separability's intervals, ties and correlations cover the flows'
+  training noise too (with R = 1 nothing changes);
 - ``lift_balanced``.
+
+The stages' active sets are held at the fitted routing; the flow draws come from
+their own seeded stream, so the eval resampling is the same for every R.
 
 Intervals are percentile intervals (default 95%). Two backbones *tie* on the
 ranking metric when the percentile interval of their paired difference contains
@@ -22,6 +30,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from scipy.special import logsumexp
 from scipy.stats import rankdata
 
 from lteval.dlsa import separability_score, somers_d
@@ -30,8 +39,9 @@ from lteval.rank.schema import ACCURACY_KEYS
 from lteval.rank.scoring import BackboneScore
 
 
-def _metrics(a, idx: np.ndarray) -> dict[str, float]:
-    """Every bootstrapped metric of one backbone's ``EvalArrays`` on eval rows ``idx``."""
+def _metrics(a, idx: np.ndarray, flows: np.ndarray | None = None) -> dict[str, float]:
+    """Every bootstrapped metric of one backbone's ``EvalArrays`` on eval rows ``idx``,
+    with its ensemble made of the flows ``flows`` (R,) (default: each flow once)."""
     y = a.y[idx]
     out = {}
     for m, p in a.preds.items():
@@ -40,10 +50,12 @@ def _metrics(a, idx: np.ndarray) -> dict[str, float]:
     if "dlsa_balanced" in out and "probe_balanced" in out:
         out["lift_balanced"] = out["dlsa_balanced"] - out["probe_balanced"]
     freq = a.class_counts[y]
-    ds = [
-        somers_d(lp[idx][act[idx]], freq[act[idx]])
-        for lp, act in zip(a.stage_scores, a.stage_active, strict=True)
-    ]
+    ds = []
+    for member_lp, act in zip(a.stage_scores, a.stage_active, strict=True):
+        member_lp = np.atleast_2d(member_lp)  # (N,): one flow
+        m = member_lp[:, idx] if flows is None else member_lp[flows][:, idx]
+        lp = logsumexp(m, 0) - np.log(len(m))
+        ds.append(somers_d(lp[act[idx]], freq[act[idx]]))
     out["separability"] = separability_score(ds)
     return out
 
@@ -90,6 +102,7 @@ def validate_ranking(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    resample_flows: bool = True,
 ) -> dict:
     """Bootstrap the scored backbones (failed ones are skipped) on their shared eval split.
 
@@ -98,6 +111,8 @@ def validate_ranking(
     "correlations": [{"metric", "kendall_tau", "kendall_lo", "kendall_hi",
     "spearman_rho", "spearman_lo", "spearman_hi", "n_backbones"}]}``.
     Pairs are given for ``by`` when it is bootstrapped (not for LogME).
+    ``resample_flows=False`` keeps every flow in every replicate (the eval split's
+    noise alone; ``make benchmark-stability`` compares the two).
     """
     ok = [s for s in scores if s.ok and s.arrays is not None]
     out = {"n_boot": n_boot, "level": level, "seed": seed, "intervals": {}, "pairs": []}
@@ -115,11 +130,14 @@ def validate_ranking(
     full = [_metrics(s.arrays, np.arange(len(y))) for s in ok]
     keys = list(full[0])
     rng = np.random.default_rng(seed)
+    flow_rng = np.random.default_rng([seed, 13])  # its own stream: idx does not depend on R
     reps = np.full((n_boot, len(ok), len(keys)), np.nan)
     for b in range(n_boot):
         idx = _resample(y, rng)
         for i, s in enumerate(ok):
-            m = _metrics(s.arrays, idx)
+            R = s.arrays.flows
+            draw = flow_rng.integers(0, R, R)  # drawn even when unused: one stream
+            m = _metrics(s.arrays, idx, draw if resample_flows else None)
             reps[b, i] = [m.get(k, np.nan) for k in keys]
     for i, n in enumerate(names):
         out["intervals"][n] = {

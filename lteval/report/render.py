@@ -25,6 +25,8 @@ def fmt(v) -> str:
         return f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"
     if isinstance(v, int) and v >= 10_000:
         return f"{v / 1e6:.2f}M"
+    if isinstance(v, list | tuple):  # e.g. one value per flow
+        return " ".join(fmt(x) for x in v)
     return str(v)
 
 
