@@ -46,6 +46,13 @@ def check_report(out: Path, n: int, num_classes: int) -> dict:
         evidence = "no evidence of head/tail separation" if r["separability_p"] > 0.05 else "p "
         assert evidence in table
     assert ('id="no-evidence"' in html) == any(r["separability_p"] > 0.05 for r in rows)
+    # the header says what ran: flows, their precision, device, torch version, threads
+    header = html.split('id="flow-run"')[1].split("</span>")[0]
+    assert f"{rows[0]['flow_seeds']} flow(s) per stage" in header
+    assert f"trained in {rows[0]['flow_precision']}" in header
+    assert rows[0]["flow_precision"] in ("float32", "bfloat16")
+    assert f"torch {res['run']['versions']['torch']}" in html
+    assert f"{res['run']['torch_threads']} CPU thread(s)" in html
     for img in re.findall(r'<img src="([^"]+)"', html):
         assert (out / img).stat().st_size > 1000
     stages = pd.read_csv(out / "stages.csv")
@@ -118,7 +125,11 @@ def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
     with h5py.File(exp / "timm_test_resnet" / "feature_test.h5") as f:
         np.testing.assert_allclose(f["features"][:], cached)
     out = tmp_path / "out"
-    assert run_cli("--features", str(exp), "--out", str(out), *CHEAP).returncode == 0
+    cfg = short_config(tmp_path)  # plumbing: a short DLSA
+    assert (
+        run_cli("--features", str(exp), "--out", str(out), *CHEAP, "--config", str(cfg)).returncode
+        == 0
+    )
     assert (
         json.loads((out / "results.json").read_text())["backbones"][0]["backbone"]
         == "timm_test_resnet"

@@ -120,3 +120,20 @@ def test_results_record_the_precision_that_ran():
         assert row["flow_precision"] == ran and row["flow_seeds"] == 2
         assert row["dlsa_settings"]["flow_autocast"] == autocast
     assert DLSAConfig().flow_autocast == "float32"  # the default: one precision everywhere
+
+
+def test_progress_counts_every_flow_epoch_with_its_stage():
+    """The scoring bar advances once per flow epoch and jumps over the epochs an
+    early stop skipped: num_stages * flow_epochs in all, each call naming its stage."""
+    X, y = _blobs(2)
+    calls = []
+    # no epoch qualifies (largest cluster >= 0), so patience 1 stops every flow at epoch 1
+    cfg = replace(CFG, flow_epochs=6, flow_patience=1, max_cluster_size=0)
+    model = DLSA(cfg, random_state=0).fit(
+        X, y, X[::4], y[::4], progress=lambda n, what: calls.append((n, what))
+    )
+    assert sum(n for n, _ in calls) == len(model.stages_) * cfg.flow_epochs
+    assert {w for _, w in calls} == {
+        f"stage {s + 1}/{cfg.num_stages}: {cfg.flow_seeds} flows" for s in range(len(model.stages_))
+    }
+    assert any(n > 1 for n, _ in calls)  # a jump: some stage stopped early

@@ -105,7 +105,13 @@ def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(
         yaml.safe_dump(
-            {"backbones-file": str(listing), "seed": 5, "heads": ["ncm", "knn"], "bootstrap": 50}
+            {
+                "backbones-file": str(listing),
+                "seed": 5,
+                "heads": ["ncm", "knn"],
+                "bootstrap": 50,
+                "dlsa": {"flow_epochs": 2, "num_stages": 1},  # plumbing: a short DLSA
+            }
         )
     )
     out = tmp_path / "out"

@@ -146,11 +146,12 @@ class DLSA(ClassifierMixin, BaseEstimator):
         y_val: np.ndarray | None = None,
         num_classes: int | None = None,
         *,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int, str], None] | None = None,
     ) -> DLSA:
         """X: (N, D) float train features, y: (N,) int; X_val/y_val select the epochs.
-        ``progress(n)``, if given, is called as flow epochs pass (n epochs each call;
-        ``num_stages * flow_epochs`` in all when every stage runs).
+        ``progress(n, what)``, if given, is called as flow epochs pass (n epochs each
+        call, ``num_stages * flow_epochs`` in all when every stage runs; ``what`` names
+        the stage).
 
         Bitwise reproducible on CPU for a given ``random_state`` (see
         ``train.deterministic``). ValueError naming the parameter or setting when
@@ -194,10 +195,11 @@ class DLSA(ClassifierMixin, BaseEstimator):
                 self.stopped_ = f"stage {s + 1}: too few active train samples or classes"
                 break
             seed = seed0 * 1009 + s
-            on_epoch = (lambda epoch: progress(1)) if progress else None
+            what = f"stage {s + 1}/{cfg.num_stages}: {cfg.flow_seeds} flows"
+            on_epoch = (lambda epoch, what=what: progress(1, what)) if progress else None
             gmf = fit_stage(Xt[active], torch.as_tensor(ya), cfg, seed, on_epoch=on_epoch)
             if progress:  # the epochs an early stop skipped
-                progress(cfg.flow_epochs - gmf.epochs_run)
+                progress(cfg.flow_epochs - gmf.epochs_run, what)
             if not gmf.usable:
                 self.stopped_ = f"stage {s + 1}: every flow diverged in its first epoch"
                 break

@@ -168,7 +168,7 @@ def score_features(
         position=1,
     ) as bar:
         dlsa = DLSA(cfg, random_state=seed).fit(
-            Xtr, ytr, Xv, yv, num_classes=num_classes, progress=bar.update
+            Xtr, ytr, Xv, yv, num_classes=num_classes, progress=_advance(bar, name)
         )
         bar.update(cfg.num_stages * cfg.flow_epochs - bar.n)  # stages that did not run
         bar.set_description(f"  {name}: DLSA diagnostics")
@@ -231,6 +231,16 @@ def score_features(
     active = [route >= s for s in range(len(lp))]
     arrays = EvalArrays(np.asarray(ye), counts, lt_counts, preds, lp, active)
     return BackboneScore(row, stages, per_class, arrays)
+
+
+def _advance(bar, name: str) -> Callable[[int, str], None]:
+    """DLSA's progress callback: name the stage on ``bar`` and advance it."""
+
+    def advance(n: int, what: str) -> None:
+        bar.set_description(f"  {name}: DLSA {what}", refresh=False)
+        bar.update(n)
+
+    return advance
 
 
 def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, bar, name: str):
