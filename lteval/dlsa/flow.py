@@ -101,7 +101,10 @@ class MADE(nn.Module):
         order: torch.Tensor,
         init_std: float | None = 1e-3,
         members: int = 1,
+        generators: list[torch.Generator] | None = None,
     ):
+        """``generators``: one per member, drawn from in turn (None: torch's global
+        generator for every member)."""
         super().__init__()
         hid_deg = hidden_degrees(dim, hidden)
         m1 = hid_deg[:, None] >= order[None, :]
@@ -116,8 +119,8 @@ class MADE(nn.Module):
             MaskedLinear(hidden, 2 * dim, m3, members),
         )
         self.dim, self.members, self.init_std = dim, members, init_std
-        for r in range(members):  # from torch's global generator; GMF reseeds per member
-            self.init_member(r, None)
+        for r in range(members):
+            self.init_member(r, generators[r] if generators else None)
 
     @torch.no_grad()
     def init_member(self, r: int, gen: torch.Generator | None) -> None:
@@ -192,14 +195,16 @@ class MAF(nn.Module):
         bn_momentum: float = 0.9,
         init_std: float | None = 1e-3,
         members: int = 1,
+        generators: list[torch.Generator] | None = None,
     ):
+        """``generators``: one per member; the blocks draw from them in order."""
         super().__init__()
         hidden = hidden or dim
         layers = []
         order = torch.arange(1, dim + 1)
         for _ in range(blocks):
             layers += [
-                MADE(dim, hidden, order, init_std, members),
+                MADE(dim, hidden, order, init_std, members, generators),
                 BatchNormBijector(dim, bn_momentum, members=members),
             ]
             order = order.flip(0)
@@ -252,14 +257,10 @@ class GMF(nn.Module):
     ):
         super().__init__()
         self.seeds = member_seeds(seed, members)
-        self.flow = MAF(dim, hidden, 2, bn_momentum, init_std, members)
+        gens = [torch.Generator().manual_seed(s) for s in self.seeds]
+        self.flow = MAF(dim, hidden, 2, bn_momentum, init_std, members, gens)
         means = [fixed_means(num_clusters, dim, prior_std, s) for s in self.seeds]
         self.register_buffer("means", torch.stack(means))
-        for r, s in enumerate(self.seeds):
-            gen = torch.Generator().manual_seed(s)
-            for layer in self.flow.layers:
-                if isinstance(layer, MADE):
-                    layer.init_member(r, gen)
         self.members = members
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

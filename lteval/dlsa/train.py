@@ -333,12 +333,12 @@ def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
             on_epoch(epoch)
         if not any(running):
             break
-    fit = _finish(model, cfg, history, best, best_state, last_state, initial, notes)
+    fit = _finish(model, history, best, best_state, last_state, initial, notes)
     fit.epochs_run = epoch
     return fit
 
 
-def _finish(model, cfg, history, best, best_state, last_state, initial, notes) -> StageFit:
+def _finish(model, history, best, best_state, last_state, initial, notes) -> StageFit:
     """Load each member's chosen epoch, drop the members that finished no epoch."""
     R = model.members
     final = {k: v.clone() for k, v in last_state.items()}

@@ -30,10 +30,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.special import logsumexp
+import torch
 from scipy.stats import rankdata
 
 from lteval.dlsa import separability_score, somers_d
+from lteval.dlsa.flow import ensemble_log_density
 from lteval.heads import accuracy_report
 from lteval.rank.schema import ACCURACY_KEYS
 from lteval.rank.scoring import BackboneScore
@@ -54,7 +55,7 @@ def _metrics(a, idx: np.ndarray, flows: np.ndarray | None = None) -> dict[str, f
     for member_lp, act in zip(a.stage_scores, a.stage_active, strict=True):
         member_lp = np.atleast_2d(member_lp)  # (N,): one flow
         m = member_lp[:, idx] if flows is None else member_lp[flows][:, idx]
-        lp = logsumexp(m, 0) - np.log(len(m))
+        lp = ensemble_log_density(torch.from_numpy(m)).numpy()  # as DLSA computes it
         ds.append(somers_d(lp[act[idx]], freq[act[idx]]))
     out["separability"] = separability_score(ds)
     return out
