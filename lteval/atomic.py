@@ -1,19 +1,70 @@
-"""Atomic writes: a reader sees the old file (or folder) or the new one, never half.
+"""Atomic writes: a reader sees the old file (or folder) or the new one, never half;
+and a folder lteval replaces whole never takes a user's file with it.
 
 Every file lteval writes goes through ``write_text`` / ``writing``; every folder it
 writes as one result (a rank report, the validation study) through ``folder``. The
 temporary names come from ``tempfile`` next to the target, so two writers never
 share one, and the final step is a rename on the same filesystem.
+
+A folder written by ``folder`` holds a manifest (``MANIFEST``: each file's path and
+sha256). ``foreign`` lists what in a folder is not in its manifest, or changed
+since: a user's notes, data, a cache, an edited results file. ``folder`` refuses to
+replace a folder with anything foreign in it, checked again at the swap itself.
+
+Writing errors of the operating system (disk full, read-only, a file where a folder
+should be) become ``OutputError``: one line naming the path and the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from lteval.errors import OutputError
+
+MANIFEST = ".lteval-manifest.json"
+"""The file in every folder ``folder`` writes: what lteval wrote there."""
+
+WRITE_ERRNOS = {
+    errno.ENOSPC: "the disk is full: free space, or write elsewhere",
+    errno.EDQUOT: "the disk quota is exhausted: free space, or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: write elsewhere, or fix the permissions",
+    errno.EPERM: "permission denied: write elsewhere, or fix the permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: name another path",
+    errno.EISDIR: "the path is a folder: name a file",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+}
+"""The operating-system errors that are about where output goes, with the fix."""
+
+
+def output_error(e: OSError, path: str | Path) -> OutputError | None:
+    """``OutputError`` for an OSError about writing (``WRITE_ERRNOS``), else None."""
+    fix = WRITE_ERRNOS.get(e.errno)
+    if fix is None:
+        return None
+    where = e.filename or path
+    return OutputError(f"cannot write {where}: {fix}", e)
+
+
+@contextlib.contextmanager
+def _as_output_error(path: str | Path) -> Iterator[None]:
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        err = output_error(e, path)
+        if err is None:
+            raise
+        raise err from e
 
 
 @contextlib.contextmanager
@@ -22,15 +73,18 @@ def writing(path: str | Path, suffix: str = "") -> Iterator[Path]:
     replaces ``path``, otherwise it is removed. ``suffix`` keeps writers that look at
     the extension happy (``.png`` for matplotlib, ``.npz`` for numpy)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _as_output_error(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent
+        )
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -39,25 +93,150 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-@contextlib.contextmanager
-def folder(target: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``target``; when the block ends without
-    error it takes ``target``'s place (an existing ``target`` is removed only after
-    the new folder is in), otherwise it is removed and ``target`` is untouched.
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
-    The swap is two renames; if it is interrupted between them the old folder is
-    renamed back.
+
+def write_manifest(root: str | Path, names: Iterable[str] | None = None) -> None:
+    """Record files of ``root`` in its manifest: ``names`` (paths relative to it)
+    updated in the existing manifest, or (None) every file, replacing it."""
+    root = Path(root)
+    files = _manifest_files(root) if names is not None else {}
+    todo = (
+        names
+        if names is not None
+        else [
+            Path(d, f).relative_to(root).as_posix()
+            for d, _, fs in os.walk(root)
+            for f in fs
+            if Path(d, f).is_file() and not Path(d, f).is_symlink() and f != MANIFEST
+        ]
+    )
+    for n in todo:
+        files[n] = _sha256(root / n)
+    text = json.dumps({"written_by": "lteval", "files": dict(sorted(files.items()))}, indent=1)
+    write_text(root / MANIFEST, text + "\n")
+
+
+def _manifest_files(root: Path) -> dict[str, str]:
+    try:
+        data = json.loads((root / MANIFEST).read_text())
+        return dict(data["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def foreign(root: str | Path, legacy: Iterable[str] = ()) -> list[str]:
+    """What in folder ``root`` lteval did not write, or changed since: paths relative
+    to ``root`` ("notes.txt", "mydata/", "results.csv (changed since lteval wrote
+    it)"), empty when ``root`` holds only a run's files or does not exist. A foreign
+    folder is named once, not with each file in it.
+
+    A folder without a manifest (written by lteval before it had one) may hold the
+    top-level file names ``legacy`` when it holds the first of them (the file every
+    such folder has); anything else in it is foreign.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    root = Path(root)
+    if not root.is_dir() or root.is_symlink():
+        return []
+    has_manifest = (root / MANIFEST).is_file()
+    legacy = tuple(legacy)
+    old_run = bool(legacy) and (root / legacy[0]).is_file()
+    files = _manifest_files(root) if has_manifest else dict.fromkeys(legacy if old_run else ())
+    ours = {p.as_posix() for n in files for p in Path(n).parents if str(p) != "."}
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        for d in sorted(dirnames):
+            name = (here / d).relative_to(root).as_posix()
+            if (here / d).is_symlink():
+                out.append(f"{name} (a link)")
+            elif name not in ours:
+                out.append(name + "/")
+        dirnames[:] = [d for d in dirnames if (here / d).relative_to(root).as_posix() in ours]
+        for f in sorted(filenames):
+            p = here / f
+            name = p.relative_to(root).as_posix()
+            if name == MANIFEST and has_manifest:
+                continue
+            if p.is_symlink():
+                out.append(f"{name} (a link)")
+            elif name not in files:
+                out.append(name)
+            elif has_manifest and _sha256(p) != files[name]:
+                out.append(f"{name} (changed since lteval wrote it)")
+    return sorted(out)
+
+
+def unchanged(root: str | Path, name: str) -> bool:
+    """True when file ``name`` of ``root`` is as lteval wrote it (in the manifest,
+    same sha256)."""
+    path = Path(root) / name
+    want = _manifest_files(Path(root)).get(name)
+    return want is not None and path.is_file() and _sha256(path) == want
+
+
+def refusal(target: Path, found: list[str], what: str = "--out", would: bool = False) -> str:
+    """The one-line message for a folder that holds ``found`` foreign entries."""
+    shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    verb = "would replace" if would else "replaces"
+    return (
+        f"{what} {target} holds files lteval did not write ({shown}); the run {verb} "
+        "the whole folder, so it stops rather than delete them: move them out, or "
+        f"name a new {what}"
+    )
+
+
+def _free_sibling(target: Path, tag: str) -> Path:
+    for i in range(1, 1000):
+        p = target.with_name(f"{target.name}.{tag}" + (f"-{i}" if i > 1 else ""))
+        if not p.exists():
+            return p
+    raise OutputError(f"no free name beside {target} for the new folder")
+
+
+@contextlib.contextmanager
+def folder(target: str | Path, legacy: Iterable[str] = ()) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target``; when the block ends without
+    error its manifest is written and it takes ``target``'s place, otherwise it is
+    removed and ``target`` is untouched.
+
+    An existing ``target`` is replaced only when it holds nothing ``foreign`` (see
+    there; ``legacy``: the names of a folder written before manifests). That is
+    checked on the old folder after it is renamed away, so nothing written into it
+    during the run is lost: if anything foreign is found, the old folder is put back,
+    the new one is kept beside it as ``<target>.new`` and ``OutputError`` says so.
+    The swap is renames; if it is interrupted the old folder is renamed back.
+    """
+    target = Path(target).absolute()
+    if target.is_symlink():
+        raise OutputError(f"{target} is a link; name the folder it points to, or a new one")
+    with _as_output_error(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     old = None
     try:
         yield tmp
+        with _as_output_error(target):
+            write_manifest(tmp)
         try:
-            if target.exists():
+            if target.exists() or target.is_symlink():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 os.replace(target, old)  # the empty placeholder is replaced
+                found = foreign(old, legacy)
+                if found:
+                    os.replace(old, target)
+                    old = None
+                    kept = _free_sibling(target, "new")
+                    os.replace(tmp, kept)
+                    raise OutputError(
+                        refusal(target, found, would=True) + f" (this run's folder is "
+                        f"kept as {kept})"
+                    )
             os.replace(tmp, target)
         except BaseException:
             if old is not None and not target.exists():

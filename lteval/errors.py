@@ -50,3 +50,27 @@ def first_line(error: BaseException) -> str:
     message is empty (``str(KeyError())`` is ``''``)."""
     lines = [ln for ln in str(error).splitlines() if ln.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+class OutputError(LtevalError, OSError):
+    """Output cannot be written where asked (disk full, read-only, a file in the way),
+    or writing it would delete files lteval did not write. Keeps the operating
+    system's ``errno`` / ``strerror`` / ``filename`` when it came from one."""
+
+    def __init__(self, message: str, os_error: OSError | None = None):
+        super().__init__(message)
+        self.message = message
+        if os_error is not None:
+            self.errno, self.strerror = os_error.errno, os_error.strerror
+            self.filename = os_error.filename
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RunFolderError(LtevalError, ValueError):
+    """A run folder's results files are missing, damaged or from something else."""
+
+
+class FeatureError(LtevalError, ValueError):
+    """A backbone's features cannot be scored (constant, all zero, NaN or inf)."""

@@ -13,11 +13,14 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from lteval import atomic
 from lteval.cli.config import parse_with_config
 from lteval.cli.options import check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
 from lteval.errors import LtevalError, UsageError
 from lteval.features import FeatureOptions, RunOptions, resolve_device
+from lteval.features.cache import cache_root
+from lteval.packaged import assets_root
 
 log = logging.getLogger(__name__)
 
@@ -196,15 +199,42 @@ def feature_options(args) -> FeatureOptions:
     return FeatureOptions(layer=args.layer, l2_normalize=args.l2_normalize, storage=args.storage)
 
 
-def check_out(out: Path, marker: str = "results.json") -> None:
-    """Fail before any work when the output folder cannot be written, or holds files
-    that are not a previous run's (``marker`` is the file every run writes)."""
+HUB_CACHES = ("HF_HOME", "TORCH_HOME")
+"""Environment variables naming caches a run may write weights into."""
+
+
+def check_out(out: str | Path, legacy: tuple[str, ...] = ()) -> None:
+    """Fail before any work when the output folder cannot be written, or when
+    replacing it would delete what the user keeps there: files lteval did not write
+    (``lteval.atomic.foreign``; ``legacy``: the marker file, then the other names,
+    of a run folder written before manifests), the current folder, or a cache the
+    run may write into."""
+    if not str(out).strip():  # Path("") would be the current folder
+        raise UsageError("--out is empty; name a folder for the report")
+    out = Path(out)
+    if out.is_symlink():
+        raise UsageError(f"--out {out} is a link; name the folder it points to, or a new one")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is an existing file; name a folder for the report")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+    found = atomic.foreign(out, legacy)
+    if found:
+        raise UsageError(atomic.refusal(out, found))
+    full = out.resolve()
+    inside = [
+        (what, p)
+        for what, p in (
+            ("the current folder", Path.cwd()),
+            ("LTEVAL_CACHE (the feature cache)", cache_root()),
+            ("the installed weights and datasets", assets_root()),
+            *((f"${v}", Path(os.environ[v])) for v in HUB_CACHES if os.environ.get(v)),
+        )
+        if full == p.resolve() or full in p.resolve().parents
+    ]
+    if inside:
+        what, p = inside[0]
         raise UsageError(
-            f"--out {out} holds files that are not from an earlier run (no {marker}), and "
-            "the run replaces the whole folder; name a new or empty folder"
+            f"--out {out} holds {what} ({p}), and the run replaces the whole folder; "
+            "name an --out outside it"
         )
     parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -9,10 +9,12 @@ differ. ``--out DIR`` also writes DIR/compare.html and DIR/compare.csv.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from lteval.cli.common import run_main
-from lteval.errors import UsageError
 from lteval.report.compare import compare_runs, format_text, render_comparison
+
+log = logging.getLogger(__name__)
 
 
 def build_parser(prog: str = "lteval compare") -> argparse.ArgumentParser:
@@ -25,10 +27,9 @@ def build_parser(prog: str = "lteval compare") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cmp = compare_runs(args.run_a, args.run_b, args.by)
-    except (FileNotFoundError, KeyError) as e:
-        raise UsageError(str(e).strip(chr(34))) from None
+    cmp = compare_runs(args.run_a, args.run_b, args.by)  # user errors: one line, exit 2
+    for w in cmp["warnings"]:
+        log.warning(w)
     print(format_text(cmp, args.run_a, args.run_b))
     if args.out:
         print(render_comparison(cmp, args.run_a, args.run_b, args.out))

@@ -56,10 +56,11 @@ def check_options(args: Namespace) -> None:
             _integer(name, value, lo, what)
     if getattr(args, "val_fraction", None) is not None:
         v = _number("val_fraction", args.val_fraction)
-        if not 0 <= v < 1:
+        if not 0 < v < 1:
             raise UsageError(
-                f"--val-fraction must be in [0, 1) (the share of each train class carved "
-                f"out for validation), got {args.val_fraction}"
+                f"--val-fraction must be in (0, 1) (the share of each train class carved "
+                f"out for validation, where every head chooses its settings), got "
+                f"{args.val_fraction}"
             )
     if getattr(args, "lock_timeout", None) is not None:
         _number("lock_timeout", args.lock_timeout)

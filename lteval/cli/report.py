@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from lteval.cli.common import run_main
-from lteval.errors import UsageError
 from lteval.report import render_report
 
 
@@ -16,10 +15,7 @@ def build_parser(prog: str = "lteval report") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        path = render_report(args.results_dir)
-    except FileNotFoundError as e:
-        raise UsageError(str(e)) from None
+    path = render_report(args.results_dir)  # RunFolderError for a damaged run folder
     print(path)
     return 0
 

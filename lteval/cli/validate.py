@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dlsa is not None and not isinstance(args.dlsa, dict):
         raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
     out = Path(args.out)
-    common.check_out(out, marker="validate.json")
+    common.check_out(args.out, legacy=study.STUDY_FOLDER)
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     rows, failures, timings = [], [], []

@@ -153,6 +153,7 @@ def _pool(loader):
                 val_fraction=val_fraction,
                 n_max=n_max,
                 seed=seed,
+                class_names=names,
             )
         except ValueError as e:  # split sizes checked before anything is extracted
             raise DatasetError(f"{name}: {e}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,6 +151,7 @@ def make_long_tailed_splits(
     val_fraction: float = 0.2,
     n_max: int | None = None,
     seed: int = 0,
+    class_names: Sequence[str] | None = None,
 ) -> Splits:
     """Balanced eval split, long-tailed train split, validation carved from train.
 
@@ -160,15 +162,24 @@ def make_long_tailed_splits(
     n_max: size of the largest class; default the smallest class's remainder, so
         every class can reach its profile count.
     The class order (which class is the head) is drawn from ``seed``.
+    ``class_names[c]`` names class c in errors (default: its id).
     """
     labels = np.asarray(labels)
     classes, sizes = np.unique(labels, return_counts=True)
     if len(classes) < 2:
         raise ValueError("a long-tailed split needs at least 2 classes")
-    if eval_per_class < 1 or sizes.min() <= eval_per_class:
+    if eval_per_class < 1:
+        raise ValueError(f"eval_per_class must be >= 1, got {eval_per_class}")
+    small = np.flatnonzero(sizes <= eval_per_class)
+    if len(small):
+        shown = ", ".join(
+            f"{class_names[classes[i]] if class_names else classes[i]} ({sizes[i]})"
+            for i in small[np.argsort(sizes[small], kind="stable")][:5]
+        )
         raise ValueError(
-            f"eval_per_class={eval_per_class} leaves no training data for the smallest "
-            f"class ({sizes.min()} samples); lower --eval-per-class"
+            f"eval_per_class={eval_per_class} leaves no training data for {len(small)} "
+            f"class(es), by their sample counts: {shown}{' ...' if len(small) > 5 else ''}; "
+            "lower --eval-per-class, or give those classes more images"
         )
     rng = np.random.default_rng(seed)
     class_order = classes[rng.permutation(len(classes))]

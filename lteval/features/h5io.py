@@ -18,7 +18,8 @@ H5_FILES = ("feature_train.h5", "feature_test.h5")
 
 
 def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read and validate one h5 file: returns (X (N, D) float32, y (N,) int64)."""
+    """Read and validate one h5 file: returns (X (N, D) float32, y (N,)): int64 class
+    ids, or str class names when ``labels`` holds (byte) strings."""
     path = Path(path)
     if not path.is_file():
         raise FeatureFileError(f"{path} does not exist (expected {H5_FILES[0]} and {H5_FILES[1]})")
@@ -48,12 +49,39 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise FeatureFileError(
             f"{path}: 'features' holds NaN or inf in {bad} rows; clean them first"
         )
+    if y.dtype.kind in "SUO":
+        return X.astype(np.float32), _names(y, path)
+    if not np.issubdtype(y.dtype, np.number):
+        raise FeatureFileError(
+            f"{path}: 'labels' has dtype {y.dtype}; write integer class ids or class names"
+        )
     if not np.issubdtype(y.dtype, np.integer):
         if not np.all(np.mod(y, 1) == 0):
             raise FeatureFileError(f"{path}: 'labels' must be integers")
     if len(y) and y.min() < 0:
         raise FeatureFileError(f"{path}: 'labels' must be non-negative class ids")
     return X.astype(np.float32), y.astype(np.int64)
+
+
+def _names(y: np.ndarray, path: Path) -> np.ndarray:
+    """String class labels (bytes decoded as UTF-8) as a str array."""
+    out = []
+    for v in y.tolist():
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FeatureFileError(
+                    f"{path}: 'labels' holds bytes that are not UTF-8 text ({v[:20]!r}); "
+                    "write integer class ids or UTF-8 class names"
+                ) from None
+        if not isinstance(v, str):
+            raise FeatureFileError(
+                f"{path}: 'labels' mixes names with {type(v).__name__} values; write "
+                "integer class ids or class names, not both"
+            )
+        out.append(v)
+    return np.asarray(out, dtype=str)
 
 
 def write_h5(path: str | Path, X: np.ndarray, y: np.ndarray) -> None:
@@ -80,6 +108,11 @@ def read_feature_dir(root: str | Path) -> dict[str, dict[str, tuple[np.ndarray, 
         if train[0].shape[1] != test[0].shape[1]:
             raise FeatureFileError(
                 f"{d}: train features are {train[0].shape[1]}-d but test are {test[0].shape[1]}-d"
+            )
+        if (train[1].dtype.kind == "U") != (test[1].dtype.kind == "U"):
+            raise FeatureFileError(
+                f"{d}: one file's 'labels' are class names and the other's are integer "
+                "ids; write the same kind in both"
             )
         unseen = np.setdiff1d(test[1], train[1]).tolist()
         if unseen:

@@ -55,6 +55,8 @@ def logme(X: np.ndarray, y: np.ndarray) -> float:
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"X must be (N, D) with N = len(y); got {X.shape} and {y.shape}")
     n, d = X.shape
+    if not np.isfinite(X).all() or not X.any():
+        raise ValueError("LogME needs finite features that are not all zero")
     u, s, _ = np.linalg.svd(X, full_matrices=False)
     sigma = np.zeros(d)
     sigma[: len(s)] = s**2

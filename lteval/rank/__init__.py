@@ -1,7 +1,7 @@
 """Scoring and ranking backbones; ``lteval.rank.run`` runs the whole pipeline."""
 
 from lteval.rank.pipeline import RankResult, run
-from lteval.rank.results import RESULT_FILES, read_results, write_results
+from lteval.rank.results import RESULT_FILES, read_results, reading_runs, write_results
 from lteval.rank.schema import BOOTSTRAPPED, METHODS, METRICS
 from lteval.rank.scoring import (
     HEADS,
@@ -27,6 +27,7 @@ __all__ = [
     "failed",
     "rank_rows",
     "read_results",
+    "reading_runs",
     "run",
     "score_features",
     "validate_ranking",

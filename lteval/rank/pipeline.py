@@ -13,6 +13,8 @@ the report (``lteval.report.render_report``); it adds nothing else.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import sys
 import traceback
@@ -43,6 +45,7 @@ from lteval.rank.scoring import (
     BackboneScore,
     check_heads,
     check_metric,
+    check_splits,
     failed,
     rank_rows,
     score_features,
@@ -165,6 +168,13 @@ def run(
                 eval_per_class=eval_per_class,
                 val_fraction=val_fraction,
             )
+        labels = dataset.labels
+        sp = dataset.splits
+        check_splits(  # before any extraction: the split's classes and sizes
+            {k: (None, labels[getattr(sp, k)]) for k in ("train", "val", "eval")},
+            len(dataset.class_names),
+            dataset.class_names,
+        )
         data, scores = _from_backbones(
             list(backbones),
             dataset,
@@ -237,15 +247,16 @@ def _from_feature_dir(
     folder: Path, val_fraction: float, seed: int, score: Callable, progress: bool
 ) -> tuple[dict, list[BackboneScore]]:
     feature_sets = read_feature_dir(folder)
-    scores, remapped = [], {}
+    scores, remapped, hashes = [], {}, {}
     with _bar(len(feature_sets), progress) as bar:  # closed on Ctrl-C too
         for i, (name, fs) in enumerate(feature_sets.items(), 1):
             (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
-            ids, (ytr, yte) = dense_labels(ytr, yte)
-            if len(ids) and ids[-1] != len(ids) - 1:  # sparse ids: C would count absent classes
-                remapped[name] = ids.tolist()
+            ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
+            if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
+                remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
             rng = np.random.default_rng(seed)
             tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
+            hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
             bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
             splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
             s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
@@ -259,10 +270,32 @@ def _from_feature_dir(
             )
             scores.append(s)
             bar.update(1)
-    data = {"name": f"features:{folder.name}", "source": str(folder.resolve()), "split_hash": None}
+    distinct = sorted(set(hashes.values()))
+    data = {
+        "name": f"features:{folder.name}",
+        "source": str(folder.resolve()),
+        "split_hash": distinct[0] if len(distinct) == 1 else "mixed",
+        "split_hashes": hashes,
+    }
     if remapped:
         data["labels_remapped"] = remapped
     return data, scores
+
+
+def _split_hash(ids, ytr, va, yte, val_fraction: float, seed: int) -> str:
+    """sha256 (first 16 hex digits) of a feature set's classes, labels and carved
+    validation rows: equal for backbones scored on the same split."""
+    blob = json.dumps(
+        {
+            "classes": ids.tolist(),
+            "train_labels": ytr.tolist(),
+            "val_rows": va.tolist(),
+            "eval_labels": yte.tolist(),
+            "val_fraction": val_fraction,
+            "seed": seed,
+        }
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _from_backbones(
@@ -312,6 +345,9 @@ def _from_backbones(
             feats, manifest, backbone = got
             bar.set_description(f"{tag} {name}: scoring")
             splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
+            # unreadable images left out (--skip-bad-images) are the same for every
+            # backbone: a class they emptied ends the run, in one line
+            check_splits(splits, len(dataset.class_names), dataset.class_names)
             s = score(
                 name, splits, num_classes=len(dataset.class_names), class_names=dataset.class_names
             )

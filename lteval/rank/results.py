@@ -4,14 +4,17 @@ declared in ``lteval.rank.schema``. Each file is written atomically."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lteval.atomic import write_text
+from lteval.atomic import unchanged, write_text
+from lteval.errors import LtevalError, RunFolderError
 from lteval.rank import schema
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import BackboneScore, rank_rows
@@ -84,9 +87,69 @@ def write_results(
     return results
 
 
-def read_results(out: Path) -> dict:
-    """The results dict of a run folder (raises FileNotFoundError naming the file)."""
+def read_results(out: str | Path) -> dict:
+    """The results dict of a run folder. RunFolderError (one line naming the file,
+    what is wrong and the fix) when it is missing, not JSON or not shaped as
+    ``write_results`` writes it."""
     path = Path(out) / "results.json"
+    fix = f"rerun `lteval rank ... --out {out}` to rebuild it"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {out} the --out folder of a rank run?")
-    return json.loads(path.read_text())
+        raise RunFolderError(f"{path} not found: is {out} the --out folder of a rank run?")
+    try:
+        res = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise RunFolderError(f"{path} is not text (damaged?); {fix}") from None
+    except ValueError as e:
+        raise RunFolderError(f"{path} is not valid JSON ({e}: truncated?); {fix}") from None
+    except OSError as e:
+        raise RunFolderError(f"{path} cannot be read ({e.strerror})") from None
+    problem = _shape_problem(res)
+    if problem:
+        raise RunFolderError(f"{path} is not an lteval results file: {problem}; {fix}")
+    return res
+
+
+@contextlib.contextmanager
+def reading_runs(*folders: str | Path) -> Iterator[None]:
+    """Around code that reads run folders: an error that a results.json changed since
+    lteval wrote it (or from before manifests) can cause becomes RunFolderError naming
+    it; with every results.json as lteval wrote it, errors stay what they are (bugs)."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        edited = [f for f in folders if not unchanged(f, "results.json")]
+        if isinstance(e, LtevalError) or not edited:
+            raise
+        raise RunFolderError(
+            f"{Path(edited[0]) / 'results.json'} was changed since lteval wrote it and cannot "
+            f"be read ({type(e).__name__}: {e}); rerun `lteval rank ... --out {edited[0]}`"
+        ) from e
+
+
+def _shape_problem(res) -> str | None:
+    """What keeps ``res`` from being a results dict, or None."""
+    if not isinstance(res, dict):
+        return f"it holds a {type(res).__name__}, not an object"
+    lists = {k: res.get(k) for k in ("backbones", "stages", "per_class")}
+    if not isinstance(res.get("run"), dict):
+        return "'run' is missing or not an object"
+    for k, v in lists.items():
+        if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
+            return f"{k!r} is missing or not a list of objects"
+    if not isinstance(res.get("validity", {}), dict):
+        return "'validity' is not an object"
+    by = res["run"].get("ranked_by")
+    if by not in schema.METRICS:
+        return f"run.ranked_by {by!r} is not a metric column"
+    if not res["backbones"]:
+        return "'backbones' is empty"
+    for k in ("backbones", "stages", "per_class"):
+        if not all(isinstance(r.get("backbone"), str) for r in res[k]):
+            return f"a row of {k!r} has no backbone name"
+    for r in res["backbones"]:
+        status = r.get("status", "ok")
+        if status not in ("ok", "failed"):
+            return f"backbone {r['backbone']!r} has status {status!r}"
+        if status == "ok" and not isinstance(r.get("rank"), int):
+            return f"backbone {r['backbone']!r} has no rank"
+    return None

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from lteval.dlsa import DLSA, DLSAConfig, diagnostics, from_dict, scaled_for
 from lteval.dlsa.train import training_dtype
-from lteval.errors import DatasetError, LtevalError, UsageError
+from lteval.errors import DatasetError, FeatureError, LtevalError, UsageError
 from lteval.heads import (
     CRT,
     KNN,
@@ -150,7 +150,8 @@ def score_features(
     """
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
     heads = check_heads(list(HEADS) if heads is None else heads)
-    check_splits(splits)
+    check_splits(splits, num_classes, class_names)
+    check_features(splits)
     cfg = config or scaled_for(len(ytr), num_classes)
     if dlsa_overrides:  # a preset replaces the scaled defaults; other keys override
         base = {} if "preset" in dlsa_overrides else cfg.to_dict()
@@ -205,13 +206,24 @@ def score_features(
         head_seconds=head_seconds,
         dlsa_settings=cfg.to_dict(),
     )
+    warnings = []
     present = counts[counts > 0]
     if len(np.unique(present)) < 2:
-        row["warning"] = (
+        warnings.append(
             f"every class has the same number of train samples ({int(present[0])}): with "
             "no head and no tail, "
             "separability and the many/medium/few split are undefined (NaN)"
         )
+    no_eval = np.setdiff1d(np.arange(num_classes), ye)
+    if len(no_eval):
+        names_ = [class_names[c] if class_names else str(c) for c in no_eval[:5]]
+        warnings.append(
+            f"{len(no_eval)} of {num_classes} classes have no eval samples "
+            f"({', '.join(names_)}{', ...' if len(no_eval) > 5 else ''}): balanced and "
+            f"per-group accuracies average over the other {num_classes - len(no_eval)}"
+        )
+    if warnings:
+        row["warning"] = "; ".join(warnings)
     stages = [{"backbone": name, **r} for r in rep["stages"]]
     groups = shot_groups(lt_counts)
     names = class_names or [str(c) for c in range(num_classes)]
@@ -264,17 +276,58 @@ def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, ba
     return preds, val_preds, head_seconds
 
 
-def check_splits(splits: dict[str, Split]) -> None:
-    """DatasetError unless the train split has at least 2 classes and 2 samples,
-    and the eval split at least 2 classes (otherwise every score is NaN or meaningless)."""
-    for split, least in (("train", 2), ("eval", 2)):
+def check_splits(
+    splits: dict[str, Split], num_classes: int | None = None, class_names: list[str] | None = None
+) -> None:
+    """DatasetError unless the splits can give a meaningful score: train and eval
+    each hold at least 2 classes and 2 samples, validation (where every head
+    chooses its settings) at least 2 classes, and each of the ``num_classes``
+    classes at least one train sample (a class with none, e.g. every image of it
+    unreadable, would be averaged away in silence)."""
+    for split, what in (("train", "train"), ("val", "validation"), ("eval", "eval")):
         X, y = splits[split]
         classes = np.unique(y)
-        if len(classes) < least or len(y) < 2:
+        if len(classes) < 2 or len(y) < 2:
+            fix = (
+                "give each class at least 3 train samples, or raise --val-fraction"
+                if split == "val"
+                else "give more data or more classes"
+            )
             raise DatasetError(
-                f"the {split} split holds {len(y)} samples of {len(classes)} class(es) "
-                f"({classes[:5].tolist()}); ranking needs at least 2 classes with "
-                "samples in both train and eval: give more data or more classes"
+                f"the {what} split holds {len(y)} samples of {len(classes)} class(es) "
+                f"({classes[:5].tolist()}); a ranking needs at least 2 classes with samples "
+                f"in train, validation and eval: {fix}"
+            )
+    if num_classes is not None:
+        present = np.unique(splits["train"][1])
+        absent = np.setdiff1d(np.arange(num_classes), present)
+        if len(absent):
+            names = [class_names[c] if class_names else str(c) for c in absent[:5]]
+            raise DatasetError(
+                f"{len(absent)} of {num_classes} classes have no train samples "
+                f"({', '.join(names)}{', ...' if len(absent) > 5 else ''}; every image of "
+                "them unreadable?); fix or remove them"
+            )
+
+
+def check_features(splits: dict[str, Split]) -> None:
+    """FeatureError when a split's features hold NaN or inf, or are the same vector
+    for every sample (all zero: a dead layer or a wrong --layer): nothing could be
+    learned from them, and every score would be noise or a division by zero."""
+    for split, (X, _) in splits.items():
+        X = np.asarray(X)
+        bad = ~np.isfinite(X).all(axis=1)
+        if bad.any():
+            raise FeatureError(
+                f"its {split} features hold NaN or inf in {int(bad.sum())} of {len(X)} rows: "
+                "the backbone overflowed or is broken; check its weights, --layer and "
+                "--storage"
+            )
+        if len(X) > 1 and not (X != X[0]).any():
+            what = "all zero" if not X[0].any() else "one constant vector"
+            raise FeatureError(
+                f"its {split} features are {what} for all {len(X)} samples ({X.shape[1]} "
+                "dims): a dead layer or a wrong --layer? check the backbone and --layer"
             )
 
 

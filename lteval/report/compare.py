@@ -13,7 +13,8 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from lteval.atomic import write_text
-from lteval.rank import read_results
+from lteval.errors import UsageError
+from lteval.rank import read_results, reading_runs
 from lteval.report.pages import render_page
 
 SETTINGS = ("dataset.name", "dataset.split_hash", "seed", "device", "ranked_by", "heads")
@@ -35,17 +36,45 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, by: str | None = None) ->
 
     Returns ``{"by", "table" (DataFrame), "settings" (DataFrame of run settings that
     differ or matter), "rank_tau" (Kendall tau of the two rankings over the shared
-    backbones, NaN when fewer than 2), "shared" (count)}``. In the table, ``separate``
-    is True when the two runs' 95% intervals of ``by`` do not overlap.
+    backbones, NaN when fewer than 2), "shared" (count), "warnings" (why the runs'
+    metrics are not comparable: ``not_comparable``)}``. In the table, ``separate`` is
+    True when the two runs' 95% intervals of ``by`` do not overlap. RunFolderError for
+    a missing or damaged run folder; UsageError when ``by`` is no column of a run.
     """
     a, b = read_results(dir_a), read_results(dir_b)
+    with reading_runs(dir_a, dir_b):
+        return _compare(a, b, by)
+
+
+def not_comparable(run_a: dict, run_b: dict) -> list[str]:
+    """Warnings when two runs' metrics are not comparable: other datasets, or other
+    splits of one dataset."""
+    da, db = run_a.get("dataset") or {}, run_b.get("dataset") or {}
+    na, nb = da.get("name"), db.get("name")
+    if na != nb:
+        return [
+            f"the runs are on different datasets ({na} and {nb}): their metrics and "
+            "intervals are not comparable, and a rank agreement only says how the "
+            "ranking transfers between them"
+        ]
+    ha, hb = da.get("split_hash"), db.get("split_hash")
+    if ha != hb:
+        return [
+            f"the runs use different splits of {na} (split_hash {ha} and {hb}; another "
+            "--seed, --imbalance-factor or data): each difference mixes the split with "
+            "the backbone"
+        ]
+    return []
+
+
+def _compare(a: dict, b: dict, by: str | None) -> dict:
     by = by or a["run"]["ranked_by"]
     rows_a = {r["backbone"]: r for r in a["backbones"]}
     rows_b = {r["backbone"]: r for r in b["backbones"]}
     for name, rows in (("A", rows_a), ("B", rows_b)):
         ok = [r for r in rows.values() if r.get("status", "ok") == "ok"]
         if ok and by not in ok[0]:
-            raise KeyError(f"run {name} has no column {by!r}; pick --by from its results.csv")
+            raise UsageError(f"run {name} has no column {by!r}; pick --by from its results.csv")
     table = []
     for name in list(rows_a) + [n for n in rows_b if n not in rows_a]:
         ra, rb = rows_a.get(name, {}), rows_b.get(name, {})
@@ -82,7 +111,14 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, by: str | None = None) ->
             for k in keys
         ]
     )
-    return {"by": by, "table": df, "settings": settings, "rank_tau": tau, "shared": len(both)}
+    return {
+        "by": by,
+        "table": df,
+        "settings": settings,
+        "rank_tau": tau,
+        "shared": len(both),
+        "warnings": not_comparable(a["run"], b["run"]),
+    }
 
 
 def format_text(cmp: dict, dir_a, dir_b) -> str:
@@ -95,6 +131,8 @@ def format_text(cmp: dict, dir_a, dir_b) -> str:
         return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
 
     lines = [f"A: {dir_a}", f"B: {dir_b}", f"metric: {by}", ""]
+    lines += [f"WARNING: {w}" for w in cmp.get("warnings", [])]
+    lines += [""] if cmp.get("warnings") else []
     view = pd.DataFrame(
         {
             "backbone": df["backbone"],

@@ -14,6 +14,8 @@ import pandas as pd  # noqa: E402
 from lteval.atomic import writing
 
 GROUPS = ("many", "medium", "few")
+PNGS = ("ranking.png", "groups.png", "separability_vs_tail.png", "stages.png", "per_class.png")
+"""The plots a report holds."""
 
 
 def _save(fig, path: Path) -> str:

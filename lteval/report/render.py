@@ -6,13 +6,17 @@ import json
 import math
 from pathlib import Path
 
-from lteval.atomic import write_text
-from lteval.rank import read_results
+from lteval.atomic import MANIFEST, write_manifest, write_text
+from lteval.rank import RESULT_FILES, read_results, reading_runs
 from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
 from lteval.report.pages import render_page
 from lteval.report.study import load_summary
+
+RUN_FOLDER = (*RESULT_FILES, "config.yaml", "index.html", *plots.PNGS)
+"""What a run folder written before manifests holds, results.json first
+(``lteval.atomic.foreign``)."""
 
 NO_EVIDENCE_P = 0.05
 """Above this permutation p-value a backbone shows no evidence of head/tail separation."""
@@ -116,9 +120,20 @@ def dlsa_status(rows: list[dict], stages: list[dict]) -> dict:
 
 
 def render_report(results_dir: str | Path) -> Path:
-    """Write ``index.html`` plus PNGs into ``results_dir`` from its results files alone."""
+    """Write ``index.html`` plus PNGs into ``results_dir`` from its results files alone
+    (and record them in its manifest, when it has one: see ``lteval.atomic``).
+    RunFolderError when the results files are missing or damaged."""
     out = Path(results_dir)
-    res = read_results(out)
+    with reading_runs(out):
+        html, pngs = _render(out, read_results(out))
+    write_text(out / "index.html", html)
+    if (out / MANIFEST).is_file():
+        write_manifest(out, ["index.html", *pngs])
+    return out / "index.html"
+
+
+def _render(out: Path, res: dict) -> tuple[str, list[str]]:
+    """(index.html's text, the PNG names written into ``out``)."""
     run = res["run"]
     rows = [r for r in res["backbones"] if r.get("status", "ok") == "ok"]
     failed = [r for r in res["backbones"] if r.get("status", "ok") != "ok"]
@@ -178,5 +193,4 @@ def render_report(results_dir: str | Path) -> Path:
         config_text=config.read_text() if config.is_file() else None,
         settings_json=json.dumps(settings, indent=2),
     )
-    write_text(out / "index.html", html)
-    return out / "index.html"
+    return html, [name for name, _ in images if name]
