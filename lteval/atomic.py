@@ -93,6 +93,19 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def check_writable_dir(path: str | Path, what: str) -> None:
+    """OutputError, before any work, unless folder ``path`` exists and is writable or
+    can be created: ``what`` names it in the message (e.g. "--export-h5")."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{what} {path} is an existing file; name a folder")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise OutputError(f"{what} {path} lies under the file {parent}; name another folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: {parent} is not writable; name another folder")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -220,8 +233,8 @@ def folder(target: str | Path, legacy: Iterable[str] = ()) -> Iterator[Path]:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     old = None
     try:
-        yield tmp
         with _as_output_error(target):
+            yield tmp
             write_manifest(tmp)
         try:
             if target.exists() or target.is_symlink():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -17,7 +18,7 @@ from lteval import atomic
 from lteval.cli.config import parse_with_config
 from lteval.cli.options import check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
-from lteval.errors import LtevalError, UsageError
+from lteval.errors import LtevalError, UsageError, read_user_text
 from lteval.features import FeatureOptions, RunOptions, resolve_device
 from lteval.features.cache import cache_root
 from lteval.packaged import assets_root
@@ -150,10 +151,17 @@ def backbone_list(arg: str | None, file: str | None = None) -> list[str]:
         path = Path(file)
         if not path.is_file():
             raise UsageError(f"--backbones-file {file}: no such file")
-        for line in path.read_text().splitlines():
+        listed = []
+        for line in read_user_text(path, "--backbones-file", UsageError).splitlines():
             line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
             if line:
-                names.append(line)
+                listed.append(line)
+        if not listed:
+            raise UsageError(
+                f"--backbones-file {file} lists no backbone (it is empty or only comments); "
+                "write one name per line"
+            )
+        names += listed
     if not names:
         raise UsageError(
             "give --backbones (comma-separated names), --backbones-file F or --features DIR"
@@ -236,9 +244,7 @@ def check_out(out: str | Path, legacy: tuple[str, ...] = ()) -> None:
             f"--out {out} holds {what} ({p}), and the run replaces the whole folder; "
             "name an --out outside it"
         )
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {parent} is not writable; choose another --out")
+    atomic.check_writable_dir(out, "--out")
 
 
 class _Format(logging.Formatter):
@@ -283,6 +289,11 @@ def run_main(
             return fn(args)
     except LtevalError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full or read-only disk wherever it struck: not a bug
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        print(f"{parser.prog}: error: {atomic.output_error(e, 'output')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the cache and --out are written atomically: nothing half-done
         print(

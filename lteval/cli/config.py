@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lteval.errors import UsageError
+from lteval.errors import UsageError, read_user_text
 from lteval.fields import KIND
 
 CONFIG_ONLY = {"dlsa"}
@@ -100,7 +100,7 @@ def read_config(path: str) -> dict:
     if not p.is_file():
         raise UsageError(f"--config {path}: no such file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(read_user_text(p, "--config", UsageError)) or {}
     except yaml.YAMLError as e:
         raise UsageError(f"--config {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lteval import atomic
 from lteval.cli import common
+from lteval.errors import UsageError
 from lteval.features import backbone_features, check_backbones, resolve_device, write_h5
 from lteval.features.cache import check_writable
 
@@ -57,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     names = common.backbone_list(args.backbones, args.backbones_file)
     weights = common.parse_weights(args.weights)
     check_writable()  # a read-only cache fails here, not after the first extraction
+    if args.export_h5 is not None:  # and so does a bad export folder
+        if not args.export_h5.strip():
+            raise UsageError("--export-h5 is empty; name a folder for the h5 files")
+        atomic.check_writable_dir(args.export_h5, "--export-h5")
     dataset = common.load_data(args)
     missing = check_backbones(names, weights, args.allow_random_init)
     if missing:

@@ -44,12 +44,20 @@ def _number(name: str, value) -> float:
     return float(value)
 
 
+PATHS = ("data_root", "features", "backbones_file", "out", "export_h5", "results_dir")
+"""Options that name a file or folder (checked not to be empty)."""
+
+
 def check_options(args: Namespace) -> None:
     """Raise UsageError for the first option of ``args`` with a bad type or range.
 
     Options a program does not have, and options left at None (dataset defaults),
     are skipped.
     """
+    for name in PATHS:  # Path("") is the current folder: never what was meant
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            raise UsageError(f"--{name.replace('_', '-')} is empty; name a path or leave it out")
     for name, (lo, what) in INTEGERS.items():
         value = getattr(args, name, None)
         if value is not None:

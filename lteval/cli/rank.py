@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
         command="lteval rank " + shlex.join(args.argv),
     )
     if not result.ok:
-        for s in result.scores:
-            log.error(f"{s.row['backbone']}: {s.row['error']}")
+        for s in result.scores:  # other failures were logged in full as they happened
+            if s.row["phase"] == "weights":
+                log.error(f"{s.row['backbone']}: {s.row['error']}")
         log.error("every backbone failed: no results written")
         return 1 if any(s.row["error_kind"] == "bug" for s in result.scores) else 2
     # a reader sees the old report or the new one; a user's files in it stop the swap

@@ -17,14 +17,13 @@ expects under ``--data-root``.
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 from pathlib import Path
 
 import numpy as np
 
 from lteval.data.profiles import Splits, carve_validation, long_tailed_train_split
-from lteval.errors import DatasetError
+from lteval.errors import DatasetError, read_user_json, read_user_text
 
 CIFAR = {
     "cifar10-lt": (
@@ -102,7 +101,7 @@ def load_cifar(
 
 def _read_list(path: Path, root: Path) -> tuple[list[Path], list[int]]:
     paths, labels = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_user_text(path, "the list", DatasetError).splitlines(), 1):
         if not line.strip():
             continue
         rel, _, lab = line.strip().rpartition(" ")
@@ -146,7 +145,7 @@ def load_inat(name: str, root: Path, *, seed: int, val_fraction: float, **_):
     layout = "train2018.json and val2018.json (COCO-style 'images' and 'annotations')"
     parts = []
     for fn in ("train2018.json", "val2018.json"):
-        d = json.loads(_need(root / fn, layout).read_text())
+        d = read_user_json(_need(root / fn, layout), "the annotations", DatasetError)
         try:
             cat = {a["image_id"]: a["category_id"] for a in d["annotations"]}
             parts.append([(root / im["file_name"], cat[im["id"]]) for im in d["images"]])

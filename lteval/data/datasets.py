@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lteval.data.benchmarks import load_cifar, load_inat, load_split_lists
 from lteval.data.fashion import load_fashion
@@ -70,12 +70,19 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def from_files(self) -> bool:
+        """True when the images are files (read upright: EXIF orientation applied)."""
+        return not isinstance(self.images, np.ndarray)
+
     def image(self, i: int) -> Image.Image:
-        """Sample ``i`` as an RGB PIL image."""
+        """Sample ``i`` as an RGB PIL image; a file is turned upright by its EXIF
+        orientation tag, as photo viewers show it (a phone photo is often stored
+        sideways with such a tag)."""
         if isinstance(self.images, np.ndarray):
             return to_rgb(Image.fromarray(self.images[i]))
         with Image.open(self.images[i]) as im:
-            return to_rgb(im)
+            return to_rgb(ImageOps.exif_transpose(im))
 
     def describe(self, i: int) -> str:
         """Sample ``i`` for a message: its file path, or ``name[i]`` for in-memory images."""
@@ -90,6 +97,7 @@ class ImageDataset:
             "classes": self.class_names,
             "split_hash": self.splits.hash,
             "split": self.splits.manifest()["config"] | self.splits.manifest()["sizes"],
+            **({"exif_orientation": "applied"} if self.from_files else {}),
             **self.notes,
         }
 

@@ -199,6 +199,8 @@ def feature_identity(backbone: Backbone, dataset: ImageDataset, options: Feature
         "dataset": dataset.name,
         "dataset_source": dataset.source,
         "split_hash": dataset.splits.hash,
+        # files are read upright (EXIF orientation): features from before are not reused
+        **({"exif_orientation": "applied"} if dataset.from_files else {}),
     }
 
 

@@ -13,10 +13,7 @@ the report (``lteval.report.render_report``); it adds nothing else.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
-import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,20 +22,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from lteval.data import ImageDataset, carve_validation, load_dataset
+from lteval.data import ImageDataset, load_dataset
 from lteval.errors import UsageError, first_line
 from lteval.features import (
     FeatureOptions,
     RunOptions,
     backbone_features,
     check_backbones,
-    read_feature_dir,
     resolve_device,
     versions,
 )
 from lteval.features.cache import check_writable
+from lteval.rank.precomputed import from_feature_dir, progress_bar
 from lteval.rank.results import write_results
 from lteval.rank.scoring import (
     HEADS,
@@ -156,7 +152,7 @@ def run(
         progress=progress,
     )
     if feature_dir is not None:
-        data, scores = _from_feature_dir(Path(feature_dir), val_fraction, seed, score, progress)
+        data, scores = from_feature_dir(Path(feature_dir), val_fraction, seed, score, progress)
     else:
         check_writable()  # a read-only cache fails here, not after the first extraction
         if isinstance(dataset, str):
@@ -233,71 +229,6 @@ def _score(
     )
 
 
-def _bar(total: int, progress: bool) -> tqdm:
-    return tqdm(total=total, desc="lteval.rank", unit="step", file=sys.stderr, disable=not progress)
-
-
-def dense_labels(*ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(sorted distinct label ids over ``ys``, each ``y`` as positions 0..C-1 in them)."""
-    ids = np.unique(np.concatenate(ys))
-    return ids, [np.searchsorted(ids, y).astype(np.int64) for y in ys]
-
-
-def _from_feature_dir(
-    folder: Path, val_fraction: float, seed: int, score: Callable, progress: bool
-) -> tuple[dict, list[BackboneScore]]:
-    feature_sets = read_feature_dir(folder)
-    scores, remapped, hashes = [], {}, {}
-    with _bar(len(feature_sets), progress) as bar:  # closed on Ctrl-C too
-        for i, (name, fs) in enumerate(feature_sets.items(), 1):
-            (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
-            ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
-            if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
-                remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
-            rng = np.random.default_rng(seed)
-            tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
-            hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
-            bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
-            splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
-            s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
-            s.row.update(
-                precomputed=True,
-                pretrained=None,
-                weights="precomputed features",
-                num_params=None,
-                extract_seconds=None,
-                cache_key=None,
-            )
-            scores.append(s)
-            bar.update(1)
-    distinct = sorted(set(hashes.values()))
-    data = {
-        "name": f"features:{folder.name}",
-        "source": str(folder.resolve()),
-        "split_hash": distinct[0] if len(distinct) == 1 else "mixed",
-        "split_hashes": hashes,
-    }
-    if remapped:
-        data["labels_remapped"] = remapped
-    return data, scores
-
-
-def _split_hash(ids, ytr, va, yte, val_fraction: float, seed: int) -> str:
-    """sha256 (first 16 hex digits) of a feature set's classes, labels and carved
-    validation rows: equal for backbones scored on the same split."""
-    blob = json.dumps(
-        {
-            "classes": ids.tolist(),
-            "train_labels": ytr.tolist(),
-            "val_rows": va.tolist(),
-            "eval_labels": yte.tolist(),
-            "val_fraction": val_fraction,
-            "seed": seed,
-        }
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def _from_backbones(
     names: list[str],
     dataset: ImageDataset,
@@ -313,7 +244,7 @@ def _from_backbones(
 ) -> tuple[dict, list[BackboneScore]]:
     missing = check_backbones(names, weights, allow_random_init)
     scores: list[BackboneScore] = []
-    with _bar(2 * len(names), progress) as bar:  # closed on Ctrl-C too
+    with progress_bar(2 * len(names), progress) as bar:  # closed on Ctrl-C too
         for i, name in enumerate(names, 1):
             tag = f"[{i}/{len(names)}]"
             if name in missing:

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from lteval.backbones.checkpoints import timm_from_file
 from lteval.backbones.families.base import Family, pool_output
 from lteval.backbones.families.timm import timm_transform
 from lteval.backbones.names import BackboneSpec
-from lteval.errors import BackboneError
+from lteval.errors import BackboneError, read_user_json
 
 IMAGENET_DEFAULT = {
     "input_size": (3, 224, 224),
@@ -47,8 +47,13 @@ class _Pooled(nn.Module):
 
 
 def _torchscript(path: Path) -> nn.Module | None:
+    """The TorchScript module in ``path``, or None when it holds none. torch 2.14
+    deprecates ``torch.jit.load`` with a FutureWarning on every call; TorchScript files
+    are what users have, so the warning is not repeated on every run."""
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         return None
 
@@ -99,7 +104,16 @@ class FileFamily(Family):
             if keep_classifier:
                 raise BackboneError(f"{path} is TorchScript: its output is used as it is")
             sidecar = path.with_name(path.name + ".json")
-            cfg = json.loads(sidecar.read_text()) if sidecar.is_file() else IMAGENET_DEFAULT
+            cfg = (
+                read_user_json(sidecar, "the transform sidecar", BackboneError)
+                if sidecar.is_file()
+                else IMAGENET_DEFAULT
+            )
+            if not isinstance(cfg, dict):
+                raise BackboneError(
+                    f"the transform sidecar {sidecar} must hold a JSON object (a timm "
+                    'data config such as {"input_size": [3, 224, 224]})'
+                )
             cfg = {**IMAGENET_DEFAULT, **cfg}
             side = (3, input_size, input_size) if input_size else tuple(cfg["input_size"])
             cfg["input_size"] = side

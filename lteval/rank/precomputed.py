@@ -1,0 +1,86 @@
+"""Precomputed features (``--features DIR``: one sub-folder of h5 files per backbone)
+as scored backbones, and the run's progress bar."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lteval.data import carve_validation
+from lteval.features import read_feature_dir
+from lteval.rank.scoring import BackboneScore
+
+
+def progress_bar(total: int, progress: bool) -> tqdm:
+    """The run's bar over backbone phases, on stderr."""
+    return tqdm(total=total, desc="lteval.rank", unit="step", file=sys.stderr, disable=not progress)
+
+
+def dense_labels(*ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(sorted distinct label ids over ``ys``, each ``y`` as positions 0..C-1 in them)."""
+    ids = np.unique(np.concatenate(ys))
+    return ids, [np.searchsorted(ids, y).astype(np.int64) for y in ys]
+
+
+def from_feature_dir(
+    folder: Path, val_fraction: float, seed: int, score: Callable, progress: bool
+) -> tuple[dict, list[BackboneScore]]:
+    """(the run's dataset record, one score per backbone) for the h5 feature sets of
+    ``folder``: labels made dense, validation carved from each train file with
+    ``seed``, each set scored by ``score(name, splits, num_classes=, class_names=)``."""
+    feature_sets = read_feature_dir(folder)
+    scores, remapped, hashes = [], {}, {}
+    with progress_bar(len(feature_sets), progress) as bar:  # closed on Ctrl-C too
+        for i, (name, fs) in enumerate(feature_sets.items(), 1):
+            (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
+            ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
+            if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
+                remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
+            rng = np.random.default_rng(seed)
+            tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
+            hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
+            bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
+            splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
+            s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
+            s.row.update(
+                precomputed=True,
+                pretrained=None,
+                weights="precomputed features",
+                num_params=None,
+                extract_seconds=None,
+                cache_key=None,
+            )
+            scores.append(s)
+            bar.update(1)
+    distinct = sorted(set(hashes.values()))
+    data = {
+        "name": f"features:{folder.name}",
+        "source": str(folder.resolve()),
+        "split_hash": distinct[0] if len(distinct) == 1 else "mixed",
+        "split_hashes": hashes,
+    }
+    if remapped:
+        data["labels_remapped"] = remapped
+    return data, scores
+
+
+def _split_hash(ids, ytr, va, yte, val_fraction: float, seed: int) -> str:
+    """sha256 (first 16 hex digits) of a feature set's classes, labels and carved
+    validation rows: equal for backbones scored on the same split."""
+    blob = json.dumps(
+        {
+            "classes": ids.tolist(),
+            "train_labels": ytr.tolist(),
+            "val_rows": va.tolist(),
+            "eval_labels": yte.tolist(),
+            "val_fraction": val_fraction,
+            "seed": seed,
+        }
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

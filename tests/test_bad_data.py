@@ -1,0 +1,267 @@
+"""The user's data, third round (issue 22): string h5 labels, dead features, splits
+that cannot give a meaningful score, write errors after the work, and the weak cases
+(EXIF orientation, empty paths, an empty backbones file, a class named when it is too
+small, the carved split of h5 features recorded)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import CHEAP, folder_args, make_image_folder, short_config
+from PIL import Image
+
+from lteval import atomic
+from lteval.cli.extract import main as extract_main
+from lteval.cli.rank import main as rank_main
+from lteval.data import load_dataset
+from lteval.errors import DatasetError, FeatureError, FeatureFileError
+from lteval.features import read_h5
+from lteval.heads import logme
+from lteval.rank import score_features
+
+
+def _rank(args: list[str], out: Path) -> int:
+    config = short_config(Path(out).parent)
+    return rank_main([*args, *CHEAP, "--config", str(config), "--out", str(out)])
+
+
+def _h5(root: Path, ytr, yte, dim: int = 8, scale: float = 1.0, name: str = "bb") -> Path:
+    """--features folder with one backbone whose features separate the classes
+    (``scale`` 0: all zero)."""
+    rng = np.random.default_rng(0)
+    d = root / name
+    d.mkdir(parents=True)
+    ids = {c: i for i, c in enumerate(sorted(set(ytr) | set(yte), key=str))}
+    centres = rng.normal(size=(len(ids), dim)) * 3
+    for file, y in (("feature_train.h5", ytr), ("feature_test.h5", yte)):
+        rows = np.array([ids[c] for c in y])
+        X = (centres[rows] + rng.normal(size=(len(y), dim))) * scale
+        with h5py.File(d / file, "w") as f:
+            f["features"] = X.astype("f4")
+            f["labels"] = np.asarray(y)
+    return root
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+LT = np.repeat([f"class-{c}".encode() for c in "abcd"], [60, 30, 15, 8])
+TEST = np.repeat([f"class-{c}".encode() for c in "abcd"], 10)
+
+
+# -- string labels -----------------------------------------------------------------
+
+
+def test_byte_string_h5_labels_become_classes_named_in_per_class(tmp_path):
+    feats = _h5(tmp_path / "f", LT, TEST)
+    out = tmp_path / "run"
+    assert _rank(["--features", str(feats)], out) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [r["class_name"] for r in res["per_class"]] == [
+        "class-a",
+        "class-b",
+        "class-c",
+        "class-d",
+    ]
+    assert [r["train_count"] for r in res["per_class"]][0] == 48  # 60 less 12 to validation
+    assert not res["run"]["warnings"]  # names are not "remapped ids"
+    assert len(res["run"]["dataset"]["split_hash"]) == 16  # the carved split is recorded
+
+
+def test_labels_that_are_not_text_or_mix_kinds_are_one_line(tmp_path):
+    bad = tmp_path / "x.h5"
+    with h5py.File(bad, "w") as f:
+        f["features"] = np.zeros((2, 3), "f4") + np.arange(3)
+        f["labels"] = np.array([b"\xff\xfe", b"ok"])
+    with pytest.raises(FeatureFileError, match="not UTF-8 text"):
+        read_h5(bad)
+    feats = _h5(tmp_path / "f", LT, np.repeat([0, 1, 2, 3], 10))
+    with pytest.raises(FeatureFileError, match="class names and the other's are integer ids"):
+        from lteval.features import read_feature_dir
+
+        read_feature_dir(feats)
+
+
+# -- features that carry nothing ---------------------------------------------------
+
+
+def test_all_zero_features_are_a_user_error_naming_the_backbone(tmp_path, capsys):
+    feats = _h5(tmp_path / "f", LT, TEST, scale=0.0, name="dead_layer")
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no raw numpy warnings either
+        code = _rank(["--features", str(feats), "--quiet"], out)
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("dead_layer: FAILED while scoring: its train features are all zero")
+    assert err[1:] == ["every backbone failed: no results written"]
+
+
+def test_constant_and_non_finite_features_are_refused_before_any_fit():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [20, 10, 5])
+    good = rng.normal(size=(35, 4))
+    splits = {"train": (good, y), "val": (good[:6], y[[0, 1, 20, 21, 30, 31]]), "eval": (good, y)}
+    const = {**splits, "eval": (np.ones((35, 4)), y)}
+    with pytest.raises(FeatureError, match="eval features are one constant vector"):
+        score_features("b", const, num_classes=3)
+    nan = good.copy()
+    nan[3, 1] = np.nan
+    with pytest.raises(FeatureError, match="train features hold NaN or inf in 1 of 35 rows"):
+        score_features("b", {**splits, "train": (nan, y)}, num_classes=3)
+    with pytest.raises(ValueError, match="not all zero"):
+        logme(np.zeros((35, 4)), y)
+
+
+# -- splits that cannot give a meaningful score ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ytr", "yte"),
+    [
+        (np.arange(500), np.arange(500)),  # 500 classes of 1 sample: nothing to validate on
+        (np.array([0, 1]), np.array([0, 1])),  # a 2-sample feature file
+    ],
+)
+def test_too_little_data_for_validation_is_one_line_and_exit_2(tmp_path, capsys, ytr, yte):
+    feats = _h5(tmp_path / "f", ytr, yte)
+    out = tmp_path / "run"
+    assert _rank(["--features", str(feats), "--quiet"], out) == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "the validation split holds 0 samples" in err and "at least 3 train samples" in err
+
+
+def test_a_class_whose_images_are_all_unreadable_ends_the_run_naming_it(tmp_path, capsys):
+    root = make_image_folder(tmp_path / "imgs", sizes=(30, 20, 14))
+    for p in (root / "class_2").iterdir():
+        p.write_bytes(b"not an image")
+    out = tmp_path / "run"
+    args = [*folder_args(root, "random:timm:test_resnet"), "--skip-bad-images", "--quiet"]
+    assert _rank(args, out) == 2 and not out.exists()
+    line = _one_line(capsys)
+    assert "1 of 3 classes have no train samples (class_2; every image of them unreadable?)" in line
+
+
+def test_a_class_without_eval_samples_is_a_warning_in_the_report(tmp_path):
+    feats = _h5(tmp_path / "f", LT, TEST[TEST != b"class-d"])
+    out = tmp_path / "run"
+    assert _rank(["--features", str(feats)], out) == 0
+    warning = json.loads((out / "results.json").read_text())["run"]["warnings"]
+    assert any("1 of 4 classes have no eval samples (class-d)" in w for w in warning)
+    assert "have no eval samples" in (out / "index.html").read_text()
+
+
+def test_too_few_images_names_the_classes(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", sizes=(30, 20, 3))
+    with pytest.raises(DatasetError, match=r"for 1 class\(es\), by their sample counts: class_2"):
+        load_dataset("folder", root, eval_per_class=4)
+
+
+# -- where output goes ---------------------------------------------------------------
+
+
+def test_export_h5_under_a_file_fails_before_extracting(image_folder, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = folder_args(image_folder, "random:timm:test_resnet")
+    assert extract_main([*args, "--export-h5", str(blocker / "h5"), "--quiet"]) == 2
+    assert "lies under the file" in _one_line(capsys)
+    assert extract_main([*args, "--export-h5", "", "--quiet"]) == 2
+    assert "--export-h5 is empty" in _one_line(capsys)
+
+
+def test_full_disk_while_writing_the_report_is_one_line_and_keeps_the_last_run(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "run"
+    args = folder_args(image_folder, "random:timm:test_resnet")
+    assert _rank(args, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", full)
+    assert _rank([*args, "--quiet"], out) == 2
+    line = _one_line(capsys)
+    assert "cannot write" in line and "the disk is full" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
+
+
+@pytest.mark.parametrize("option", ["--features", "--data-root", "--backbones-file", "--out"])
+def test_an_empty_path_option_is_not_the_current_folder(option, capsys):
+    assert rank_main([option, ""]) == 2
+    assert f"{option} is empty" in _one_line(capsys)
+
+
+def test_an_empty_backbones_file_is_named(tmp_path, capsys):
+    listing = tmp_path / "backbones.txt"
+    listing.write_text("# none yet\n\n")
+    assert rank_main(["--backbones-file", str(listing), "--out", str(tmp_path / "r")]) == 2
+    assert "lists no backbone (it is empty or only comments)" in _one_line(capsys)
+
+
+# -- images ---------------------------------------------------------------------------
+
+
+def test_exif_orientation_is_applied_and_recorded(tmp_path):
+    root = tmp_path / "imgs"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (30, 10), (200, 0, 0)).save(root / c / f"{i}.png")
+    im = Image.new("RGB", (30, 10), (0, 200, 0))
+    exif = im.getexif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees to view
+    im.save(root / "a" / "0.jpg", exif=exif)
+    ds = load_dataset("folder", root, eval_per_class=2, imbalance_factor=1)
+    i = next(i for i in range(len(ds)) if str(ds.images[i]).endswith("0.jpg"))
+    assert ds.image(i).size == (10, 30)  # upright, as a photo viewer shows it
+    assert ds.manifest()["exif_orientation"] == "applied"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_a_torchscript_file_loads_without_a_deprecation_warning(tmp_path):
+    from lteval.backbones import load_backbone
+
+    torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))).save(str(tmp_path / "m.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        load_backbone(f"file:{tmp_path / 'm.pt'}")
+
+
+def test_a_manifest_is_written_with_every_report(tmp_path):
+    feats = _h5(tmp_path / "f", LT, TEST)
+    out = tmp_path / "run"
+    assert _rank(["--features", str(feats)], out) == 0
+    files = json.loads((out / atomic.MANIFEST).read_text())["files"]
+    assert {"results.json", "index.html", "ranking.png", "config.yaml"} <= set(files)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_binary_or_malformed_user_files_are_one_line(tmp_path, capsys):
+    binary = tmp_path / "list.bin"
+    binary.write_bytes(b"\xff\xfe\x00")
+    assert rank_main(["--backbones-file", str(binary)]) == 2
+    assert "--backbones-file" in (line := _one_line(capsys)) and "is not UTF-8 text" in line
+    assert rank_main(["--config", str(binary)]) == 2
+    assert "--config" in _one_line(capsys)
+    torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))).save(str(tmp_path / "m.pt"))
+    (tmp_path / "m.pt.json").write_text("{bad json")
+    from lteval.backbones import load_backbone
+    from lteval.errors import BackboneError
+
+    with pytest.raises(BackboneError, match="transform sidecar .* is not valid JSON"):
+        load_backbone(f"file:{tmp_path / 'm.pt'}")
