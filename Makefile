@@ -102,4 +102,4 @@ format: install
 	$(BIN)/ruff check --fix lteval tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info reports/demo
+	rm -rf $(VENV) build *.egg-info  # reports/ is tracked and may hold your files: kept

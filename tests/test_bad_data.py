@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -121,6 +122,18 @@ def test_constant_and_non_finite_features_are_refused_before_any_fit():
         score_features("b", {**splits, "train": (nan, y)}, num_classes=3)
     with pytest.raises(ValueError, match="not all zero"):
         logme(np.zeros((35, 4)), y)
+    scaled = {k: (X * 1e18 / np.sqrt(np.mean(good**2)), y_) for k, (X, y_) in splits.items()}
+    with pytest.raises(FeatureError, match=r"root mean square of 1(\.0*)?e\+18, outside 1e-15"):
+        score_features("b", scaled, num_classes=3)
+
+
+def test_features_at_a_scale_where_probes_fail_are_scored_with_a_warning():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [20, 10, 5])
+    X = rng.normal(size=(35, 4)) * 1e-9
+    splits = {"train": (X, y), "val": (X[:6], y[[0, 1, 20, 21, 30, 31]]), "eval": (X, y)}
+    s = score_features("b", splits, num_classes=3, heads=[], dlsa_overrides={"flow_epochs": 1})
+    assert re.search(r"root mean square of [0-9.]+e-(09|10), outside 1e-06", s.row["warning"])
 
 
 # -- splits that cannot give a meaningful score ------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lteval.atomic import unchanged, write_text
+from lteval.atomic import MANIFEST, unchanged, write_text
 from lteval.errors import LtevalError, RunFolderError
 from lteval.rank import schema
 from lteval.rank.schema import TIMINGS
@@ -120,9 +120,15 @@ def reading_runs(*folders: str | Path) -> Iterator[None]:
         edited = [f for f in folders if not unchanged(f, "results.json")]
         if isinstance(e, LtevalError) or not edited:
             raise
+        folder = Path(edited[0])
+        how = (
+            "was changed since lteval wrote it"
+            if (folder / MANIFEST).is_file()
+            else "has no manifest to show lteval wrote it as it is"
+        )
         raise RunFolderError(
-            f"{Path(edited[0]) / 'results.json'} was changed since lteval wrote it and cannot "
-            f"be read ({type(e).__name__}: {e}); rerun `lteval rank ... --out {edited[0]}`"
+            f"{folder / 'results.json'} {how} and cannot be read ({type(e).__name__}: {e}); "
+            f"rerun `lteval rank ... --out {folder}`"
         ) from e
 
 
