@@ -67,6 +67,12 @@ def _as_output_error(path: str | Path) -> Iterator[None]:
         raise err from e
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def writing(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without error it
@@ -80,6 +86,7 @@ def writing(path: str | Path, suffix: str = "") -> Iterator[Path]:
         )
         os.close(fd)
         tmp = Path(name)
+        os.chmod(tmp, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
         try:
             yield tmp
             os.replace(tmp, path)
@@ -231,6 +238,7 @@ def folder(target: str | Path, legacy: Iterable[str] = ()) -> Iterator[Path]:
     with _as_output_error(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # as mkdir would make it, not mkdtemp's 0700
     old = None
     try:
         with _as_output_error(target):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,15 @@ def test_an_os_write_error_becomes_one_output_error_naming_the_path(tmp_path, mo
         atomic.write_text(blocker / "sub" / "a.txt", "x")
     other = OSError(errno.ECONNRESET, "reset")
     assert atomic.output_error(other, tmp_path) is None  # not about writing: stays a bug
+
+
+def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        _write_run(tmp_path / "R")
+        atomic.write_text(tmp_path / "one.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "R").stat().st_mode) == 0o755  # not mkdtemp's 0700
+    assert stat.S_IMODE((tmp_path / "R" / "results.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "one.txt").stat().st_mode) == 0o644  # not mkstemp's 0600

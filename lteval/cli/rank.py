@@ -39,7 +39,7 @@ def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
         metavar="DIR",
         help="rank precomputed features instead of extracting: one sub-folder per "
         "backbone with feature_train.h5 and feature_test.h5 (datasets 'features' "
-        "N x D float and 'labels' N int, the DLSA reference format)",
+        "N x D float and 'labels' N int or class names, the DLSA reference format)",
     )
     g.add_argument(
         "--by",

@@ -1,6 +1,7 @@
 """The DLSA reference's feature files: ``feature_train.h5`` / ``feature_test.h5``.
 
-Each file holds two datasets: ``features`` (N x D float) and ``labels`` (N int).
+Each file holds two datasets: ``features`` (N x D float) and ``labels`` (N): integer
+class ids, or class names as (byte) strings, UTF-8.
 ``--features DIR`` expects one sub-folder per backbone holding both files.
 """
 
@@ -29,7 +30,7 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             if missing:
                 raise FeatureFileError(
                     f"{path} lacks dataset(s) {sorted(missing)}; it has {sorted(f.keys())}. "
-                    "Write 'features' (N x D float) and 'labels' (N int)."
+                    "Write 'features' (N x D float) and 'labels' (N int ids or class names)."
                 )
             X, y = np.asarray(f["features"]), np.asarray(f["labels"])
     except OSError as e:

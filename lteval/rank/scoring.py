@@ -356,8 +356,9 @@ def check_features(splits: dict[str, Split]) -> list[str]:
         if split == "train" and not lo <= rms <= hi:
             warnings.append(
                 f"its train features have a root mean square of {rms:.3g}, outside "
-                f"{lo:g}..{hi:g}: the linear heads (probe, ce, la, crt, taunorm, lws) lose "
-                "accuracy at such scales (measured: chance near 1e-12 and 1e18)"
+                f"{lo:g}..{hi:g}: the linear heads (probe, ce, la, crt, taunorm, lws) can lose "
+                "accuracy at such scales (on planted features: chance near 1e-12 and 1e18); "
+                "NCM and kNN do not depend on scale"
             )
     return warnings
 
