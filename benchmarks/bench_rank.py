@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 from lteval import atomic
-from lteval.report import RUN_FOLDER
 
 DEMO = (
     "torchvision:mobilenet_v2/IMAGENET1K_V1,timm:tf_efficientnet_lite0,"
@@ -71,7 +70,7 @@ def main() -> int:
         cold, res = timed_run(args.backbones, Path(tmp) / "cold", cache)
         warm, _ = timed_run(args.backbones, Path(tmp) / "warm", cache)
         report = Path(args.out).parent / "rank-report"  # the cold run's report, kept
-        with atomic.folder(report, legacy=RUN_FOLDER) as new:  # never over a user's file
+        with atomic.folder(report) as new:  # never over a user's file
             shutil.copytree(Path(tmp) / "cold", new, dirs_exist_ok=True)
     rows = [r for r in res["backbones"] if r.get("status", "ok") == "ok"]
     real = [r for r in rows if r.get("pretrained")]

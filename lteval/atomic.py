@@ -123,9 +123,10 @@ def _sha256(path: Path) -> str:
 
 def write_manifest(root: str | Path, names: Iterable[str] | None = None) -> None:
     """Record files of ``root`` in its manifest: ``names`` (paths relative to it)
-    updated in the existing manifest, or (None) every file, replacing it."""
+    added to or updated in the existing manifest, or (None) every file, replacing
+    it."""
     root = Path(root)
-    files = _manifest_files(root) if names is not None else {}
+    files = (_manifest_files(root) or {}) if names is not None else {}
     todo = (
         names
         if names is not None
@@ -142,31 +143,34 @@ def write_manifest(root: str | Path, names: Iterable[str] | None = None) -> None
     write_text(root / MANIFEST, text + "\n")
 
 
-def _manifest_files(root: Path) -> dict[str, str]:
-    try:
-        data = json.loads((root / MANIFEST).read_text())
-        return dict(data["files"])
-    except (OSError, ValueError, KeyError, TypeError):
+def _manifest_files(root: Path) -> dict[str, str] | None:
+    """The manifest's {path: sha256}; {} without a manifest; None when it is damaged."""
+    path = root / MANIFEST
+    if not path.is_file():
         return {}
+    try:
+        files = json.loads(path.read_text())["files"]
+        if isinstance(files, dict) and all(isinstance(v, str) for v in files.values()):
+            return files
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
-def foreign(root: str | Path, legacy: Iterable[str] = ()) -> list[str]:
+def foreign(root: str | Path) -> list[str]:
     """What in folder ``root`` lteval did not write, or changed since: paths relative
     to ``root`` ("notes.txt", "mydata/", "results.csv (changed since lteval wrote
-    it)"), empty when ``root`` holds only a run's files or does not exist. A foreign
-    folder is named once, not with each file in it.
-
-    A folder without a manifest (written by lteval before it had one) may hold the
-    top-level file names ``legacy`` when it holds the first of them (the file every
-    such folder has); anything else in it is foreign.
+    it)"), empty when ``root`` holds only files its manifest lists or does not
+    exist. A foreign folder is named once, not with each file in it. Without a
+    readable manifest every entry is foreign (lteval cannot tell its files from
+    the user's).
     """
     root = Path(root)
     if not root.is_dir() or root.is_symlink():
         return []
-    has_manifest = (root / MANIFEST).is_file()
-    legacy = tuple(legacy)
-    old_run = bool(legacy) and (root / legacy[0]).is_file()
-    files = _manifest_files(root) if has_manifest else dict.fromkeys(legacy if old_run else ())
+    state = _manifest_files(root)
+    files = state or {}
+    readable = state is not None and (root / MANIFEST).is_file()
     ours = {p.as_posix() for n in files for p in Path(n).parents if str(p) != "."}
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -181,13 +185,13 @@ def foreign(root: str | Path, legacy: Iterable[str] = ()) -> list[str]:
         for f in sorted(filenames):
             p = here / f
             name = p.relative_to(root).as_posix()
-            if name == MANIFEST and has_manifest:
+            if name == MANIFEST and readable:
                 continue
             if p.is_symlink():
                 out.append(f"{name} (a link)")
             elif name not in files:
                 out.append(name)
-            elif has_manifest and _sha256(p) != files[name]:
+            elif _sha256(p) != files[name]:
                 out.append(f"{name} (changed since lteval wrote it)")
     return sorted(out)
 
@@ -196,19 +200,39 @@ def unchanged(root: str | Path, name: str) -> bool:
     """True when file ``name`` of ``root`` is as lteval wrote it (in the manifest,
     same sha256)."""
     path = Path(root) / name
-    want = _manifest_files(Path(root)).get(name)
+    want = (_manifest_files(Path(root)) or {}).get(name)
     return want is not None and path.is_file() and _sha256(path) == want
 
 
 def refusal(target: Path, found: list[str], what: str = "--out", would: bool = False) -> str:
     """The one-line message for a folder that holds ``found`` foreign entries."""
     shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    state = _manifest_files(Path(target))
+    why = (
+        f"its {MANIFEST} is damaged, so lteval cannot tell its files from yours"
+        if state is None
+        else f"it has no {MANIFEST} (the list of what lteval wrote there)"
+        if not (Path(target) / MANIFEST).is_file()
+        else "lteval did not write them, or they changed since"
+    )
     verb = "would replace" if would else "replaces"
     return (
-        f"{what} {target} holds files lteval did not write ({shown}); the run {verb} "
-        "the whole folder, so it stops rather than delete them: move them out, or "
-        f"name a new {what}"
+        f"{what} {target} holds {shown}, and {why}; the run {verb} the whole folder, so "
+        f"it stops rather than delete them: move them out, or name a new {what}"
     )
+
+
+def check_overwrite(root: str | Path, names: Iterable[str], what: str) -> None:
+    """OutputError unless each of ``names`` (files lteval is about to rewrite in
+    ``root``) is absent or as lteval wrote it: a file the user wrote or edited there
+    is never overwritten."""
+    root = Path(root)
+    mine = [n for n in names if (root / n).exists() and not unchanged(root, n)]
+    if mine:
+        raise OutputError(
+            f"{what} {root} holds {', '.join(mine[:5])}, which lteval did not write or which "
+            f"changed since (see {MANIFEST}); move them away, or name another folder"
+        )
 
 
 def _free_sibling(target: Path, tag: str) -> Path:
@@ -220,13 +244,12 @@ def _free_sibling(target: Path, tag: str) -> Path:
 
 
 @contextlib.contextmanager
-def folder(target: str | Path, legacy: Iterable[str] = ()) -> Iterator[Path]:
+def folder(target: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``target``; when the block ends without
     error its manifest is written and it takes ``target``'s place, otherwise it is
     removed and ``target`` is untouched.
 
-    An existing ``target`` is replaced only when it holds nothing ``foreign`` (see
-    there; ``legacy``: the names of a folder written before manifests). That is
+    An existing ``target`` is replaced only when it holds nothing ``foreign``. That is
     checked on the old folder after it is renamed away, so nothing written into it
     during the run is lost: if anything foreign is found, the old folder is put back,
     the new one is kept beside it as ``<target>.new`` and ``OutputError`` says so.
@@ -248,7 +271,7 @@ def folder(target: str | Path, legacy: Iterable[str] = ()) -> Iterator[Path]:
             if target.exists() or target.is_symlink():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 os.replace(target, old)  # the empty placeholder is replaced
-                found = foreign(old, legacy)
+                found = foreign(old)
                 if found:
                     os.replace(old, target)
                     old = None

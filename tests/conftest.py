@@ -96,8 +96,8 @@ def folder_args(root, backbones: str) -> list[str]:
     ]
 
 
-CHEAP = ["--heads", "ncm", "--bootstrap", "20"]
-"""Rank options that keep an end-to-end run cheap: one baseline head, 20 replicates."""
+CHEAP = ["--heads", "ncm", "--bootstrap", "40"]
+"""Rank options that keep an end-to-end run cheap: one baseline head, 40 replicates."""
 
 
 def run_cli(*args: str, module: str = "lteval.rank") -> subprocess.CompletedProcess:

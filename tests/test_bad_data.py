@@ -278,3 +278,82 @@ def test_binary_or_malformed_user_files_are_one_line(tmp_path, capsys):
 
     with pytest.raises(BackboneError, match="transform sidecar .* is not valid JSON"):
         load_backbone(f"file:{tmp_path / 'm.pt'}")
+
+
+def _h5_file(path: Path, features, labels) -> Path:
+    with h5py.File(path, "w") as f:
+        f["features"] = features
+        f["labels"] = labels
+    return path
+
+
+@pytest.mark.parametrize(
+    ("features", "labels", "message"),
+    [
+        (np.ones((4, 2), np.complex64), [0, 1, 0, 1], "are complex numbers"),
+        (np.ones((4, 2)) * 1e300, [0, 1, 0, 1], "values beyond float32's range"),
+        (np.eye(4, 2), [0.0, 1e20, 2e20, 3e20], "class ids must be below 2\\*\\*53"),
+        (np.eye(4, 2), np.array([0, 1, 2, 2**63], np.uint64), "class ids must be below"),
+        (
+            np.zeros(4, [("a", "f4"), ("b", "f4")]),
+            [0, 1, 0, 1],
+            "'features' has a compound dtype \\(fields a, b\\)",
+        ),
+    ],
+)
+def test_h5_values_that_would_be_silently_wrong_are_refused(tmp_path, features, labels, message):
+    with pytest.raises(FeatureFileError, match=message):
+        read_h5(_h5_file(tmp_path / "x.h5", features, labels))
+
+
+def test_h5_groups_and_broken_links_are_one_line(tmp_path):
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("features")["x"] = np.eye(3)
+        f["labels"] = [0, 1, 2]
+    with pytest.raises(FeatureFileError, match="'features' is a Group, not a dataset"):
+        read_h5(path)
+    with h5py.File(path, "w") as f:
+        f["features"] = h5py.ExternalLink(str(tmp_path / "missing.h5"), "/x")
+        f["labels"] = [0, 1, 2]
+    with pytest.raises(FeatureFileError, match="is not a readable HDF5 file"):
+        read_h5(path)
+
+
+def test_backbones_with_different_classes_are_not_ranked_together(tmp_path, capsys):
+    root = _h5(tmp_path / "f", LT, TEST, name="a")
+    other = np.array([b"ant", b"bee", b"cow", b"doe"])
+    _h5(
+        root, other[np.unique(LT, return_inverse=True)[1]], other[np.repeat(range(4), 10)], name="b"
+    )
+    out = tmp_path / "run"
+    assert _rank(["--features", str(root), "--quiet"], out) == 2 and not out.exists()
+    assert "backbones 'a' and 'b' hold different classes" in _one_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--bootstrap", "1"], "--bootstrap 1 is too few for a 95% interval"),
+        (["--seed", str(2**56)], "--seed must be <= 2\\*\\*32 - 1"),
+        (["--val-fraction", "0.99"], "--val-fraction must be in \\(0, 0.5\\]"),
+        (["--heads", " , "], "--heads is empty"),
+    ],
+)
+def test_options_that_gave_meaningless_runs_are_refused(options, message, capsys):
+    assert rank_main([*options, "--features", "x"]) == 2
+    assert re.search(message, _one_line(capsys))
+
+
+def test_config_paths_expand_home_and_duplicate_keys_are_refused(tmp_path, monkeypatch, capsys):
+    from lteval.cli.config import parse_with_config
+    from lteval.cli.rank import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / "c.yaml"
+    config.write_text("out: ~/runs/r1\nfeatures: ~/feats\n")
+    args = parse_with_config(build_parser(), ["--config", str(config)])
+    assert args.out == str(tmp_path / "runs" / "r1") and args.features == str(tmp_path / "feats")
+    config.write_text("bootstrap: 100\nseed: 1\nbootstrap: 200\n")
+    assert rank_main(["--config", str(config)]) == 2
+    assert "'bootstrap' is given twice (line 3); keep one" in _one_line(capsys)

@@ -303,7 +303,7 @@ def test_out_holding_other_files_is_refused(image_folder, tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("keep")
     assert _rank(folder_args(image_folder, "random:timm:test_resnet"), out) == 2
-    assert "lteval did not write (notes.txt)" in capsys.readouterr().err
+    assert "holds notes.txt, and it has no .lteval-manifest.json" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "keep"
 
 

@@ -20,7 +20,6 @@ from lteval import atomic
 from lteval.cli import common
 from lteval.cli.rank import main as rank_main
 from lteval.errors import OutputError, UsageError
-from lteval.report import RUN_FOLDER
 
 
 def _write_run(target: Path, files=("results.json", "index.html")) -> None:
@@ -65,8 +64,8 @@ def test_rerun_check_refuses_a_folder_with_user_files_and_keeps_them(tmp_path):
     _write_run(out)
     (out / "notes.txt").write_text("mine")
     (out / "mydata").mkdir()
-    with pytest.raises(UsageError, match=r"did not write \(mydata/, notes.txt\).*move them out"):
-        common.check_out(out, legacy=RUN_FOLDER)
+    with pytest.raises(UsageError, match=r"holds mydata/, notes.txt, and lteval did not write"):
+        common.check_out(out)
     assert (out / "notes.txt").read_text() == "mine" and (out / "mydata").is_dir()
 
 
@@ -83,17 +82,29 @@ def test_a_file_added_during_the_run_stops_the_swap_and_both_folders_survive(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["R", "R.new"]
 
 
-def test_a_folder_from_before_manifests_is_replaced_only_when_it_holds_run_files(tmp_path):
-    old = tmp_path / "old"
-    old.mkdir()
-    for name in ("results.json", "results.csv", "index.html", "ranking.png"):
-        (old / name).write_text(name)
-    assert atomic.foreign(old, RUN_FOLDER) == []
-    common.check_out(old, legacy=RUN_FOLDER)
-    (old / "notes.txt").write_text("mine")
-    assert atomic.foreign(old, RUN_FOLDER) == ["notes.txt"]
-    (old / "results.json").unlink()  # without its marker, no name is a run's
-    assert "results.csv" in atomic.foreign(old, RUN_FOLDER)
+def test_a_folder_without_a_readable_manifest_is_never_replaced(tmp_path):
+    mine = tmp_path / "mine"  # the user's own site: the names of a run's files
+    mine.mkdir()
+    (mine / "results.json").write_text('{"my experiment": 1}')
+    (mine / "index.html").write_text("<h1>my site</h1>")
+    with pytest.raises(UsageError, match=r"has no \.lteval-manifest\.json"):
+        common.check_out(mine)
+    out = tmp_path / "R"
+    _write_run(out)
+    (out / atomic.MANIFEST).write_text('{"written_by": "lteval", "fil')
+    with pytest.raises(UsageError, match="is damaged, so lteval cannot tell its files"):
+        common.check_out(out)
+    (out / atomic.MANIFEST).unlink()  # deleted, and a results file edited: not provable
+    (out / "results.json").write_text("edited")
+    assert "results.json" in atomic.foreign(out)
+
+
+def test_out_inside_an_input_folder_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(UsageError, match="inside --data-root .* read the report as data"):
+        common.check_out(data / "report", inputs=[("--data-root", data), ("--features", None)])
+    common.check_out(tmp_path / "report", inputs=[("--data-root", data)])
 
 
 def test_out_that_holds_the_cache_the_current_folder_or_is_a_link_is_refused(tmp_path, monkeypatch):
@@ -167,3 +178,59 @@ def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "R").stat().st_mode) == 0o755  # not mkdtemp's 0700
     assert stat.S_IMODE((tmp_path / "R" / "results.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "one.txt").stat().st_mode) == 0o644  # not mkstemp's 0600
+
+
+def test_export_report_and_compare_never_overwrite_a_users_file(image_folder, tmp_path, capsys):
+    from lteval.cli.compare import main as compare_main
+    from lteval.cli.extract import main as extract_main
+    from lteval.cli.report import main as report_main
+
+    exp = tmp_path / "exp" / "random_timm_test_resnet"
+    exp.mkdir(parents=True)
+    (exp / "feature_train.h5").write_text("mine")
+    args = [*folder_args(image_folder, "random:timm:test_resnet"), "--quiet"]
+    assert extract_main([*args, "--export-h5", str(tmp_path / "exp")]) == 2
+    assert "feature_train.h5, which lteval did not write" in capsys.readouterr().err
+    assert (exp / "feature_train.h5").read_text() == "mine"
+    (exp / "feature_train.h5").unlink()
+    for _ in range(2):  # its own files: written, then replaced by a rerun
+        assert extract_main([*args, "--export-h5", str(tmp_path / "exp")]) == 0
+    assert atomic.foreign(exp) == []
+
+    out = tmp_path / "R"
+    run = [*args, *CHEAP, "--config", str(short_config(tmp_path)), "--out", str(out)]
+    assert rank_main(run) == 0
+    with open(out / "index.html", "a") as fh:
+        fh.write("<!-- my notes -->")
+    assert report_main([str(out)]) == 2
+    assert "index.html, which lteval did not write or which changed" in capsys.readouterr().err
+    assert (out / "index.html").read_text().endswith("<!-- my notes -->")
+
+    cmp = tmp_path / "cmp"
+    cmp.mkdir()
+    (cmp / "compare.csv").write_text("mine")
+    assert compare_main([str(out), str(out), "--out", str(cmp)]) == 2
+    assert (cmp / "compare.csv").read_text() == "mine"
+    (out / "index.html").unlink()
+    assert report_main([str(out)]) == 0
+    assert compare_main([str(out), str(out), "--out", str(out)]) == 0  # recorded: ...
+    assert atomic.foreign(out) == []
+    assert rank_main(run) == 0  # ... so the run folder can still be rerun
+
+
+def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_temporary(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    import signal
+
+    def killed(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr("lteval.cli.rank.render_report", killed)
+    out = tmp_path / "R"
+    args = folder_args(image_folder, "random:timm:test_resnet")
+    run = [*args, *CHEAP, "--config", str(short_config(tmp_path)), "--out", str(out), "--quiet"]
+    assert rank_main(run) == 143
+    assert "terminated" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".R")) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored

@@ -108,7 +108,7 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     config.write_text("dlsa: {flow_epochs: 2, num_stages: 1, classifier: {epochs: 5}}\n")
     out = tmp_path / "study"
     args = ["--datasets", "mnist5k-lt", "--members", "cnn:1,cnn:2,cnn:3", "--heads", "ncm"]
-    args += ["--bootstrap", "20", "--config", str(config), "--quiet", "--out", str(out)]
+    args += ["--bootstrap", "40", "--config", str(config), "--quiet", "--out", str(out)]
     assert main([*args, "--publish"]) == 0
     first = (out / "validate.json").read_bytes()
     assert main([*args, "--publish"]) == 0  # same seed: byte-identical (timings apart)

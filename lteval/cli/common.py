@@ -8,8 +8,10 @@ import errno
 import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -139,7 +141,7 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
         name, sep, path = item.rpartition("=")
         if not sep or not name or not path:
             raise UsageError(f"--weights {item!r} must look like NAME=PATH")
-        out[name] = Path(path)
+        out[name] = Path(path).expanduser()
     return out
 
 
@@ -211,40 +213,47 @@ HUB_CACHES = ("HF_HOME", "TORCH_HOME")
 """Environment variables naming caches a run may write weights into."""
 
 
-def check_out(out: str | Path, legacy: tuple[str, ...] = ()) -> None:
+def check_out(
+    out: str | Path, what: str = "--out", inputs: Sequence[tuple[str, str | Path | None]] = ()
+) -> None:
     """Fail before any work when the output folder cannot be written, or when
     replacing it would delete what the user keeps there: files lteval did not write
-    (``lteval.atomic.foreign``; ``legacy``: the marker file, then the other names,
-    of a run folder written before manifests), the current folder, or a cache the
-    run may write into."""
+    (``lteval.atomic.foreign``), the current folder, or a cache the run may write
+    into; or when it lies inside one of ``inputs`` ((option, path) pairs such as
+    ("--data-root", root)), where the next run would read the report as data."""
     if not str(out).strip():  # Path("") would be the current folder
-        raise UsageError("--out is empty; name a folder for the report")
-    out = Path(out)
+        raise UsageError(f"{what} is empty; name a folder for the report")
+    out = Path(out).expanduser()
     if out.is_symlink():
-        raise UsageError(f"--out {out} is a link; name the folder it points to, or a new one")
+        raise UsageError(f"{what} {out} is a link; name the folder it points to, or a new one")
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is an existing file; name a folder for the report")
-    found = atomic.foreign(out, legacy)
+        raise UsageError(f"{what} {out} is an existing file; name a folder for the report")
+    found = atomic.foreign(out)
     if found:
-        raise UsageError(atomic.refusal(out, found))
+        raise UsageError(atomic.refusal(out, found, what))
     full = out.resolve()
-    inside = [
-        (what, p)
-        for what, p in (
-            ("the current folder", Path.cwd()),
-            ("LTEVAL_CACHE (the feature cache)", cache_root()),
-            ("the installed weights and datasets", assets_root()),
-            *((f"${v}", Path(os.environ[v])) for v in HUB_CACHES if os.environ.get(v)),
-        )
-        if full == p.resolve() or full in p.resolve().parents
+    kept = [
+        ("the current folder", Path.cwd()),
+        ("LTEVAL_CACHE (the feature cache)", cache_root()),
+        ("the installed weights and datasets", assets_root()),
+        *((f"${v}", Path(os.environ[v])) for v in HUB_CACHES if os.environ.get(v)),
     ]
+    inside = [(w, p) for w, p in kept if full == p.resolve() or full in p.resolve().parents]
     if inside:
-        what, p = inside[0]
+        name, p = inside[0]
         raise UsageError(
-            f"--out {out} holds {what} ({p}), and the run replaces the whole folder; "
-            "name an --out outside it"
+            f"{what} {out} holds {name} ({p}), and the run replaces the whole folder; "
+            f"name an {what} outside it"
         )
-    atomic.check_writable_dir(out, "--out")
+    for option, p in inputs:
+        if p and str(p).strip():
+            root = Path(p).expanduser().resolve()
+            if full == root or root in full.parents:
+                raise UsageError(
+                    f"{what} {out} is inside {option} {p}: the next run would read the "
+                    f"report as data; name an {what} outside it"
+                )
+    atomic.check_writable_dir(out, what)
 
 
 class _Format(logging.Formatter):
@@ -281,6 +290,36 @@ def run_main(
 ) -> int:
     """Parse, run, and turn user errors into one clear message and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with _sigterm_unwinds():
+        return _run(fn, parser, argv)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt, so temporary folders go."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a program runs, SIGTERM (kill, a batch scheduler's time limit) raises
+    ``Terminated`` instead of ending the process on the spot, so that every
+    ``finally`` runs and no temporary folder is left beside --out or in the cache."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run(
+    fn: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str]
+) -> int:
     try:
         args = parse_with_config(parser, argv)
         check_options(args)
@@ -290,6 +329,13 @@ def run_main(
     except LtevalError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:  # SIGTERM: the same clean ending as Ctrl-C
+        print(
+            f"\n{parser.prog}: terminated; the feature cache and the output folder are as "
+            "they were (finished extraction chunks are kept for the next run)",
+            file=sys.stderr,
+        )
+        return 143
     except OSError as e:  # a full or read-only disk wherever it struck: not a bug
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise

@@ -12,7 +12,12 @@ import argparse
 import logging
 
 from lteval.cli.common import run_main
-from lteval.report.compare import compare_runs, format_text, render_comparison
+from lteval.report.compare import (
+    check_out_files,
+    compare_runs,
+    format_text,
+    render_comparison,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,8 @@ def build_parser(prog: str = "lteval compare") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_out_files(args.out)  # before the work
     cmp = compare_runs(args.run_a, args.run_b, args.by)  # user errors: one line, exit 2
     for w in cmp["warnings"]:
         log.warning(w)

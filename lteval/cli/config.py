@@ -9,8 +9,10 @@ the ranges.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from lteval.cli.options import PATHS
 from lteval.errors import UsageError, read_user_text
 from lteval.fields import KIND
 
@@ -41,6 +43,8 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argpa
                 )
             action = dests[dest]
             value = _config_value(known.config, key, value, action)
+            if dest in PATHS and isinstance(value, str):
+                value = os.path.expanduser(value)  # the shell expands ~ on a command line
             if isinstance(value, list) and not isinstance(action.default, list):
                 value = ",".join(str(v) for v in value)
             if action.choices is not None and value not in action.choices:
@@ -92,6 +96,28 @@ def _config_value(path: str, key: str, value, action: argparse.Action):
     return value
 
 
+class _Twice(Exception):
+    def __init__(self, key, line: int):
+        self.key, self.line = key, line
+
+
+def _loader(yaml):
+    """yaml's SafeLoader, except that a key given twice in one mapping raises
+    ``_Twice`` (PyYAML keeps the last one in silence)."""
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise _Twice(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
 def read_config(path: str) -> dict:
     """The mapping in a YAML config file (UsageError naming the file when it is not one)."""
     import yaml
@@ -100,7 +126,11 @@ def read_config(path: str) -> dict:
     if not p.is_file():
         raise UsageError(f"--config {path}: no such file")
     try:
-        data = yaml.safe_load(read_user_text(p, "--config", UsageError)) or {}
+        data = yaml.load(read_user_text(p, "--config", UsageError), _loader(yaml)) or {}
+    except _Twice as e:
+        raise UsageError(
+            f"--config {path}: {e.key!r} is given twice (line {e.line}); keep one"
+        ) from None
     except yaml.YAMLError as e:
         raise UsageError(f"--config {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

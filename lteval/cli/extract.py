@@ -25,6 +25,7 @@ from lteval.cli import common
 from lteval.errors import UsageError
 from lteval.features import backbone_features, check_backbones, resolve_device, write_h5
 from lteval.features.cache import check_writable
+from lteval.features.h5io import H5_FILES
 
 
 def build_parser(prog: str = "lteval extract") -> argparse.ArgumentParser:
@@ -59,10 +60,17 @@ def run(args: argparse.Namespace) -> int:
     names = common.backbone_list(args.backbones, args.backbones_file)
     weights = common.parse_weights(args.weights)
     check_writable()  # a read-only cache fails here, not after the first extraction
-    if args.export_h5 is not None:  # and so does a bad export folder
-        if not args.export_h5.strip():
-            raise UsageError("--export-h5 is empty; name a folder for the h5 files")
+    if args.export_h5 is not None:  # and so does a bad export folder, or a user's file
         atomic.check_writable_dir(args.export_h5, "--export-h5")
+        if args.data_root and Path(args.data_root).resolve() in [
+            p.resolve() for p in [Path(args.export_h5), *Path(args.export_h5).parents]
+        ]:
+            raise UsageError(
+                f"--export-h5 {args.export_h5} is inside --data-root {args.data_root}: the "
+                "next run would read it as a class; name a folder outside it"
+            )
+        for name in names:
+            atomic.check_overwrite(Path(args.export_h5) / safe_name(name), H5_FILES, "--export-h5")
     dataset = common.load_data(args)
     missing = check_backbones(names, weights, args.allow_random_init)
     if missing:
@@ -88,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
             d = Path(args.export_h5) / safe_name(name)
             Xtr = np.concatenate([feats["train"][0], feats["val"][0]])
             ytr = np.concatenate([feats["train"][1], feats["val"][1]])
-            write_h5(d / "feature_train.h5", Xtr, ytr)
-            write_h5(d / "feature_test.h5", *feats["eval"])
+            write_h5(d / H5_FILES[0], Xtr, ytr)
+            write_h5(d / H5_FILES[1], *feats["eval"])
+            atomic.write_manifest(d, H5_FILES)  # so that a rerun may replace them
     return 0
 
 

@@ -12,6 +12,14 @@ import math
 from argparse import Namespace
 
 from lteval.errors import UsageError
+from lteval.rank.validity import BOOTSTRAP_MIN
+
+SEED_MAX = 2**32 - 1
+"""The largest --seed (numpy's legacy seeds and scikit-learn's random_state stop
+there; derived seeds such as the flows' seed + 1,000,003 r must stay in int64)."""
+
+VAL_FRACTION_MAX = 0.5
+"""The largest --val-fraction: validation must not take more of a class than train."""
 
 INTEGERS = {
     # option: (smallest allowed value, what it is)
@@ -62,13 +70,22 @@ def check_options(args: Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None:
             _integer(name, value, lo, what)
+    if getattr(args, "seed", None) is not None and args.seed > SEED_MAX:
+        raise UsageError(f"--seed must be <= 2**32 - 1 = {SEED_MAX}, got {args.seed}")
+    if getattr(args, "bootstrap", None) and args.bootstrap < BOOTSTRAP_MIN:
+        raise UsageError(
+            f"--bootstrap {args.bootstrap} is too few for a 95% interval: give 0 (none) or "
+            f"at least {BOOTSTRAP_MIN} (default 1000)"
+        )
+    if getattr(args, "heads", None) is not None and not args.heads.strip(" ,"):
+        raise UsageError("--heads is empty; name heads (comma-separated) or 'none'")
     if getattr(args, "val_fraction", None) is not None:
         v = _number("val_fraction", args.val_fraction)
-        if not 0 < v < 1:
+        if not 0 < v <= VAL_FRACTION_MAX:
             raise UsageError(
-                f"--val-fraction must be in (0, 1) (the share of each train class carved "
-                f"out for validation, where every head chooses its settings), got "
-                f"{args.val_fraction}"
+                f"--val-fraction must be in (0, {VAL_FRACTION_MAX}] (the share of each train "
+                f"class carved out for validation, where every head chooses its settings), "
+                f"got {args.val_fraction}"
             )
     if getattr(args, "lock_timeout", None) is not None:
         _number("lock_timeout", args.lock_timeout)

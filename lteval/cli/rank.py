@@ -26,7 +26,7 @@ from lteval import atomic
 from lteval.cli import common
 from lteval.cli.config import resolved_config
 from lteval.rank import HEADS, METRICS, pipeline
-from lteval.report import RUN_FOLDER, render_report
+from lteval.report import render_report
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``lteval.rank.run`` with the parsed options, then the results and the report."""
-    out = Path(args.out)
-    common.check_out(args.out, legacy=RUN_FOLDER)
+    out = Path(args.out).expanduser()
+    common.check_out(args.out, inputs=_inputs(args))
     runtime = common.run_options(args)
     names, weights = None, None
     if args.backbones or args.backbones_file:
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("every backbone failed: no results written")
         return 1 if any(s.row["error_kind"] == "bug" for s in result.scores) else 2
     # a reader sees the old report or the new one; a user's files in it stop the swap
-    with atomic.folder(out, legacy=RUN_FOLDER) as tmp:
+    with atomic.folder(out) as tmp:
         result.write(tmp)
         config = resolved_config(args)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
@@ -110,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         log.error(f"{failures} of {len(result.scores)} backbones failed (see the report)")
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The folders a run reads, which its --out must not be inside."""
+    return [("--data-root", args.data_root), ("--features", args.features)]
 
 
 def _split(text: str) -> list[str]:

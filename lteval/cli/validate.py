@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
     heads = list(HEADS) if args.heads == "all" else check_heads(args.heads.split(","))
     if args.dlsa is not None and not isinstance(args.dlsa, dict):
         raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
-    out = Path(args.out)
-    common.check_out(args.out, legacy=study.STUDY_FOLDER)
+    out = Path(args.out).expanduser()
+    common.check_out(args.out)
     device = str(resolve_device(args.device))
     t0 = time.perf_counter()
     rows, failures, timings = [], [], []

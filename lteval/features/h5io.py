@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from lteval.atomic import writing
-from lteval.errors import FeatureFileError
+from lteval.errors import FeatureFileError, first_line
 
 H5_FILES = ("feature_train.h5", "feature_test.h5")
 
@@ -32,12 +32,31 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
                     f"{path} lacks dataset(s) {sorted(missing)}; it has {sorted(f.keys())}. "
                     "Write 'features' (N x D float) and 'labels' (N int ids or class names)."
                 )
+            for key in ("features", "labels"):
+                if not isinstance(f[key], h5py.Dataset):
+                    raise FeatureFileError(
+                        f"{path}: {key!r} is a {type(f[key]).__name__}, not a dataset; write "
+                        "it as one array"
+                    )
             X, y = np.asarray(f["features"]), np.asarray(f["labels"])
-    except OSError as e:
-        raise FeatureFileError(f"{path} is not a readable HDF5 file: {e}") from None
-    if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
+    except (OSError, KeyError, ValueError, TypeError) as e:  # h5py raises all of them
+        if isinstance(e, FeatureFileError):
+            raise
+        raise FeatureFileError(f"{path} is not a readable HDF5 file: {first_line(e)}") from None
+    for key, a in (("features", X), ("labels", y)):
+        if a.dtype.names:
+            raise FeatureFileError(
+                f"{path}: {key!r} has a compound dtype (fields {', '.join(a.dtype.names)}); "
+                "write a plain array"
+            )
+    if X.dtype.kind == "c":
         raise FeatureFileError(
-            f"{path}: 'features' must be a 2-D numeric array, got shape {X.shape}"
+            f"{path}: 'features' are complex numbers; write real ones (e.g. magnitudes, or "
+            "real and imaginary parts as separate columns)"
+        )
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise FeatureFileError(
+            f"{path}: 'features' must be a 2-D numeric array, got shape {X.shape} of {X.dtype}"
         )
     y = y.reshape(-1) if y.ndim == 2 and 1 in y.shape else y
     if y.ndim != 1 or len(y) != len(X):
@@ -45,23 +64,31 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: 'labels' has shape {y.shape} but 'features' has {len(X)} rows; "
             "they must have one label per row"
         )
-    if not np.all(np.isfinite(X)):
-        bad = int((~np.isfinite(X)).any(axis=1).sum())
+    with np.errstate(over="ignore", invalid="ignore"):
+        X32 = X.astype(np.float32)
+    if not np.all(np.isfinite(X32)):
+        bad = int((~np.isfinite(X32)).any(axis=1).sum())
+        what = "NaN or inf" if not np.all(np.isfinite(X)) else "values beyond float32's range"
         raise FeatureFileError(
-            f"{path}: 'features' holds NaN or inf in {bad} rows; clean them first"
+            f"{path}: 'features' holds {what} in {bad} rows; clean or rescale them first"
         )
     if y.dtype.kind in "SUO":
-        return X.astype(np.float32), _names(y, path)
-    if not np.issubdtype(y.dtype, np.number):
+        return X32, _names(y, path)
+    if y.dtype.kind not in "biuf":
         raise FeatureFileError(
             f"{path}: 'labels' has dtype {y.dtype}; write integer class ids or class names"
         )
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.mod(y, 1) == 0):
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(np.mod(y, 1) == 0):
             raise FeatureFileError(f"{path}: 'labels' must be integers")
     if len(y) and y.min() < 0:
         raise FeatureFileError(f"{path}: 'labels' must be non-negative class ids")
-    return X.astype(np.float32), y.astype(np.int64)
+    if len(y) and y.max() > 2**53:  # beyond it float64 ids merge, and int64 ids overflow
+        raise FeatureFileError(
+            f"{path}: 'labels' go up to {y.max():.4g}; class ids must be below 2**53 "
+            "(renumber them, or write class names)"
+        )
+    return X32, y.astype(np.int64)
 
 
 def _names(y: np.ndarray, path: Path) -> np.ndarray:

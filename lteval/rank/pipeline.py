@@ -46,7 +46,7 @@ from lteval.rank.scoring import (
     rank_rows,
     score_features,
 )
-from lteval.rank.validity import validate_ranking
+from lteval.rank.validity import BOOTSTRAP_MIN, validate_ranking
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,11 @@ def run(
     if (feature_dir is None) == (not backbones):
         raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
     heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
+    if bootstrap and bootstrap < BOOTSTRAP_MIN:
+        raise UsageError(
+            f"bootstrap={bootstrap} is too few for a 95% interval: give 0 (none) or at "
+            f"least {BOOTSTRAP_MIN}"
+        )
     runtime = runtime or RunOptions(device=resolve_device("auto"))
     device = str(runtime.device)
     score = functools.partial(
@@ -341,6 +346,13 @@ def run_warnings(dataset: dict, ok: list[BackboneScore]) -> list[str]:
     empty = dataset.get("empty_class_folders_left_out")
     if empty:
         out.append(f"{len(empty)} empty class folder(s) left out: {', '.join(empty)}")
+    hashes = dataset.get("split_hashes", {})
+    if len(set(hashes.values())) > 1:
+        out.append(
+            "the backbones' feature files hold different samples or labels (their split "
+            "hashes differ: run.dataset.split_hashes): the ranking compares them on "
+            "different data"
+        )
     for name, ids in dataset.get("labels_remapped", {}).items():
         out.append(
             f"{name}: labels {_few(np.asarray(ids))} are not 0..{len(ids) - 1}; remapped to "

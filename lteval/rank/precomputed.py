@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lteval.data import carve_validation
+from lteval.errors import FeatureFileError
 from lteval.features import read_feature_dir
 from lteval.rank.scoring import BackboneScore
 
@@ -35,6 +36,7 @@ def from_feature_dir(
     ``folder``: labels made dense, validation carved from each train file with
     ``seed``, each set scored by ``score(name, splits, num_classes=, class_names=)``."""
     feature_sets = read_feature_dir(folder)
+    check_same_classes(feature_sets)
     scores, remapped, hashes = [], {}, {}
     with progress_bar(len(feature_sets), progress) as bar:  # closed on Ctrl-C too
         for i, (name, fs) in enumerate(feature_sets.items(), 1):
@@ -62,12 +64,29 @@ def from_feature_dir(
     data = {
         "name": f"features:{folder.name}",
         "source": str(folder.resolve()),
-        "split_hash": distinct[0] if len(distinct) == 1 else "mixed",
+        "split_hash": distinct[0] if len(distinct) == 1 else None,  # None: they differ
         "split_hashes": hashes,
     }
     if remapped:
         data["labels_remapped"] = remapped
     return data, scores
+
+
+def check_same_classes(feature_sets: dict) -> None:
+    """FeatureFileError unless every backbone's files hold the same classes: backbones
+    scored on different label sets are not rankable against each other."""
+    first, want = None, None
+    for name, fs in feature_sets.items():
+        got = np.unique(np.concatenate([fs["train"][1], fs["test"][1]]))
+        if want is None:
+            first, want = name, got
+        elif len(got) != len(want) or (got != want).any():
+            only = np.setdiff1d(want, got).tolist()[:3] or np.setdiff1d(got, want).tolist()[:3]
+            raise FeatureFileError(
+                f"--features: backbones {first!r} and {name!r} hold different classes "
+                f"({len(want)} and {len(got)}; e.g. {only} is in one only); a ranking "
+                "compares backbones on one label set: give every backbone the same classes"
+            )
 
 
 def _split_hash(ids, ytr, va, yte, val_fraction: float, seed: int) -> str:

@@ -39,6 +39,10 @@ from lteval.heads import accuracy_report
 from lteval.rank.schema import ACCURACY_KEYS
 from lteval.rank.scoring import BackboneScore
 
+BOOTSTRAP_MIN = 40
+"""The fewest bootstrap replicates (other than 0, none): a 95% percentile interval
+takes its ends from the 2.5% and 97.5% quantiles, which need at least 40."""
+
 
 def _metrics(a, idx: np.ndarray, flows: np.ndarray | None = None) -> dict[str, float]:
     """Every bootstrapped metric of one backbone's ``EvalArrays`` on eval rows ``idx``,

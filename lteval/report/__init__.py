@@ -1,5 +1,5 @@
 """HTML/PNG reports rendered from a run's results files (the rightmost layer)."""
 
-from lteval.report.render import RUN_FOLDER, render_report
+from lteval.report.render import render_report
 
-__all__ = ["RUN_FOLDER", "render_report"]
+__all__ = ["render_report"]

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from lteval.atomic import write_text
+from lteval.atomic import check_overwrite, check_writable_dir, write_manifest, write_text
 from lteval.errors import UsageError
-from lteval.rank import read_results, reading_runs
+from lteval.rank import check_metric, read_results, reading_runs
 from lteval.report.pages import render_page
 
 SETTINGS = ("dataset.name", "dataset.split_hash", "seed", "device", "ranked_by", "heads")
@@ -51,13 +51,15 @@ def not_comparable(run_a: dict, run_b: dict) -> list[str]:
     splits of one dataset."""
     da, db = run_a.get("dataset") or {}, run_b.get("dataset") or {}
     na, nb = da.get("name"), db.get("name")
+    ha, hb = da.get("split_hash"), db.get("split_hash")
+    if ha and ha == hb:  # the same split, though the folder may have been renamed
+        return []
     if na != nb:
         return [
             f"the runs are on different datasets ({na} and {nb}): their metrics and "
             "intervals are not comparable, and a rank agreement only says how the "
             "ranking transfers between them"
         ]
-    ha, hb = da.get("split_hash"), db.get("split_hash")
     if ha != hb:
         return [
             f"the runs use different splits of {na} (split_hash {ha} and {hb}; another "
@@ -69,6 +71,7 @@ def not_comparable(run_a: dict, run_b: dict) -> list[str]:
 
 def _compare(a: dict, b: dict, by: str | None) -> dict:
     by = by or a["run"]["ranked_by"]
+    check_metric(by)  # a metric column: not a name, a flag or a list
     rows_a = {r["backbone"]: r for r in a["backbones"]}
     rows_b = {r["backbone"]: r for r in b["backbones"]}
     for name, rows in (("A", rows_a), ("B", rows_b)):
@@ -121,6 +124,13 @@ def _compare(a: dict, b: dict, by: str | None) -> dict:
     }
 
 
+def _rank(rank, status: str) -> str | int:
+    """A rank cell: the rank, or why there is none ("failed", "absent")."""
+    if status != "ok":
+        return status
+    return "-" if rank is None or pd.isna(rank) else int(rank)
+
+
 def format_text(cmp: dict, dir_a, dir_b) -> str:
     """The comparison as plain text for a terminal."""
     by, df = cmp["by"], cmp["table"].copy()
@@ -136,8 +146,8 @@ def format_text(cmp: dict, dir_a, dir_b) -> str:
     view = pd.DataFrame(
         {
             "backbone": df["backbone"],
-            "rank A": df["rank_A"].map(lambda v: "-" if v is None or pd.isna(v) else int(v)),
-            "rank B": df["rank_B"].map(lambda v: "-" if v is None or pd.isna(v) else int(v)),
+            "rank A": [_rank(r["rank_A"], r["status_A"]) for _, r in df.iterrows()],
+            "rank B": [_rank(r["rank_B"], r["status_B"]) for _, r in df.iterrows()],
             f"{by} A": [iv(r[f"{by}_A"], r["lo_A"], r["hi_A"]) for _, r in df.iterrows()],
             f"{by} B": [iv(r[f"{by}_B"], r["lo_B"], r["hi_B"]) for _, r in df.iterrows()],
             "B - A": df["delta"].map(lambda v: "n/a" if v is None or pd.isna(v) else f"{v:+.3f}"),
@@ -160,10 +170,21 @@ def format_text(cmp: dict, dir_a, dir_b) -> str:
 def render_comparison(cmp: dict, dir_a, dir_b, out: str | Path) -> Path:
     """Write ``out/compare.html`` (self-contained, no external resources) and ``compare.csv``."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_files(out)
     page = render_page(
         "compare.html", a=str(dir_a), b=str(dir_b), text=format_text(cmp, dir_a, dir_b)
     )
     for name, text in (("compare.html", page), ("compare.csv", cmp["table"].to_csv(index=False))):
         write_text(out / name, text)
+    write_manifest(out, OUT_FILES)  # a run folder that holds them may still be rerun
     return out / "compare.html"
+
+
+OUT_FILES = ("compare.html", "compare.csv")
+
+
+def check_out_files(out: str | Path) -> None:
+    """OutputError, before any work, unless ``out`` can take ``OUT_FILES``: a folder
+    that is writable, and no file of that name there that lteval did not write."""
+    check_writable_dir(out, "--out")
+    check_overwrite(out, OUT_FILES, "--out")

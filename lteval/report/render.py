@@ -6,17 +6,13 @@ import json
 import math
 from pathlib import Path
 
-from lteval.atomic import MANIFEST, write_manifest, write_text
-from lteval.rank import RESULT_FILES, read_results, reading_runs
+from lteval.atomic import MANIFEST, check_overwrite, write_manifest, write_text
+from lteval.rank import read_results, reading_runs
 from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
 from lteval.report.pages import render_page
 from lteval.report.study import load_summary
-
-RUN_FOLDER = (*RESULT_FILES, "config.yaml", "index.html", *plots.PNGS)
-"""What a run folder written before manifests holds, results.json first
-(``lteval.atomic.foreign``)."""
 
 NO_EVIDENCE_P = 0.05
 """Above this permutation p-value a backbone shows no evidence of head/tail separation."""
@@ -122,10 +118,13 @@ def dlsa_status(rows: list[dict], stages: list[dict]) -> dict:
 def render_report(results_dir: str | Path) -> Path:
     """Write ``index.html`` plus PNGs into ``results_dir`` from its results files alone
     (and record them in its manifest, when it has one: see ``lteval.atomic``).
-    RunFolderError when the results files are missing or damaged."""
+    RunFolderError when the results files are missing or damaged; OutputError when
+    index.html or a PNG there is not as lteval wrote it (edited, or the user's)."""
     out = Path(results_dir)
+    res = read_results(out)
+    check_overwrite(out, ["index.html", *plots.PNGS], "lteval report: the run folder")
     with reading_runs(out):
-        html, pngs = _render(out, read_results(out))
+        html, pngs = _render(out, res)
     write_text(out / "index.html", html)
     if (out / MANIFEST).is_file():
         write_manifest(out, ["index.html", *pngs])

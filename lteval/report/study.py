@@ -24,9 +24,6 @@ def render(result: dict, timings: dict) -> str:
     )
 
 
-STUDY_FOLDER = ("validate.json", "timings.json", "index.html")
-"""What a study folder written before manifests holds (``lteval.atomic.foreign``)."""
-
 SUMMARY = Path(__file__).with_name("study_summary.json")
 """The published study's pooled correlations, shipped with lteval so that every rank
 report can quote them (refreshed with ``python -m lteval.validate --publish``)."""
@@ -62,7 +59,7 @@ def write_study(out: str | Path, result: dict, timings: dict | None = None) -> P
     """Write ``out``/validate.json, ``timings.json`` (wall seconds: not reproducible,
     so kept apart) and ``index.html`` as one folder, atomically; returns index.html."""
     out = Path(out)
-    with atomic.folder(out, legacy=STUDY_FOLDER) as tmp:
+    with atomic.folder(out) as tmp:
         (tmp / "validate.json").write_text(json.dumps(result, indent=2, default=_default))
         (tmp / "timings.json").write_text(json.dumps(timings or {}, indent=2, default=_default))
         (tmp / "index.html").write_text(render(result, timings or {}))
