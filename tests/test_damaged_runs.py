@@ -142,6 +142,10 @@ def test_compare_of_runs_on_other_datasets_warns_that_metrics_are_not_comparable
     res = json.loads((other / "results.json").read_text())
     res["run"]["dataset"]["name"] = "folder:mine"
     (other / "results.json").write_text(json.dumps(res))
+    assert compare_main([str(run_dir), str(other)]) == 0  # the same split: a renamed copy
+    assert "WARNING" not in capsys.readouterr().out
+    res["run"]["dataset"]["split_hash"] = "1" * 16
+    (other / "results.json").write_text(json.dumps(res))
     assert compare_main([str(run_dir), str(other)]) == 0
     captured = capsys.readouterr()
     assert "WARNING: the runs are on different datasets" in captured.out

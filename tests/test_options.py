@@ -12,9 +12,9 @@ from lteval.cli.rank import main as rank_main
     ("flags", "config", "message"),
     [
         (["--eval-per-class", "0"], None, "--eval-per-class must be >= 1"),
-        (["--val-fraction", "1.5"], None, "--val-fraction must be in (0, 1)"),
-        (["--val-fraction", "-0.1"], None, "--val-fraction must be in (0, 1)"),
-        (["--val-fraction", "0"], None, "--val-fraction must be in (0, 1)"),
+        (["--val-fraction", "1.5"], None, "--val-fraction must be in (0, 0.5]"),
+        (["--val-fraction", "-0.1"], None, "--val-fraction must be in (0, 0.5]"),
+        (["--val-fraction", "0"], None, "--val-fraction must be in (0, 0.5]"),
         (["--imbalance-factor", "0"], None, "--imbalance-factor must be >= 1"),
         (["--imbalance-factor", "-5"], None, "--imbalance-factor must be >= 1"),
         (["--imbalance-factor", "nan"], None, "--imbalance-factor takes a finite number"),

@@ -24,7 +24,7 @@ def h5(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result(h5):
     return lteval.rank.run(
-        feature_dir=h5, heads=["ncm"], bootstrap=20, seed=3, dlsa=DLSA, progress=False
+        feature_dir=h5, heads=["ncm"], bootstrap=40, seed=3, dlsa=DLSA, progress=False
     )
 
 
@@ -37,7 +37,7 @@ def test_run_returns_ranked_scores_and_validity(result):
     assert {"ncm_balanced", "dlsa_balanced", "probe_balanced"} <= set(table.columns)
     assert "ce_balanced" not in table.columns  # only the heads asked for
     assert result.run["heads"] == ["ncm"] and result.run["seed"] == 3
-    assert result.validity["n_boot"] == 20
+    assert result.validity["n_boot"] == 40
     assert set(result.validity["intervals"]) == {"bb_a", "bb_b", "bb_c"}
 
 

@@ -122,12 +122,15 @@ def render_report(results_dir: str | Path) -> Path:
     index.html or a PNG there is not as lteval wrote it (edited, or the user's)."""
     out = Path(results_dir)
     res = read_results(out)
-    check_overwrite(out, ["index.html", *plots.PNGS], "lteval report: the run folder")
-    with reading_runs(out):
-        html, pngs = _render(out, res)
-    write_text(out / "index.html", html)
-    if (out / MANIFEST).is_file():
-        write_manifest(out, ["index.html", *pngs])
+    targets = ["index.html", *plots.PNGS]
+    check_overwrite(out, targets, "lteval report: the run folder")
+    try:
+        with reading_runs(out):
+            html, _ = _render(out, res)
+        write_text(out / "index.html", html)
+    finally:  # what this call wrote is lteval's, even when a later step failed
+        if (out / MANIFEST).is_file():
+            write_manifest(out, [n for n in targets if (out / n).is_file()])
     return out / "index.html"
 
 
