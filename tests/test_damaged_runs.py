@@ -10,22 +10,39 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import short_config, write_h5_dir
 
 from lteval import atomic
 from lteval.cli.compare import main as compare_main
+from lteval.cli.rank import main as rank_main
 from lteval.cli.report import main as report_main
 from lteval.report import render
 
-DEMO = Path(__file__).resolve().parents[1] / "reports" / "demo"
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> Path:
+    """A run folder as `lteval rank` writes it, once per module (two backbones, two
+    heads, a short DLSA)."""
+    root = tmp_path_factory.mktemp("real")
+    config = short_config(root)
+    out = root / "R"
+    args = ["--features", str(write_h5_dir(root / "feats")), "--heads", "ncm,ce"]
+    assert (
+        rank_main(
+            [*args, "--bootstrap", "40", "--config", str(config), "--quiet", "--out", str(out)]
+        )
+        == 0
+    )
+    return out
 
 
 @pytest.fixture
-def run_dir(tmp_path) -> Path:
-    """A copy of the shipped demo run's results files, with a manifest as lteval writes."""
+def run_dir(real_run, tmp_path) -> Path:
+    """A fresh copy of the run's results files, with a manifest as lteval writes."""
     out = tmp_path / "R"
     out.mkdir()
     for name in ("results.json", "config.yaml"):
-        shutil.copy(DEMO / name, out / name)
+        shutil.copy(real_run / name, out / name)
     atomic.write_manifest(out)
     return out
 
