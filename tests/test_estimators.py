@@ -230,3 +230,18 @@ def test_balanced_accuracy_keeps_its_semantics_without_warnings():
         y, p = rng.integers(0, C, 500), rng.integers(0, C + 2, 500)
         loop = float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
         assert balanced_accuracy(y, p) == loop
+
+
+@pytest.mark.parametrize("cls", [LogitAdjusted, TauNorm, LWS])
+def test_a_post_hoc_head_on_a_shared_probe_equals_one_on_its_own(cls):
+    (X, y), (Xv, yv), (Xe, _) = _data()
+    cfg = LinearConfig(epochs=5, lr_grid=None)
+    probe = LinearProbe(cfg, random_state=3).fit(X, y, Xv, yv)
+    own = cls(cfg, random_state=3).fit(X, y, Xv, yv)
+    shared = cls(cfg, random_state=3, probe=probe).fit(X, y, Xv, yv)
+    assert shared.head_ is probe.head_  # reused, not retrained
+    np.testing.assert_array_equal(own.predict(Xe), shared.predict(Xe))
+    with pytest.raises(ValueError, match="fitted on other training data"):
+        cls(cfg, probe=probe).fit(X[:-5], y[:-5], Xv, yv)
+    with pytest.raises(ValueError, match="probe must be a fitted LinearProbe"):
+        cls(cfg, probe=BalancedSoftmaxProbe(cfg).fit(X, y, Xv, yv)).fit(X, y, Xv, yv)

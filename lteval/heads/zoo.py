@@ -8,6 +8,8 @@ test), and offers ``predict(X)`` and ``score(X, y)`` (balanced accuracy); both r
 
 - ``LinearProbe``: plain cross-entropy linear head.
 - ``BalancedSoftmaxProbe``: ``log n_c`` added to the logits in the loss.
+- ``LogitAdjusted``, ``TauNorm``, ``LWS`` take ``probe=`` a fitted ``LinearProbe`` to
+  build on (one CE probe serves all three); without it each trains its own.
 - ``LogitAdjusted``: the CE probe, predicting ``argmax z - tau log pi`` (post-hoc
   logit adjustment, Menon et al. 2021), tau on validation.
 - ``CRT``: classifier re-training with class-balanced sampling (Kang et al. 2020).
@@ -108,6 +110,9 @@ class LinearProbe(_Base):
         self.config_ = self._settings()
         self.seed_ = check_random_state(self.random_state)
         Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, num_classes)
+        if getattr(self, "probe", None) is not None:  # a post-hoc head on a fitted probe
+            self.head_ = self._probe_head()
+            return self
         ones = np.where(self.class_counts_ > 0, 1, 0)  # log 1 = 0: plain cross-entropy
         self.head_ = train_balanced_softmax(
             Xs,
@@ -132,10 +137,42 @@ class BalancedSoftmaxProbe(LinearProbe):
     balanced_softmax = True
 
 
-class LogitAdjusted(LinearProbe):
-    """CE probe with post-hoc logit adjustment ``z - tau log pi``; tau on validation."""
+class _PostHoc(LinearProbe):
+    """A head built on the CE probe. ``probe``: a ``LinearProbe`` already fitted on
+    the same training data, reused as it is (as scikit-learn's ``cv="prefit"``), so
+    that one probe serves logit adjustment, tau-normalisation and LWS; None trains
+    one with ``config`` and ``random_state``, which gives the same probe."""
 
     needs_val = True
+
+    def __init__(
+        self,
+        config: LinearConfig | None = None,
+        random_state: int = 0,
+        probe: LinearProbe | None = None,
+    ):
+        super().__init__(config, random_state)
+        self.probe = probe
+
+    def _probe_head(self):
+        """The fitted ``probe``'s head, after checking it fits this training data."""
+        probe = self.probe
+        if type(probe) is not LinearProbe:
+            raise ValueError(f"probe must be a fitted LinearProbe, got {type(probe).__name__}")
+        check_is_fitted(probe)
+        same = (
+            probe.num_classes_ == self.num_classes_
+            and np.array_equal(probe.class_counts_, self.class_counts_)
+            and np.array_equal(probe.scaler_.mean, self.scaler_.mean)
+            and np.array_equal(probe.scaler_.std, self.scaler_.std)
+        )
+        if not same:
+            raise ValueError("probe was fitted on other training data than fit() was given")
+        return probe.head_
+
+
+class LogitAdjusted(_PostHoc):
+    """CE probe with post-hoc logit adjustment ``z - tau log pi``; tau on validation."""
 
     def fit(
         self,
@@ -166,10 +203,8 @@ class CRT(LinearProbe):
         return replace(super()._settings(), sampling="class-balanced")
 
 
-class TauNorm(LinearProbe):
+class TauNorm(_PostHoc):
     """The CE probe's class weights rescaled by ``1 / ||w_c||^tau`` (no bias)."""
-
-    needs_val = True
 
     def fit(
         self,
@@ -197,11 +232,9 @@ class TauNorm(LinearProbe):
         return self._scaled(Xs, self.tau_)
 
 
-class LWS(LinearProbe):
+class LWS(_PostHoc):
     """Learnable weight scaling: CE probe frozen, per-class scale f_c learned with
     class-balanced sampling; the epoch is chosen on validation."""
-
-    needs_val = True
 
     def fit(
         self,

@@ -56,6 +56,10 @@ HEADS: dict[str, Callable[[int], object]] = {
 }
 """The baseline heads scored next to DLSA, by column prefix."""
 
+POST_HOC = ("la", "taunorm", "lws")
+"""Heads built on the CE probe: it is trained once per backbone and shared (its time
+counts to the first of ``ce`` and these that runs)."""
+
 if tuple(HEADS) != HEAD_NAMES:  # the schema declares the heads' columns
     raise ImportError(f"HEADS {list(HEADS)} differ from lteval.rank.schema.HEAD_NAMES")
 
@@ -262,11 +266,18 @@ def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, ba
     # (same standardisation, head, seed and validation): reuse it, do not retrain.
     preds = {"dlsa": dlsa_eval, "probe": dlsa.predict_regular(Xe)}
     val_preds = {"dlsa": dlsa.predict(Xv), "probe": dlsa.predict_regular(Xv)} if len(yv) else {}
-    head_seconds = {}
+    head_seconds, ce = {}, None
     for h in heads:
         bar.set_description(f"  {name}: head {h}")
         t1 = time.perf_counter()
-        est = HEADS[h](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+        est = HEADS[h](seed)
+        if h in POST_HOC:  # one CE probe serves them all (the same one each would train)
+            if ce is None:
+                ce = HEADS["ce"](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+            est.set_params(probe=ce)
+        est.fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+        if h == "ce":
+            ce = est
         preds[h] = est.predict(Xe)
         if len(yv):
             val_preds[h] = est.predict(Xv)
