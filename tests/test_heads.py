@@ -189,3 +189,23 @@ def test_balanced_accuracy_se_is_per_class_and_grows_with_rare_classes():
     yb = np.repeat([0, 1], 50)
     assert balanced_accuracy_se(yb, yb) < balanced_accuracy_se(y, y)
     assert np.isnan(balanced_accuracy_se(np.array([], int), np.array([], int)))
+
+
+@pytest.mark.parametrize("case", ["plain", "duplicate columns", "low rank", "offset, tiny spread"])
+def test_logme_from_the_gram_matrix_equals_the_svd_path(case):
+    from lteval.heads.logme import _class_evidence, _svd_projections, logme
+
+    rng = np.random.default_rng(0)
+    n, d, C = 3000, 64, 12
+    y = rng.integers(0, C, n)
+    X = rng.normal(size=(n, d)) + np.eye(C, d)[y] * 2
+    if case == "duplicate columns":
+        X[:, -8:] = X[:, :8]
+    elif case == "low rank":
+        X = X[:, :10] @ rng.normal(size=(10, d))
+    elif case == "offset, tiny spread":
+        X = X * 1e-3 + 5
+    X = X.astype(np.float32)
+    sigma, x2, res = _svd_projections(np.asarray(X, np.float64), y, C)
+    by_svd = np.mean([_class_evidence(x2[k], res[k], sigma, n, d)[0] for k in range(C)])
+    assert abs(logme(X, y, chunk=1000) - by_svd) < 1e-6  # N > D: the Gram path, in chunks
