@@ -209,3 +209,26 @@ def test_logme_from_the_gram_matrix_equals_the_svd_path(case):
     sigma, x2, res = _svd_projections(np.asarray(X, np.float64), y, C)
     by_svd = np.mean([_class_evidence(x2[k], res[k], sigma, n, d)[0] for k in range(C)])
     assert abs(logme(X, y, chunk=1000) - by_svd) < 1e-6  # N > D: the Gram path, in chunks
+
+
+def test_knn_votes_as_scikit_learn_does_in_any_chunking(monkeypatch):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from lteval.heads import KNN
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(6, 10))
+    y = np.repeat(np.arange(6), [80, 50, 30, 20, 12, 8])
+    X = (centres[y] * 0.8 + rng.normal(size=(len(y), 10))).astype(np.float32)
+    yq = np.repeat(np.arange(6), 15)
+    Xq = (centres[yq] * 0.8 + rng.normal(size=(len(yq), 10))).astype(np.float32)
+    knn = KNN().fit(X, y, Xq, yq)
+    Xs, Qs = knn.scaler_.transform(X), knn.scaler_.transform(Xq)
+    whole = knn._votes(Qs, list(KNN.KS))
+    monkeypatch.setattr(KNN, "MAX_SIMILARITIES", 7 * len(X))  # 7 queries per chunk
+    chunked = knn._votes(Qs, list(KNN.KS))
+    for k in KNN.KS:
+        ref = KNeighborsClassifier(k, metric="cosine").fit(Xs, y).predict(Qs)
+        np.testing.assert_array_equal(whole[k], ref)
+        np.testing.assert_array_equal(chunked[k], ref)
+    assert knn.k_ in KNN.KS and knn.predict(Xq).shape == (90,)

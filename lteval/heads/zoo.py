@@ -26,7 +26,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.validation import check_is_fitted
 from torch.nn import functional as F
 
@@ -319,9 +318,17 @@ class NCM(_Base):
 
 class KNN(_Base):
     """k nearest neighbours (cosine) on standardised features; k chosen on
-    validation among ``ks`` (those not above the train size)."""
+    validation among ``ks`` (those not above the train size).
+
+    One neighbour search serves every k: the ``max(ks)`` most similar train samples
+    of each query, found in query chunks of at most ``2**26`` similarities (256 MB
+    in float32), so memory never holds a query x train matrix. A vote's ties go to
+    the smallest label, as scikit-learn's ``KNeighborsClassifier`` breaks them.
+    """
 
     KS = (1, 3, 5, 10, 20)
+    MAX_SIMILARITIES = 2**26
+    """Query x train similarities held at once (the chunk size's bound)."""
 
     def __init__(self, ks: tuple[int, ...] = KS):
         self.ks = ks
@@ -339,14 +346,40 @@ class KNN(_Base):
         if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in ks):
             raise ValueError(f"ks must be a non-empty list of positive integers, got {self.ks!r}")
         Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, num_classes)
-        fitted = {k: KNeighborsClassifier(k, metric="cosine").fit(Xs, y) for k in ks if k <= len(y)}
-        self.k_, self.k_scores_ = _choose(
-            list(fitted), lambda k: balanced_accuracy(yv, fitted[k].predict(Xv))
-        )
-        self.model_ = fitted[self.k_]
+        self.train_ = _unit(Xs)
+        self.train_labels_ = y
+        usable = [k for k in ks if k <= len(y)]
+        votes = self._votes(Xv, usable)
+        self.k_, self.k_scores_ = _choose(usable, lambda k: balanced_accuracy(yv, votes[k]))
         return self
+
+    def _votes(self, Xs: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
+        """{k: predicted labels (N,)} of standardised queries ``Xs``."""
+        Q, T, labels = _unit(Xs), self.train_, self.train_labels_
+        kmax = max(ks)
+        out = {k: np.empty(len(Q), np.int64) for k in ks}
+        step = max(1, self.MAX_SIMILARITIES // max(len(T), 1))
+        for s in range(0, len(Q), step):
+            sim = Q[s : s + step] @ T.T
+            near = np.argpartition(-sim, kmax - 1, axis=1)[:, :kmax] if kmax < len(T) else None
+            if near is None:
+                near = np.broadcast_to(np.arange(len(T)), (len(sim), len(T)))
+            order = np.take_along_axis(sim, near, 1)
+            near = np.take_along_axis(near, np.argsort(-order, axis=1, kind="stable"), 1)
+            C, rows = self.num_classes_, np.arange(len(sim))[:, None] * self.num_classes_
+            for k in ks:
+                flat = (rows + labels[near[:, :k]]).ravel()
+                counts = np.bincount(flat, minlength=len(sim) * C).reshape(len(sim), C)
+                out[k][s : s + step] = counts.argmax(1)  # ties: the smallest label
+        return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels (N,) of features X (N, D)."""
         check_is_fitted(self)
-        return self.model_.predict(self.scaler_.transform(np.asarray(X, np.float32)))
+        Xs = self.scaler_.transform(np.asarray(X, np.float32))
+        return self._votes(Xs, [self.k_])[self.k_]
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine similarity is then a dot product)."""
+    return (X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
