@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability validate
+.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability benchmark-scale validate
 
 install: $(STAMP) install-packaged
 
@@ -61,7 +61,7 @@ test-browser: install
 
 # Speed targets write machine-readable results under reports/benchmarks/.
 # `make benchmark` runs every target, then collects them into reports/benchmarks/index.html.
-benchmark: benchmark-extract benchmark-dlsa benchmark-linear benchmark-rank benchmark-replicate benchmark-stability
+benchmark: benchmark-extract benchmark-dlsa benchmark-linear benchmark-rank benchmark-replicate benchmark-stability benchmark-scale
 	$(BIN)/python benchmarks/collect.py --dir reports/benchmarks
 
 benchmark-dlsa: install
@@ -83,6 +83,12 @@ validate: install install-fashion-mnist
 # a tie is the target. About 15 minutes on 2 cores with the demo's features cached.
 benchmark-stability: install
 	$(BIN)/python benchmarks/bench_stability.py --out reports/benchmarks/stability.json
+
+# Scoring at CIFAR-100-LT size (measured); Places-LT, ImageNet-LT and iNaturalist
+# extrapolated from it (SHAPES=... measures more, e.g. SHAPES=imagenet-lt-d512).
+benchmark-scale: install
+	$(BIN)/python benchmarks/bench_scale.py --out reports/benchmarks/scale.json \
+		$(if $(SHAPES),--shapes $(SHAPES))
 
 benchmark-linear: install
 	$(BIN)/python benchmarks/bench_linear.py --out reports/benchmarks/linear.json

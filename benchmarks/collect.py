@@ -18,7 +18,7 @@ from pathlib import Path
 from lteval.atomic import write_text
 from lteval.report.pages import render_page
 
-ORDER = ["extract", "dlsa", "linear", "rank-embedded-default", "replicate", "stability"]
+ORDER = ["extract", "dlsa", "linear", "rank-embedded-default", "replicate", "stability", "scale"]
 ASIDE = {"machine", "versions", "settings"}
 
 
