@@ -317,3 +317,31 @@ def test_failed_records_declare_their_kind():
         failed("a", "a message", "weights")
     with pytest.raises(ValueError, match="is not one of"):
         failed("a", KeyError(), "x", kind="oops")
+
+
+def test_scale_benchmark_shapes_follow_the_published_profiles():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name, (C, prof, _, _, _) in bench.SHAPES.items():
+        counts = bench.profile(prof, C)
+        assert len(counts) == C and (np.diff(counts) <= 0).all(), name
+        if prof[0] == "total":  # n_max .. n_min, summing to the published train size
+            assert counts[0] == prof[1] and counts[-1] == prof[2], name
+            assert abs(counts.sum() - prof[3]) <= 0.001 * prof[3], (name, counts.sum())
+    splits, C = bench.features("tiny-d64")
+    assert C == 10 and splits["train"][0].shape[1] == 64 and len(splits["val"][1]) > 0
+    est = bench.extrapolate(
+        {
+            "shape": "m", "n_train": 1000, "n_val": 200, "n_eval": 500, "dim": 64,
+            "classes": 10, "flow_epoch_seconds": 1.0, "flow_seconds": 10.0,
+            "dlsa_other_seconds": 2.0, "head_seconds": {"ce": 1.0, "knn": 1.0},
+            "logme_seconds": 1.0, "bootstrap_seconds": 1.0, "report_seconds": 1.0,
+        },
+        "imagenet-lt-d512",
+    )  # fmt: skip
+    assert est["extrapolated"] and est["flow_epoch_seconds"] == round(115846 * 512 / 64000, 2)
