@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import short_config, write_h5_dir
 
@@ -176,3 +177,27 @@ def test_compare_of_runs_on_other_datasets_warns_that_metrics_are_not_comparable
     assert "different splits" in capsys.readouterr().out
     assert compare_main([str(run_dir), str(run_dir)]) == 0
     assert "WARNING" not in capsys.readouterr().out
+
+
+def test_a_report_at_a_thousand_classes_is_small_and_leads_with_a_narrow_summary(run_dir):
+    """Every class stays in per_class.csv; the page bins them and stays under 2 MB."""
+    import re
+
+    res = json.loads((run_dir / "results.json").read_text())
+    template = res["per_class"][0]
+    rng = np.random.default_rng(0)
+    res["per_class"] = [
+        {**template, "backbone": b["backbone"], "class": c, "class_name": f"c{c}",
+         "lt_count": int(1280 * 0.994**c) + 5, "dlsa_accuracy": float(rng.random())}
+        for b in res["backbones"] for c in range(1000)
+    ]  # fmt: skip
+    (run_dir / "results.json").write_text(json.dumps(res))
+    atomic.write_manifest(run_dir)
+    assert report_main([str(run_dir)]) == 0
+    html = (run_dir / "index.html").read_text()
+    assert len(html.encode()) < 2 * 2**20
+    summary = re.search(r'<table id="summary">.*?</thead>', html, re.S).group(0)
+    heads = re.findall(r"<th[^>]*>([^<]+)</th>", summary)
+    assert heads[:3] == ["rank", "backbone", res["run"]["ranked_by"]]
+    assert {"dlsa_balanced", "dlsa_few"} <= set(heads) and len(heads) <= 7
+    assert "20 frequency bins" in html

@@ -141,18 +141,37 @@ def stage_curves(stages: list[dict], out: Path) -> str:
     return _save(fig, out / "stages.png")
 
 
+BINS = 20
+"""Frequency bins of the per-class plot when there are more classes: the classes in
+order of train count, cut into 20 groups of (nearly) equal size, as the DLSA paper's
+Fig. 1 bins them."""
+
+
 def accuracy_vs_frequency(per_class: list[dict], out: Path) -> str:
     """Per-class DLSA accuracy against the class's long-tailed train count (train plus
-    validation, the count that sets its shot group; log scale)."""
+    validation, the count that sets its shot group; log scale). Above ``BINS``
+    classes, the mean accuracy of each of ``BINS`` frequency bins, at the bin's
+    median count, so that 1,000 classes read as 20 points per backbone."""
     df = pd.DataFrame(per_class)
     col = "lt_count" if "lt_count" in df else "train_count"  # older results lack lt_count
     fig, ax = plt.subplots(figsize=(7, 4))
+    binned = len(df) and df.groupby("backbone").size().max() > BINS
     for name, sub in df.groupby("backbone", sort=False) if len(df) else []:
-        sub = sub.sort_values(col)
-        ax.plot(sub[col], sub["dlsa_accuracy"], marker="o", alpha=0.8, label=name)
+        sub = sub.sort_values([col, "class"], ascending=[True, True])
+        if binned:
+            parts = np.array_split(np.arange(len(sub)), BINS)
+            x = [float(np.median(sub[col].to_numpy()[p])) for p in parts]
+            acc = [float(sub["dlsa_accuracy"].to_numpy()[p].mean()) for p in parts]
+            ax.plot(x, acc, marker="o", alpha=0.8, label=name)
+        else:
+            ax.plot(sub[col], sub["dlsa_accuracy"], marker="o", alpha=0.8, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("images of the class in train + validation")
-    ax.set_ylabel("DLSA accuracy")
+    ax.set_xlabel(
+        f"images per class in train + validation ({BINS} frequency bins: median)"
+        if binned
+        else "images of the class in train + validation"
+    )
+    ax.set_ylabel("DLSA accuracy" + (" (bin mean)" if binned else ""))
     ax.set_ylim(0, 1.02)
     if len(df):
         ax.legend(fontsize=7)

@@ -14,6 +14,10 @@ from lteval.report import plots
 from lteval.report.pages import render_page
 from lteval.report.study import load_summary
 
+SUMMARY_COLUMNS = ("dlsa_balanced", "dlsa_few", "probe_balanced", "probe_few")
+"""Next to rank, backbone and the ranking column in the report's first table, narrow
+enough to read without scrolling sideways; every column follows in the next."""
+
 NO_EVIDENCE_P = 0.05
 """Above this permutation p-value a backbone shows no evidence of head/tail separation."""
 
@@ -159,7 +163,8 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
         ),
         (
             plots.accuracy_vs_frequency(res["per_class"], out),
-            "Per-class accuracy against class frequency",
+            "Per-class accuracy against class frequency (above 20 classes: 20 frequency "
+            "bins; every class is in per_class.csv)",
         ),
     ]
     settings = {r["backbone"]: r.get("dlsa_settings") for r in rows}
@@ -178,6 +183,7 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
         fmt=fmt,
         cell=cell,
         columns=[c for c in REPORT_COLUMNS if rows and c in rows[0]],
+        summary_columns=[c for c in SUMMARY_COLUMNS if c != by and rows and c in rows[0]],
         stage_columns=REPORT_STAGE_COLUMNS,
         meaning=ROW,  # column headers carry their meaning as a tooltip
         stage_meaning=STAGE,
