@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability benchmark-scale validate
+.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability benchmark-scale benchmark-gpu validate
 
 install: $(STAMP) install-packaged
 
@@ -86,6 +86,10 @@ benchmark-stability: install
 
 # Scoring at CIFAR-100-LT size (measured); Places-LT, ImageNet-LT and iNaturalist
 # extrapolated from it (SHAPES=... measures more, e.g. SHAPES=imagenet-lt-d512).
+# On a GPU machine only (not part of `make benchmark`): at most 8 minutes.
+benchmark-gpu: install
+	bash benchmarks/gpu_check.sh
+
 benchmark-scale: install
 	$(BIN)/python benchmarks/bench_scale.py --out reports/benchmarks/scale.json \
 		$(if $(SHAPES),--shapes $(SHAPES))

@@ -107,8 +107,9 @@ def features(name: str, seed: int = 0) -> tuple[dict, int]:
     return {"train": train, "val": valid, "eval": draw(np.full(classes, evals))}, classes
 
 
-def measure(name: str) -> dict:
-    """Score one backbone of shape ``name``, phase by phase (run in a fresh process)."""
+def measure(name: str, device: str = "cpu") -> dict:
+    """Score one backbone of shape ``name``, phase by phase (run in a fresh process);
+    the flows train on ``device``."""
     import torch
 
     from lteval.heads import logme
@@ -136,7 +137,7 @@ def measure(name: str) -> dict:
     logme(*splits["train"])
     logme_s = time.perf_counter() - t
     start = time.perf_counter()
-    s = scoring.score_features("bb", splits, num_classes=C, seed=0, progress=False)
+    s = scoring.score_features("bb", splits, num_classes=C, seed=0, progress=False, device=device)
     total_s = time.perf_counter() - start
     # a tick's time is one flow epoch, except the first of each stage (it holds the
     # probe or the previous stage's classifier): the epoch time is the median of the
@@ -181,6 +182,8 @@ def measure(name: str) -> dict:
         "report_html_mb": round(html_mb, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else None,
         "separability": row["separability"],
         "dlsa_balanced": row["dlsa_balanced"],
         "probe_balanced": row["probe_balanced"],
@@ -232,10 +235,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="reports/benchmarks/scale.json")
     p.add_argument("--shapes", default=",".join(DEFAULT), help=f"of {list(SHAPES)}")
+    p.add_argument("--device", default="cpu", help="where the flows train (cpu, cuda)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # a child process: measure one shape
     args = p.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one)))
+        print(json.dumps(measure(args.one, args.device)))
         return 0
     names = [s.strip() for s in args.shapes.split(",") if s.strip()]
     bad = [s for s in names if s not in SHAPES]
@@ -245,7 +249,10 @@ def main() -> int:
     for name in names:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         got = subprocess.run(
-            [sys.executable, __file__, "--one", name], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--one", name, "--device", args.device],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rows.append(json.loads(got.stdout.strip().splitlines()[-1]))
     base = max(rows, key=lambda r: r["n_train"] * r["dim"])
@@ -255,7 +262,7 @@ def main() -> int:
 
     targets = {"cifar100-lt-d512": 90, "imagenet-lt-d512": 20 * 60}
     result = {
-        "benchmark": "scale",
+        "benchmark": "scale" if args.device == "cpu" else f"scale-{args.device}",
         "rows": rows,
         "scaling": SCALING,
         "checks": [

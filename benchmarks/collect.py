@@ -18,7 +18,17 @@ from pathlib import Path
 from lteval.atomic import write_text
 from lteval.report.pages import render_page
 
-ORDER = ["extract", "dlsa", "linear", "rank-embedded-default", "replicate", "stability", "scale"]
+ORDER = [
+    "extract",
+    "dlsa",
+    "linear",
+    "rank-embedded-default",
+    "replicate",
+    "stability",
+    "scale",
+    "gpu-extract",
+    "scale-cuda",
+]
 ASIDE = {"machine", "versions", "settings"}
 
 
