@@ -196,12 +196,15 @@ def foreign(root: str | Path) -> list[str]:
     return sorted(out)
 
 
+def _same(path: Path, want: str | None) -> bool:
+    """True when ``path`` is a file whose sha256 is ``want`` (None: never)."""
+    return want is not None and path.is_file() and _sha256(path) == want
+
+
 def unchanged(root: str | Path, name: str) -> bool:
     """True when file ``name`` of ``root`` is as lteval wrote it (in the manifest,
     same sha256)."""
-    path = Path(root) / name
-    want = (_manifest_files(Path(root)) or {}).get(name)
-    return want is not None and path.is_file() and _sha256(path) == want
+    return _same(Path(root) / name, (_manifest_files(Path(root)) or {}).get(name))
 
 
 def refusal(target: Path, found: list[str], what: str = "--out", would: bool = False) -> str:
@@ -227,7 +230,8 @@ def check_overwrite(root: str | Path, names: Iterable[str], what: str) -> None:
     ``root``) is absent or as lteval wrote it: a file the user wrote or edited there
     is never overwritten."""
     root = Path(root)
-    mine = [n for n in names if (root / n).exists() and not unchanged(root, n)]
+    files = _manifest_files(root) or {}
+    mine = [n for n in names if (root / n).exists() and not _same(root / n, files.get(n))]
     if mine:
         raise OutputError(
             f"{what} {root} holds {', '.join(mine[:5])}, which lteval did not write or which "
@@ -268,7 +272,7 @@ def folder(target: str | Path) -> Iterator[Path]:
             yield tmp
             write_manifest(tmp)
         try:
-            if target.exists() or target.is_symlink():
+            if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 os.replace(target, old)  # the empty placeholder is replaced
                 found = foreign(old)

@@ -45,29 +45,29 @@ class WeightsNotFoundError(LtevalError, FileNotFoundError):
         )
 
 
-def read_user_text(path, what: str, error: type[LtevalError]) -> str:
+def read_user_text(path, what: str, error: type[LtevalError], fix: str = "give a text file") -> str:
     """The UTF-8 text of a file the user gave; ``error`` (one line naming ``what``
-    and the path) when it cannot be read or is not text."""
+    and the path, then ``fix``) when it cannot be read or is not text."""
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read()
     except UnicodeDecodeError as e:
         raise error(
-            f"{what} {path} is not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); "
-            "give a text file"
+            f"{what} {path} is not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); {fix}"
         ) from None
     except OSError as e:
         raise error(f"{what} {path} cannot be read ({e.strerror or e})") from None
 
 
-def read_user_json(path, what: str, error: type[LtevalError]):
-    """The JSON in a file the user gave; ``error`` naming it when it is not JSON."""
+def read_user_json(path, what: str, error: type[LtevalError], fix: str = "give a JSON file"):
+    """The JSON in a file the user gave; ``error`` naming it, then ``fix``, when it
+    is not readable JSON text."""
     import json
 
     try:
-        return json.loads(read_user_text(path, what, error))
+        return json.loads(read_user_text(path, what, error, fix))
     except ValueError as e:
-        raise error(f"{what} {path} is not valid JSON ({e})") from None
+        raise error(f"{what} {path} is not valid JSON ({e}); {fix}") from None
 
 
 def first_line(error: BaseException) -> str:

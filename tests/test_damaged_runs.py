@@ -9,9 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import short_config, write_h5_dir
+from conftest import short_config, with_classes, write_h5_dir
 
 from lteval import atomic
 from lteval.cli.compare import main as compare_main
@@ -183,16 +182,7 @@ def test_a_report_at_a_thousand_classes_is_small_and_leads_with_a_narrow_summary
     """Every class stays in per_class.csv; the page bins them and stays under 2 MB."""
     import re
 
-    res = json.loads((run_dir / "results.json").read_text())
-    template = res["per_class"][0]
-    rng = np.random.default_rng(0)
-    res["per_class"] = [
-        {**template, "backbone": b["backbone"], "class": c, "class_name": f"c{c}",
-         "lt_count": int(1280 * 0.994**c) + 5, "dlsa_accuracy": float(rng.random())}
-        for b in res["backbones"] for c in range(1000)
-    ]  # fmt: skip
-    (run_dir / "results.json").write_text(json.dumps(res))
-    atomic.write_manifest(run_dir)
+    res = with_classes(run_dir, 1000)
     assert report_main([str(run_dir)]) == 0
     html = (run_dir / "index.html").read_text()
     assert len(html.encode()) < 2 * 2**20

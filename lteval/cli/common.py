@@ -245,15 +245,28 @@ def check_out(
             f"{what} {out} holds {name} ({p}), and the run replaces the whole folder; "
             f"name an {what} outside it"
         )
+    check_not_inside(out, what, inputs)
+    atomic.check_writable_dir(out, what)
+
+
+def check_not_inside(
+    out: str | Path,
+    what: str,
+    inputs: Sequence[tuple[str, str | Path | None]],
+    written: str = "the report",
+) -> None:
+    """UsageError when output folder ``out`` is, or lies inside, one of ``inputs``
+    ((option, path) pairs; None or empty paths are skipped), where the next run
+    would read ``written`` as data."""
+    full = Path(out).expanduser().resolve()
     for option, p in inputs:
         if p and str(p).strip():
             root = Path(p).expanduser().resolve()
             if full == root or root in full.parents:
                 raise UsageError(
-                    f"{what} {out} is inside {option} {p}: the next run would read the "
-                    f"report as data; name an {what} outside it"
+                    f"{what} {out} is inside {option} {p}: the next run would read "
+                    f"{written} as data; name an {what} outside it"
                 )
-    atomic.check_writable_dir(out, what)
 
 
 class _Format(logging.Formatter):

@@ -22,7 +22,6 @@ import torch
 
 from lteval import atomic
 from lteval.cli import common
-from lteval.errors import UsageError
 from lteval.features import backbone_features, check_backbones, resolve_device, write_h5
 from lteval.features.cache import check_writable
 from lteval.features.h5io import H5_FILES
@@ -62,13 +61,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable()  # a read-only cache fails here, not after the first extraction
     if args.export_h5 is not None:  # and so does a bad export folder, or a user's file
         atomic.check_writable_dir(args.export_h5, "--export-h5")
-        if args.data_root and Path(args.data_root).resolve() in [
-            p.resolve() for p in [Path(args.export_h5), *Path(args.export_h5).parents]
-        ]:
-            raise UsageError(
-                f"--export-h5 {args.export_h5} is inside --data-root {args.data_root}: the "
-                "next run would read it as a class; name a folder outside it"
-            )
+        inputs = [("--data-root", args.data_root)]
+        common.check_not_inside(args.export_h5, "--export-h5", inputs, "the h5 files")
         for name in names:
             atomic.check_overwrite(Path(args.export_h5) / safe_name(name), H5_FILES, "--export-h5")
     dataset = common.load_data(args)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lteval.atomic import MANIFEST, unchanged, write_text
-from lteval.errors import LtevalError, RunFolderError
+from lteval.errors import LtevalError, RunFolderError, read_user_json
 from lteval.rank import schema
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import BackboneScore, rank_rows
@@ -95,14 +95,7 @@ def read_results(out: str | Path) -> dict:
     fix = f"rerun `lteval rank ... --out {out}` to rebuild it"
     if not path.is_file():
         raise RunFolderError(f"{path} not found: is {out} the --out folder of a rank run?")
-    try:
-        res = json.loads(path.read_text())
-    except UnicodeDecodeError:
-        raise RunFolderError(f"{path} is not text (damaged?); {fix}") from None
-    except ValueError as e:
-        raise RunFolderError(f"{path} is not valid JSON ({e}: truncated?); {fix}") from None
-    except OSError as e:
-        raise RunFolderError(f"{path} cannot be read ({e.strerror})") from None
+    res = read_user_json(path, "the run's results file", RunFolderError, f"truncated? {fix}")
     problem = _shape_problem(res)
     if problem:
         raise RunFolderError(f"{path} is not an lteval results file: {problem}; {fix}")

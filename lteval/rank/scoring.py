@@ -219,10 +219,9 @@ def score_features(
         )
     no_eval = np.setdiff1d(np.arange(num_classes), ye)
     if len(no_eval):
-        names_ = [class_names[c] if class_names else str(c) for c in no_eval[:5]]
         warnings.append(
             f"{len(no_eval)} of {num_classes} classes have no eval samples "
-            f"({', '.join(names_)}{', ...' if len(no_eval) > 5 else ''}): balanced and "
+            f"({_some(no_eval, class_names)}): balanced and "
             f"per-group accuracies average over the other {num_classes - len(no_eval)}"
         )
     if warnings:
@@ -312,12 +311,17 @@ def check_splits(
         present = np.unique(splits["train"][1])
         absent = np.setdiff1d(np.arange(num_classes), present)
         if len(absent):
-            names = [class_names[c] if class_names else str(c) for c in absent[:5]]
             raise DatasetError(
                 f"{len(absent)} of {num_classes} classes have no train samples "
-                f"({', '.join(names)}{', ...' if len(absent) > 5 else ''}; every image of "
+                f"({_some(absent, class_names)}; every image of "
                 "them unreadable?); fix or remove them"
             )
+
+
+def _some(classes: np.ndarray, class_names: list[str] | None) -> str:
+    """The first five of ``classes`` by name (or id), for a message."""
+    names = [class_names[c] if class_names else str(c) for c in classes[:5]]
+    return ", ".join(names) + (", ..." if len(classes) > 5 else "")
 
 
 FEATURE_RMS = (1e-6, 1e6)
