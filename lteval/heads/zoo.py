@@ -361,9 +361,10 @@ class KNN(_Base):
         step = max(1, self.MAX_SIMILARITIES // max(len(T), 1))
         for s in range(0, len(Q), step):
             sim = Q[s : s + step] @ T.T
-            near = np.argpartition(-sim, kmax - 1, axis=1)[:, :kmax] if kmax < len(T) else None
-            if near is None:
-                near = np.broadcast_to(np.arange(len(T)), (len(sim), len(T)))
+            if kmax < len(T):  # the kmax most similar, unordered
+                near = np.argpartition(-sim, kmax - 1, axis=1)[:, :kmax]
+            else:
+                near = np.broadcast_to(np.arange(len(T)), sim.shape)
             order = np.take_along_axis(sim, near, 1)
             near = np.take_along_axis(near, np.argsort(-order, axis=1, kind="stable"), 1)
             C, rows = self.num_classes_, np.arange(len(sim))[:, None] * self.num_classes_
