@@ -50,8 +50,16 @@ class DLSAConfig:
         batched model; the stage's density is their mixture (log of the mean
         density), which routes samples and gives separability; the spread between
         flows is ``separability_sd``. ``paper``: 1.
-    flow_patience: a flow stops once this many epochs pass without a new best
-        epoch (on the train-side criterion: kept clusters); None = every epoch.
+    flow_patience: a flow stops once this many epochs pass without a strictly
+        larger kept-cluster count (the train-side criterion); None = every epoch.
+        An epoch that only ties the best is still chosen over it, but does not
+        restart the count: a flat criterion (0 kept clusters at every epoch on
+        ``make benchmark-scale``'s synthetic CIFAR-100-LT) no longer runs all epochs.
+    flow_epoch_samples: at most this many pairs per flow epoch, and the epoch's
+        criterion is read on a fixed seeded subset of this many active train rows
+        (cluster-size limits scaled by the subset's share); None = every row. Sets
+        this small (the demo, the replication benchmark) are untouched; above it an
+        epoch's cost stops growing with N (docs/method.md, "At scale").
     lambda_*: loss weights. q: exponent of the likelihood class weights.
     purity_threshold / min_cluster_size / max_cluster_size: epoch selection.
     classifier: the stage and regular classifiers (see lteval.heads.linear).
@@ -69,6 +77,7 @@ class DLSAConfig:
     flow_autocast: str = "float32"
     flow_seeds: int = 5
     flow_patience: int | None = 10
+    flow_epoch_samples: int | None = 16384
     hidden: int | None = 64
     lambda_lh: float = 2.0
     lambda_bal: float = 1.0
@@ -99,6 +108,10 @@ class DLSAConfig:
             raise ValueError("num_clusters, num_stages, flow_epochs and flow_seeds must be >= 1")
         if self.flow_patience is not None and self.flow_patience < 1:
             raise ValueError(f"flow_patience must be >= 1 or None, got {self.flow_patience}")
+        if self.flow_epoch_samples is not None and self.flow_epoch_samples < 2:
+            raise ValueError(
+                f"flow_epoch_samples must be >= 2 or None, got {self.flow_epoch_samples}"
+            )
         if self.hidden is not None and self.hidden < 1:
             raise ValueError(f"hidden must be >= 1 or None, got {self.hidden}")
         if not 0 < self.rho < 1:
@@ -137,6 +150,7 @@ PRESETS: dict[str, dict] = {
         flow_autocast="float32",
         flow_seeds=1,
         flow_patience=None,
+        flow_epoch_samples=None,
         hidden=None,
         stage_check_fraction=0.0,
     ),

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from lteval.dlsa.config import CHOICES, DLSAConfig
-from lteval.dlsa.density import cluster_stats, score
+from lteval.dlsa.density import cluster_stats, recalibrate_bn, score
 from lteval.dlsa.flow import GMF
 from lteval.fields import not_a_choice
 from lteval.heads.seeding import seeded_torch
@@ -200,8 +200,10 @@ def fit_stage(
     cluster is below ``max_cluster_size`` (ties: the later epoch); if none
     qualifies, the last finished epoch is kept and its ``selection`` says so. A
     non-finite loss ends the member's training at its last finished epoch; with
-    ``flow_patience`` a member stops once that many epochs pass without a new best
-    epoch, and training ends when every member has stopped. Members that finished
+    ``flow_patience`` a member stops once that many epochs pass without a strictly
+    larger kept count, and training ends when every member has stopped. With more
+    active rows than ``flow_epoch_samples``, an epoch is that many pairs and its
+    criterion is read on a fixed seeded subset of that many rows (``_Check``). Members that finished
     no epoch are dropped from the ensemble (``StageFit.dropped``).
 
     ``seed`` drives local generators and the flows' initialisation (torch's global
@@ -233,6 +235,28 @@ class _Batches:
         return rows, weight, ca, other
 
 
+class _Check:
+    """The rows an epoch's criterion is read on: every active row, or above
+    ``flow_epoch_samples`` a fixed seeded subset of that many, with the cluster-size
+    limits scaled by its share (a cluster of s rows holds about share * s of them)."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, cfg: DLSAConfig, seed: int):
+        n = len(y) if cfg.flow_epoch_samples is None else min(len(y), cfg.flow_epoch_samples)
+        self.cfg, self.X, self.y = cfg, X, y.numpy()
+        if n < len(y):
+            gen = torch.Generator().manual_seed(seed * 2654435761 % 2**63 + 17)
+            idx = torch.randperm(len(y), generator=gen)[:n].sort().values
+            self.X, self.y = X[idx.to(X.device)], self.y[idx.numpy()]
+            share = n / len(y)
+            self.cfg = replace(
+                cfg,
+                min_cluster_size=cfg.min_cluster_size * share,
+                max_cluster_size=cfg.max_cluster_size * share,
+            )
+        self.subset = n < len(y)
+        self.epoch_pairs = n
+
+
 def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
     device = torch.device(cfg.device)
     K, R = cfg.num_clusters, cfg.flow_seeds
@@ -243,7 +267,9 @@ def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
     params = list(model.parameters())
     batches = _Batches(y, model.seeds)
     w = class_weights(batches.counts, cfg.q).to(device)
-    Xd, y_np = X.to(device), y.numpy()
+    Xd = X.to(device)
+    check = _Check(Xd, y, cfg, seed)
+    Xc, y_np, crit = check.X, check.y, check.cfg
     ema, t = torch.zeros(R, K, device=device), 0
     amp = training_dtype(cfg)
     live = torch.ones(R, dtype=torch.bool, device=device)  # no non-finite loss yet
@@ -255,13 +281,13 @@ def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
     best_state = {k: v.clone() for k, v in state.items()}
     last_state = {k: v.clone() for k, v in state.items()}
     notes = [""] * R
-    _, clusters0 = score(model, Xd)
-    initial = [cluster_stats(c.numpy(), y_np, K, cfg)[0] for c in clusters0]
+    _, clusters0 = score(model, Xc)
+    initial = [cluster_stats(c.numpy(), y_np, K, crit)[0] for c in clusters0]
     for epoch in range(1, cfg.flow_epochs + 1):
         model.train()
         sums, steps = torch.zeros(R, 3, dtype=torch.float64, device=device), 0
-        for s in range(0, len(y), cfg.flow_batch_size):
-            n = min(cfg.flow_batch_size, len(y) - s)
+        for s in range(0, check.epoch_pairs, cfg.flow_batch_size):
+            n = min(cfg.flow_batch_size, check.epoch_pairs - s)
             if n < 2:
                 break
             rows, wt, ca, other = (a.to(device) for a in batches.next(n))
@@ -299,7 +325,7 @@ def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
             steps += 1
         finished = [r for r in range(R) if running[r]]
         if finished:
-            lp, clusters = score(model, Xd, recalibrate=cfg.bn_recalibrate)
+            lp, clusters = score(model, Xc, recalibrate=cfg.bn_recalibrate)
             for r in [r for r in finished if not bool(torch.isfinite(lp[r]).all())]:
                 # the epoch's last step left weights that score non-finitely
                 notes[r] = f"; stopped at epoch {epoch}: non-finite log-density"
@@ -308,7 +334,7 @@ def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
             state = model.state_dict()
             means = (sums / max(steps, 1)).tolist()
             for r in finished:
-                kept, largest = cluster_stats(clusters[r].numpy(), y_np, K, cfg)
+                kept, largest = cluster_stats(clusters[r].numpy(), y_np, K, crit)
                 history[r].append(
                     {
                         "epoch": epoch,
@@ -322,10 +348,11 @@ def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
                 )
                 _copy_member(last_state, state, r)
                 since_best[r] += 1
-                if largest < cfg.max_cluster_size and (best[r] is None or kept >= best[r][1]):
+                if largest < crit.max_cluster_size and (best[r] is None or kept >= best[r][1]):
+                    if best[r] is None or kept > best[r][1]:  # a tie is kept, not progress
+                        since_best[r] = 0
                     best[r] = (epoch, kept)
                     _copy_member(best_state, state, r)
-                    since_best[r] = 0
                 if cfg.flow_patience is not None and since_best[r] >= cfg.flow_patience:
                     running[r] = False
                     notes[r] += f"; stopped early at epoch {epoch} (patience {cfg.flow_patience})"
@@ -334,6 +361,8 @@ def _fit_stage(X, y, cfg: DLSAConfig, seed: int, on_epoch) -> StageFit:
         if not any(running):
             break
     fit = _finish(model, history, best, best_state, last_state, initial, notes)
+    if check.subset and cfg.bn_recalibrate and fit.usable:
+        recalibrate_bn(fit.model, Xd)  # the chosen epoch's statistics over every active row
     fit.epochs_run = epoch
     return fit
 

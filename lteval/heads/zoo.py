@@ -256,8 +256,10 @@ class LWS(_PostHoc):
         yt = torch.as_tensor(y)
         self.scale_ = scale.detach().clone()  # scale 1 (the CE probe) is the first candidate
         best = balanced_accuracy(y_val, zv.argmax(1).numpy())
+        cap = self.config_.epoch_samples
+        per_epoch = len(y) if cap is None else min(cap, len(y))  # as the linear heads
         for _ in range(self.config_.epochs):
-            order = torch.multinomial(w, len(y), replacement=True, generator=gen)
+            order = torch.multinomial(w, per_epoch, replacement=True, generator=gen)
             for s in range(0, len(order), self.config_.batch_size):
                 b = order[s : s + self.config_.batch_size]
                 loss = F.cross_entropy(z[b] * scale, yt[b])
