@@ -11,8 +11,9 @@ Phases: LogME, the DLSA fit (its flow epochs timed one by one from the progress
 callback, and the rest: stage classifiers, routing), the diagnostics, each head, the
 ranking bootstrap (1000 replicates, two backbones) and the report (results files and
 HTML/PNGs). Shapes not measured are extrapolated from the largest measured one by
-each phase's arithmetic (see ``SCALING``), marked ``"extrapolated": true``; the flow
-epoch counts are assumed equal to the measured ones.
+each phase's arithmetic (see ``SCALING``), marked ``"extrapolated": true``; the
+epoch counts (flows and heads) are assumed equal to the measured ones; an epoch is
+at most 16,384 rows (``EPOCH_ROWS``), so above that size its cost stops growing with N.
 
 Features: class means N(0, 1) in a 64-d subspace lifted to D, plus noise of scale 4
 and a ReLU, as in ``benchmarks/synthetic.py`` (a Balanced-Softmax probe scores about
@@ -50,11 +51,14 @@ ImageNet-LT 115,846 from 1,280 to 5, iNaturalist 2018 437.5k (its val: 3 per cla
 DEFAULT = ("cifar100-lt-d512",)
 """What ``make benchmark-scale`` measures on a 2-core box; the rest is extrapolated."""
 
+EPOCH_ROWS = 16384
+"""``flow_epoch_samples`` and ``LinearConfig.epoch_samples``: n = min(N, this) rows an epoch."""
+
 SCALING = {
-    "flow_epoch": "N*D",  # the MADE ensemble: width 64, per sample linear in D
-    "dlsa_other": "N*D*C",  # the stage classifiers: linear heads
+    "flow_epoch": "n*D",  # n pairs and a check on n rows; the MADE ensemble is linear in D
+    "dlsa_other": "N*D*C",  # stage classifiers (n*D*C an epoch) and full passes over N
     "diagnostics": "N*D",
-    "head": "N*D*C",  # linear heads per epoch; kNN N_query*N*D (see knn)
+    "head": "n*D*C",  # linear heads per epoch of n rows; kNN N_query*N*D (see knn)
     "knn": "Nq*N*D",
     "ncm": "N*D",
     "logme": "N*D^2",
@@ -197,7 +201,10 @@ def extrapolate(m: dict, name: str) -> dict:
     n = int(profile(spec, classes).sum() * (0.8 if val is None else 1.0))
     nv = int(profile(spec, classes).sum() * 0.2) if val is None else classes * val
     ne = classes * evals
+    rows, rows_m = min(n, EPOCH_ROWS), min(m["n_train"], EPOCH_ROWS)
     r = {
+        "n*D": (rows * dim) / (rows_m * m["dim"]),
+        "n*D*C": (rows * dim * classes) / (rows_m * m["dim"] * m["classes"]),
         "N*D": (n * dim) / (m["n_train"] * m["dim"]),
         "N*D*C": (n * dim * classes) / (m["n_train"] * m["dim"] * m["classes"]),
         "N*D^2": (n * dim**2) / (m["n_train"] * m["dim"] ** 2),
@@ -208,7 +215,7 @@ def extrapolate(m: dict, name: str) -> dict:
     heads = {
         h: round(v * r[SCALING.get(h, SCALING["head"])], 1) for h, v in m["head_seconds"].items()
     }
-    flow = m["flow_seconds"] * r["N*D"]
+    flow = m["flow_seconds"] * r["n*D"]
     other = m["dlsa_other_seconds"] * r["N*D*C"]
     est = {
         "shape": name,
@@ -219,7 +226,7 @@ def extrapolate(m: dict, name: str) -> dict:
         "n_val": nv,
         "n_eval": ne,
         "dim": dim,
-        "flow_epoch_seconds": round(m["flow_epoch_seconds"] * r["N*D"], 2),
+        "flow_epoch_seconds": round(m["flow_epoch_seconds"] * r["n*D"], 2),
         "flow_seconds": round(flow, 1),
         "dlsa_other_seconds": round(other, 1),
         "head_seconds": heads,

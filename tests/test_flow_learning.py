@@ -86,6 +86,7 @@ def test_paper_preset_differs_from_the_default_only_where_the_docs_say():
         "made_init_std",
         "flow_seeds",
         "flow_patience",
+        "flow_epoch_samples",
         "hidden",
         "flow_lr",
         "flow_optimizer",

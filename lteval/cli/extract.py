@@ -13,15 +13,14 @@ merges them into one cache entry (nccl on CUDA, gloo on CPU).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lteval import atomic
 from lteval.cli import common
+from lteval.cli.torchrun import init_process_group
 from lteval.features import backbone_features, check_backbones, resolve_device, write_h5
 from lteval.features.cache import check_writable
 from lteval.features.h5io import H5_FILES
@@ -38,23 +37,8 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def _init_distributed(device: str) -> tuple[int, int]:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        cuda = resolve_device(device).type == "cuda"
-        if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 def run(args: argparse.Namespace) -> int:
-    rank, _ = _init_distributed(args.device)
+    rank, _ = init_process_group(args.device)
     resolve_device(args.device)  # a bad --device fails before any data is read
     names = common.backbone_list(args.backbones, args.backbones_file)
     weights = common.parse_weights(args.weights)

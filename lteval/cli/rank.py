@@ -25,6 +25,7 @@ import yaml
 from lteval import atomic
 from lteval.cli import common
 from lteval.cli.config import resolved_config
+from lteval.cli.torchrun import init_process_group
 from lteval.rank import HEADS, METRICS, pipeline
 from lteval.report import render_report
 
@@ -66,7 +67,9 @@ def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """``lteval.rank.run`` with the parsed options, then the results and the report."""
     out = Path(args.out).expanduser()
-    common.check_out(args.out, inputs=_inputs(args))
+    rank, _ = init_process_group(args.device)  # under torchrun: the ranks share the backbones
+    if rank == 0:  # rank 0 alone writes --out
+        common.check_out(args.out, inputs=_inputs(args))
     runtime = common.run_options(args)
     names, weights = None, None
     if args.backbones or args.backbones_file:
@@ -93,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command="lteval rank " + shlex.join(args.argv),
     )
+    if result.worker:  # its scores went to rank 0
+        return 0
     if not result.ok:
         for s in result.scores:  # other failures were logged in full as they happened
             if s.row["phase"] == "weights":

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -91,14 +91,15 @@ class Stage:
         """Cluster prior P (N, C) from each flow's clusters (R, N): the mean over flows
         of the class shares of the sample's cluster; with ``labels`` each sample is
         left out of its own clusters."""
-        out = 0.0
+        out = np.zeros((clusters.shape[1], self.hist.shape[2]), np.float32)
         for hist, cl in zip(self.hist, clusters, strict=True):
-            h = hist[cl].astype(np.float64)
+            h = hist[cl]  # (N, C) int32 counts, exact; no N x C float64 array
             if labels is not None:
                 h[np.arange(len(labels)), labels] -= 1
             tot = h.sum(1, keepdims=True)
-            out = out + np.where(tot > 0, h / np.maximum(tot, 1), 1.0 / h.shape[1])
-        return (out / len(self.hist)).astype(np.float32)
+            share = h.astype(np.float32) / np.maximum(tot, 1).astype(np.float32)
+            out += np.where(tot > 0, share, np.float32(1.0 / h.shape[1]))
+        return out / np.float32(len(self.hist))
 
 
 @dataclass
@@ -182,6 +183,10 @@ class DLSA(ClassifierMixin, BaseEstimator):
         self.regular_ = train_balanced_softmax(
             Xs, y, C, X_val=Xv, y_val=y_val, config=cfg.classifier, seed=seed0
         )
+        # stage classifiers start from the regular one, at the learning rate it chose on
+        # the whole validation split (a stage's own validation subset is a fraction of
+        # it; a grid per stage also doubled the cost of the costliest heads at C = 1000)
+        stage_config = replace(cfg.classifier, lr=self.regular_.lr, lr_grid=None)
         active, active_v = np.ones(len(y), bool), np.ones(len(y_val), bool)
         check_v = _check_split(y_val, cfg.stage_check_fraction, seed0)
         self.stages_: list[Stage] = []
@@ -221,7 +226,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
                 X_val=Xv[sel_v],
                 y_val=y_val[sel_v],
                 P_val=stage.prior(clv[:, sel_v]),
-                config=cfg.classifier,
+                config=stage_config,
                 seed=seed,
                 init=self.regular_.module if cfg.warm_start else None,
                 mask_counts=self.class_counts_ if cfg.warm_start else None,
@@ -303,7 +308,7 @@ def _ensemble(gmf: StageFit, X: torch.Tensor, device: str, members: bool = False
 def _stage(gmf, thr, cl, y, active, K: int, C: int, cfg: DLSAConfig) -> Stage:
     """A stage's flows, threshold and per-flow cluster tables (classifier not yet fitted)."""
     R = len(cl)
-    hist = np.zeros((R, K, C), np.int64)
+    hist = np.zeros((R, K, C), np.int32)  # counts; (N, C) rows of it are gathered
     kept, majority = np.zeros((R, K), bool), np.zeros((R, K), np.int64)
     for r in range(R):
         np.add.at(hist[r], (cl[r], y), 1)

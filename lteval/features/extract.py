@@ -63,6 +63,9 @@ class RunOptions:
     chunk_size: int = 2048
     skip_bad_images: bool = False
     lock_timeout: float = 3600.0  # seconds to wait for another run's lock on a cache entry
+    # under torchrun: each rank extracts a share of every backbone's images (``lteval
+    # extract``); False: this rank extracts its backbones whole (``lteval rank``)
+    shard_images: bool = True
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -204,7 +207,10 @@ def feature_identity(backbone: Backbone, dataset: ImageDataset, options: Feature
     }
 
 
-def _dist() -> tuple[int, int]:
+def _dist(run: RunOptions) -> tuple[int, int]:
+    """(rank, world) among the ranks that share this extraction."""
+    if not run.shard_images:
+        return 0, 1
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -248,7 +254,7 @@ def get_features(
     identity = feature_identity(backbone, dataset, options)
     key = cache.cache_key(identity)
     got = cache.load_entry(key)
-    rank, world = _dist()
+    rank, world = _dist(run)
     if got is None:
         lock = (
             cache.entry_lock(key, timeout=run.lock_timeout)

@@ -16,7 +16,7 @@ import functools
 import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,8 @@ from lteval.features import (
     versions,
 )
 from lteval.features.cache import check_writable
-from lteval.rank.precomputed import from_feature_dir, progress_bar
+from lteval.rank.distributed import Share
+from lteval.rank.precomputed import from_feature_dir, log_score, progress_bar
 from lteval.rank.results import write_results
 from lteval.rank.scoring import (
     HEADS,
@@ -61,6 +62,9 @@ class RankResult:
     scores: list[BackboneScore]
     by: str
     validity: dict | None = None
+    # True on a torchrun rank other than 0: it scored its share of the backbones and
+    # sent them to rank 0, which ranks them and writes the results (lteval.rank.distributed)
+    worker: bool = False
 
     @property
     def ok(self) -> list[BackboneScore]:
@@ -146,6 +150,8 @@ def run(
             f"bootstrap={bootstrap} is too few for a 95% interval: give 0 (none) or at "
             f"least {BOOTSTRAP_MIN}"
         )
+    share = Share.current()  # under torchrun: this rank scores its share of the backbones
+    progress = progress and share.root  # one bar: rank 0's
     runtime = runtime or RunOptions(device=resolve_device("auto"))
     device = str(runtime.device)
     score = functools.partial(
@@ -157,7 +163,9 @@ def run(
         progress=progress,
     )
     if feature_dir is not None:
-        data, scores = from_feature_dir(Path(feature_dir), val_fraction, seed, score, progress)
+        data, scores = from_feature_dir(
+            Path(feature_dir), val_fraction, seed, score, progress, share
+        )
     else:
         check_writable()  # a read-only cache fails here, not after the first extraction
         if isinstance(dataset, str):
@@ -188,8 +196,11 @@ def run(
             runtime=runtime,
             progress=progress,
         )
+    if not share.root:  # its scores went to rank 0, which ranks and writes
+        return RankResult({"rank": share.rank, "world_size": share.world}, [], by, worker=True)
     ok = [s for s in scores if s.ok]
     info = _run_info(scores, data, seed=seed, device=device, heads=heads, by=by, command=command)
+    info["world_size"] = share.world
     if not ok:
         return RankResult(info, scores, by)
     log.info(f"ranking validity: {bootstrap} bootstrap replicates")
@@ -248,65 +259,77 @@ def _from_backbones(
     progress: bool,
 ) -> tuple[dict, list[BackboneScore]]:
     missing = check_backbones(names, weights, allow_random_init)
-    scores: list[BackboneScore] = []
-    with progress_bar(2 * len(names), progress) as bar:  # closed on Ctrl-C too
-        for i, name in enumerate(names, 1):
-            tag = f"[{i}/{len(names)}]"
-            if name in missing:
-                log.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
-                scores.append(failed(name, str(missing[name]), "weights", kind="weights"))
-                bar.update(2)
-                continue
-            bar.set_description(f"{tag} {name}: features (cache or extraction)")
-            got = _guard(
-                name,
-                "extracting",
-                backbone_features,
-                name,
-                dataset,
-                weights_file=weights.get(name),
-                allow_random_init=allow_random_init,
-                seed=seed,
-                input_size=input_size,
-                options=features,
-                run=runtime,
-                progress=progress,
-                tag=tag,
-            )
-            bar.update(1)
-            if isinstance(got, BackboneScore):
-                scores.append(got)
-                bar.update(1)
-                continue
-            feats, manifest, backbone = got
-            bar.set_description(f"{tag} {name}: scoring")
-            splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
-            # unreadable images left out (--skip-bad-images) are the same for every
-            # backbone: a class they emptied ends the run, in one line
-            check_splits(splits, len(dataset.class_names), dataset.class_names)
-            s = score(
-                name, splits, num_classes=len(dataset.class_names), class_names=dataset.class_names
-            )
-            bar.update(1)
-            s.row.update(
-                precomputed=False,
-                pretrained=backbone.pretrained,
-                control=backbone.control,
-                weights=backbone.weights,
-                **backbone.weights_info(),
-                input_size=backbone.input_size,
-                num_params=backbone.num_params,
-                cache_key=manifest["key"],
-                extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
-                skipped_images=manifest.get("bad_images", {}).get("files", []),
-            )
-            if s.ok:
-                log.info(
-                    f"{tag} {name}: separability {s.row['separability']:.3f}, DLSA balanced "
-                    f"{s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
-                )
-            scores.append(s)
-    return dataset.manifest(), scores
+    share = Share.current()
+    runtime = replace(runtime, shard_images=False) if share.world > 1 else runtime
+    extract = dict(
+        weights=weights,
+        allow_random_init=allow_random_init,
+        seed=seed,
+        input_size=input_size,
+        options=features,
+        run=runtime,
+        progress=progress,
+    )
+    got: dict[int, BackboneScore] = {}
+    mine = [i for i in range(len(names)) if share.mine(i)]
+    with progress_bar(2 * len(mine), progress) as bar:  # closed on Ctrl-C too
+        try:
+            for i in mine:
+                got[i] = _one_backbone(i, names, dataset, missing, score, bar, extract)
+        except Exception as e:  # every rank must reach the merge (see Share.merge)
+            return dataset.manifest(), share.merge(got, len(names), e)
+    return dataset.manifest(), share.merge(got, len(names))
+
+
+def _one_backbone(
+    i: int, names: list[str], dataset: ImageDataset, missing: dict, score: Callable, bar,
+    extract: dict,
+) -> BackboneScore:  # fmt: skip
+    """Extract (cached, with ``backbone_features(**extract)``) and score ``names[i]``:
+    its score, or its failure record."""
+    name = names[i]
+    tag = f"[{i + 1}/{len(names)}]"
+    if name in missing:
+        log.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
+        bar.update(2)
+        return failed(name, str(missing[name]), "weights", kind="weights")
+    bar.set_description(f"{tag} {name}: features (cache or extraction)")
+    got = _guard(
+        name,
+        "extracting",
+        backbone_features,
+        name,
+        dataset,
+        weights_file=extract["weights"].get(name),
+        tag=tag,
+        **{k: v for k, v in extract.items() if k != "weights"},
+    )
+    bar.update(1)
+    if isinstance(got, BackboneScore):
+        bar.update(1)
+        return got
+    feats, manifest, backbone = got
+    bar.set_description(f"{tag} {name}: scoring")
+    splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
+    # unreadable images left out (--skip-bad-images) are the same for every
+    # backbone: a class they emptied ends the run, in one line
+    check_splits(splits, len(dataset.class_names), dataset.class_names)
+    s = score(name, splits, num_classes=len(dataset.class_names), class_names=dataset.class_names)
+    bar.update(1)
+    s.row.update(
+        precomputed=False,
+        pretrained=backbone.pretrained,
+        control=backbone.control,
+        weights=backbone.weights,
+        **backbone.weights_info(),
+        input_size=backbone.input_size,
+        num_params=backbone.num_params,
+        cache_key=manifest["key"],
+        extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
+        skipped_images=manifest.get("bad_images", {}).get("files", []),
+    )
+    log_score(tag, s)
+    return s
 
 
 def _run_info(scores: list[BackboneScore], data: dict, *, seed, device, heads, by, command) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,12 +16,24 @@ from tqdm import tqdm
 from lteval.data import carve_validation
 from lteval.errors import FeatureFileError
 from lteval.features import read_feature_dir
+from lteval.rank.distributed import Share
 from lteval.rank.scoring import BackboneScore
+
+log = logging.getLogger(__name__)
 
 
 def progress_bar(total: int, progress: bool) -> tqdm:
     """The run's bar over backbone phases, on stderr."""
     return tqdm(total=total, desc="lteval.rank", unit="step", file=sys.stderr, disable=not progress)
+
+
+def log_score(tag: str, s: BackboneScore) -> None:
+    """One log line for a scored backbone: its separability and DLSA and probe accuracy."""
+    if s.ok:
+        log.info(
+            f"{tag} {s.row['backbone']}: separability {s.row['separability']:.3f}, DLSA "
+            f"balanced {s.row['dlsa_balanced']:.3f}, probe {s.row['probe_balanced']:.3f}"
+        )
 
 
 def dense_labels(*ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -30,36 +43,52 @@ def dense_labels(*ys: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def from_feature_dir(
-    folder: Path, val_fraction: float, seed: int, score: Callable, progress: bool
+    folder: Path,
+    val_fraction: float,
+    seed: int,
+    score: Callable,
+    progress: bool,
+    share: Share | None = None,
 ) -> tuple[dict, list[BackboneScore]]:
     """(the run's dataset record, one score per backbone) for the h5 feature sets of
     ``folder``: labels made dense, validation carved from each train file with
-    ``seed``, each set scored by ``score(name, splits, num_classes=, class_names=)``."""
+    ``seed``, each set scored by ``score(name, splits, num_classes=, class_names=)``.
+    Under torchrun (``share``), this rank scores its share and rank 0 gets them all."""
+    share = share or Share()
     feature_sets = read_feature_dir(folder)
     check_same_classes(feature_sets)
-    scores, remapped, hashes = [], {}, {}
-    with progress_bar(len(feature_sets), progress) as bar:  # closed on Ctrl-C too
-        for i, (name, fs) in enumerate(feature_sets.items(), 1):
-            (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
-            ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
-            if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
-                remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
-            rng = np.random.default_rng(seed)
-            tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
-            hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
-            bar.set_description(f"[{i}/{len(feature_sets)}] {name}: scoring")
-            splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
-            s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
-            s.row.update(
-                precomputed=True,
-                pretrained=None,
-                weights="precomputed features",
-                num_params=None,
-                extract_seconds=None,
-                cache_key=None,
-            )
-            scores.append(s)
-            bar.update(1)
+    got, remapped, hashes, error = {}, {}, {}, None
+    mine = [i for i in range(len(feature_sets)) if share.mine(i)]
+    with progress_bar(len(mine), progress) as bar:  # closed on Ctrl-C too
+        try:
+            for i, (name, fs) in enumerate(feature_sets.items()):
+                (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
+                ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
+                if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
+                    remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
+                rng = np.random.default_rng(seed)
+                tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
+                hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
+                if not share.mine(i):
+                    continue
+                bar.set_description(f"[{i + 1}/{len(feature_sets)}] {name}: scoring")
+                tr_, va_ = (Xtr[tr], ytr[tr]), (Xtr[va], ytr[va])
+                splits = {"train": tr_, "val": va_, "eval": (Xte, yte)}
+                s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
+                s.row.update(
+                    precomputed=True,
+                    pretrained=None,
+                    weights="precomputed features",
+                    num_params=None,
+                    extract_seconds=None,
+                    cache_key=None,
+                )
+                got[i] = s
+                log_score(f"[{i + 1}/{len(feature_sets)}]", s)
+                bar.update(1)
+        except Exception as e:  # every rank must reach the merge (see Share.merge)
+            error = e
+    scores = share.merge(got, len(feature_sets), error)
     distinct = sorted(set(hashes.values()))
     data = {
         "name": f"features:{folder.name}",
