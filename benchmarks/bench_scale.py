@@ -48,8 +48,9 @@ SHAPES = {
 """The shapes of the issue: Places-LT 62.5k train from 4,980 to 5 per class,
 ImageNet-LT 115,846 from 1,280 to 5, iNaturalist 2018 437.5k (its val: 3 per class)."""
 
-DEFAULT = ("cifar100-lt-d512",)
-"""What ``make benchmark-scale`` measures on a 2-core box; the rest is extrapolated."""
+DEFAULT = ("cifar100-lt-d512", "imagenet-lt-d512")
+"""What ``make benchmark-scale`` measures on a 2-core box (about 30 minutes, 6 GB);
+the rest is extrapolated from the larger."""
 
 EPOCH_ROWS = 16384
 """``flow_epoch_samples`` and ``LinearConfig.epoch_samples``: n = min(N, this) rows an epoch."""

@@ -344,4 +344,9 @@ def test_scale_benchmark_shapes_follow_the_published_profiles():
         },
         "imagenet-lt-d512",
     )  # fmt: skip
-    assert est["extrapolated"] and est["flow_epoch_seconds"] == round(115846 * 512 / 64000, 2)
+    # an epoch is at most EPOCH_ROWS rows: its cost grows with min(N, 16384) x D
+    from lteval.dlsa import DLSAConfig
+    from lteval.heads import LinearConfig
+
+    assert bench.EPOCH_ROWS == DLSAConfig().flow_epoch_samples == LinearConfig().epoch_samples
+    assert est["extrapolated"] and est["flow_epoch_seconds"] == round(16384 * 512 / 64000, 2)

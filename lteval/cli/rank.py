@@ -67,9 +67,10 @@ def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """``lteval.rank.run`` with the parsed options, then the results and the report."""
     out = Path(args.out).expanduser()
-    rank, _ = init_process_group(args.device)  # under torchrun: the ranks share the backbones
-    if rank == 0:  # rank 0 alone writes --out
-        common.check_out(args.out, inputs=_inputs(args))
+    init_process_group(args.device)  # under torchrun: the ranks share the backbones
+    # every rank checks --out (rank 0 alone writes it): a refused --out ends them all
+    # at once, where a check on rank 0 alone would leave the others waiting for it
+    common.check_out(args.out, inputs=_inputs(args))
     runtime = common.run_options(args)
     names, weights = None, None
     if args.backbones or args.backbones_file:
