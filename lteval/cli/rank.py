@@ -6,6 +6,8 @@ Examples::
     python -m lteval.rank --backbones-file backbones.txt --config run.yaml --out reports/run
     python -m lteval.rank --dataset folder --data-root ~/data/mytask --backbones timm:resnet50
     python -m lteval.rank --features feats/ --out reports/mine   # DLSA h5 files per backbone
+    torchrun --nproc_per_node=4 -m lteval rank --backbones-file backbones.txt --out reports/run
+        # the backbones dealt out to 4 ranks (one GPU each); rank 0 writes the report
 
 A backbone that fails (missing weights, a bad checkpoint, an error while
 extracting or scoring) is recorded as failed, with its error, in the results and

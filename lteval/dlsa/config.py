@@ -64,6 +64,8 @@ class DLSAConfig:
     purity_threshold / min_cluster_size / max_cluster_size: epoch selection.
     classifier: the stage and regular classifiers (see lteval.heads.linear).
     warm_start: stage classifiers start from the regular one (see lteval.dlsa.model).
+        Stage classifiers always train at the learning rate the regular classifier
+        chose on the whole validation split (``classifier.lr_grid`` is its grid).
     """
 
     num_clusters: int = 500
