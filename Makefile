@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability benchmark-scale benchmark-gpu validate
+.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability benchmark-scale benchmark-gpu validate docs
 
 install: $(STAMP) install-packaged
 
@@ -114,3 +114,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info  # reports/ is tracked and may hold your files: kept
+
+# docs/columns.md from the results schema (tests/test_docs.py checks it is current)
+docs: install
+	$(BIN)/python -c "from lteval.rank.schema import markdown; print(markdown(), end='')" > docs/columns.md

@@ -1,4 +1,4 @@
-"""The package's layout rules (README, "Layout"): a module imports only from its left
+"""The package's layout rules (docs/layout.md): a module imports only from its left
 in the pipeline, programs and argparse live in ``lteval/cli/``, modules stay small."""
 
 from __future__ import annotations

@@ -252,3 +252,34 @@ def check_rows(rows: Iterable[dict], declared: Collection[str], what: str) -> No
                 f"{what} column(s) {extra} are not declared in lteval.rank.schema; "
                 "declare them there (with their meaning) before writing them"
             )
+
+
+def markdown() -> str:
+    """docs/columns.md: every column of the results files with its meaning, from the
+    declarations above (``make docs`` writes it)."""
+
+    def table(title: str, intro: str, cols: dict) -> list[str]:
+        out = [f"## {title}", "", intro, "", "| column | meaning |", "| --- | --- |"]
+        rows = [f"| `{k}` | {v.replace('|', chr(92) + '|')} |" for k, v in cols.items()]
+        return out + rows + [""]
+
+    lines = [
+        "# The columns of lteval's results files",
+        "",
+        "Generated from `lteval/rank/schema.py` by `make docs`; a test fails when this",
+        "file and the schema differ. How to read them: [report.md](report.md).",
+        "",
+    ]
+    lines += table(
+        "results.csv / results.json `backbones`",
+        "One row per backbone, best first. Every metric in "
+        + ", ".join(f"`{m}`" for m in BOOTSTRAPPED[:3])
+        + ", ... that has a bootstrap interval also has `<metric>_lo` and `<metric>_hi` "
+        "(95%). Timing columns (" + ", ".join(f"`{t}`" for t in TIMINGS) + ") go to "
+        "timings.csv only.",
+        ROW,
+    )
+    lines += table("stages.csv", "One row per backbone and DLSA stage.", STAGE)
+    lines += table("per_class.csv", "One row per backbone and class.", PER_CLASS)
+    lines += table("results.json `run`", "The run record.", RUN)
+    return "\n".join(lines).rstrip() + "\n"
