@@ -49,12 +49,12 @@ def test_two_ranks_write_the_files_of_one_process(tmp_path):
     assert not (tmp_path / "two.new").exists()
 
 
-def _merge_on_two_ranks(rank: int, store: str, results) -> None:
+def _merge_on_rank(rank: int, store: str, results, failing: bool) -> None:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     share = Share.current()
-    error = ValueError("rank 1 could not read its features") if rank == 1 else None
+    error = ValueError("rank 1 could not read its features") if failing and rank == 1 else None
     got = {i: f"score {i}" for i in range(5) if share.mine(i)}
     try:
         results[rank] = ("ok", share.merge(got, 5, error))
@@ -63,31 +63,38 @@ def _merge_on_two_ranks(rank: int, store: str, results) -> None:
     dist.destroy_process_group()
 
 
-def test_an_error_on_one_rank_is_raised_on_rank_0_and_no_rank_waits(tmp_path):
+def _merge_on_two_ranks(tmp_path, failing: bool) -> dict:
+    """Each rank's outcome of ``Share.merge`` over 5 scores in a 2-rank gloo group."""
     import torch.multiprocessing as mp
 
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_merge_on_two_ranks, args=(str(tmp_path / "store"), results), nprocs=2)
-        got = dict(results)
+        mp.spawn(_merge_on_rank, args=(str(tmp_path / "store"), results, failing), nprocs=2)
+        return dict(results)
+
+
+def test_an_error_on_one_rank_is_raised_on_rank_0_and_no_rank_waits(tmp_path):
+    got = _merge_on_two_ranks(tmp_path, failing=True)
     assert got[0] == ("raised", "rank 1 could not read its features")
     assert got[1] == ("raised", "rank 1 could not read its features")
 
 
-def _merge_ok(rank: int, store: str, results) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    share = Share.current()
-    results[rank] = share.merge({i: f"score {i}" for i in range(5) if share.mine(i)}, 5)
-    dist.destroy_process_group()
-
-
 def test_rank_0_gets_every_score_in_list_order(tmp_path):
-    import torch.multiprocessing as mp
+    got = _merge_on_two_ranks(tmp_path, failing=False)
+    assert got[0] == ("ok", [f"score {i}" for i in range(5)]) and got[1] == ("ok", [])
 
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_merge_ok, args=(str(tmp_path / "store"), results), nprocs=2)
-        got = dict(results)
-    assert got[0] == [f"score {i}" for i in range(5)] and got[1] == []
+
+def test_gather_runs_this_ranks_share_and_raises_its_error():
+    calls = []
+
+    def score(i):
+        calls.append(i)
+        return f"score {i}"
+
+    assert Share().gather(3, score) == ["score 0", "score 1", "score 2"] and calls == [0, 1, 2]
+
+    def broken(i):
+        raise ValueError(f"backbone {i} unreadable")
+
+    with pytest.raises(ValueError, match="backbone 0 unreadable"):
+        Share().gather(2, broken)

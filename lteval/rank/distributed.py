@@ -11,6 +11,7 @@ rank unless told otherwise; CPU float sums can differ between thread counts).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,19 @@ class Share:
     def mine(self, index: int) -> bool:
         """Whether this rank extracts and scores the backbone at ``index`` (0-based)."""
         return index % self.world == self.rank
+
+    def gather(self, n: int, score: Callable[[int], BackboneScore]) -> list[BackboneScore]:
+        """``score(i)`` for this rank's indices of 0..n-1; every score, in order, on
+        rank 0 ([] on the others). An error ends this rank's loop and goes through
+        ``merge``, so that no rank waits for it."""
+        got: dict[int, BackboneScore] = {}
+        try:
+            for i in range(n):
+                if self.mine(i):
+                    got[i] = score(i)
+        except Exception as e:
+            return self.merge(got, n, e)
+        return self.merge(got, n)
 
     def merge(
         self, got: dict[int, BackboneScore], n: int, error: BaseException | None = None

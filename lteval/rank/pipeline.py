@@ -261,8 +261,8 @@ def _from_backbones(
     missing = check_backbones(names, weights, allow_random_init)
     share = Share.current()
     runtime = replace(runtime, shard_images=False) if share.world > 1 else runtime
-    extract = dict(
-        weights=weights,
+    features_of = functools.partial(
+        backbone_features,
         allow_random_init=allow_random_init,
         seed=seed,
         input_size=input_size,
@@ -270,23 +270,22 @@ def _from_backbones(
         run=runtime,
         progress=progress,
     )
-    got: dict[int, BackboneScore] = {}
     mine = [i for i in range(len(names)) if share.mine(i)]
     with progress_bar(2 * len(mine), progress) as bar:  # closed on Ctrl-C too
-        try:
-            for i in mine:
-                got[i] = _one_backbone(i, names, dataset, missing, score, bar, extract)
-        except Exception as e:  # every rank must reach the merge (see Share.merge)
-            return dataset.manifest(), share.merge(got, len(names), e)
-    return dataset.manifest(), share.merge(got, len(names))
+        one = functools.partial(
+            _one_backbone,
+            names=names, dataset=dataset, weights=weights, missing=missing, score=score,
+            features_of=features_of, bar=bar,
+        )  # fmt: skip
+        return dataset.manifest(), share.gather(len(names), one)
 
 
 def _one_backbone(
-    i: int, names: list[str], dataset: ImageDataset, missing: dict, score: Callable, bar,
-    extract: dict,
+    i: int, *, names: list[str], dataset: ImageDataset, weights: dict, missing: dict,
+    score: Callable, features_of: Callable, bar,
 ) -> BackboneScore:  # fmt: skip
-    """Extract (cached, with ``backbone_features(**extract)``) and score ``names[i]``:
-    its score, or its failure record."""
+    """Extract (cached, with ``features_of(name, dataset, weights_file=, tag=)``) and
+    score ``names[i]``: its score, or its failure record."""
     name = names[i]
     tag = f"[{i + 1}/{len(names)}]"
     if name in missing:
@@ -295,14 +294,7 @@ def _one_backbone(
         return failed(name, str(missing[name]), "weights", kind="weights")
     bar.set_description(f"{tag} {name}: features (cache or extraction)")
     got = _guard(
-        name,
-        "extracting",
-        backbone_features,
-        name,
-        dataset,
-        weights_file=extract["weights"].get(name),
-        tag=tag,
-        **{k: v for k, v in extract.items() if k != "weights"},
+        name, "extracting", features_of, name, dataset, weights_file=weights.get(name), tag=tag
     )
     bar.update(1)
     if isinstance(got, BackboneScore):

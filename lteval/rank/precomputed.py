@@ -57,38 +57,39 @@ def from_feature_dir(
     share = share or Share()
     feature_sets = read_feature_dir(folder)
     check_same_classes(feature_sets)
-    got, remapped, hashes, error = {}, {}, {}, None
-    mine = [i for i in range(len(feature_sets)) if share.mine(i)]
+    names, prepared, remapped, hashes = list(feature_sets), {}, {}, {}
+    for name, fs in feature_sets.items():  # the dataset record covers every backbone
+        (_, ytr), (_, yte) = fs["train"], fs["test"]
+        ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
+        if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
+            remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
+        rng = np.random.default_rng(seed)
+        tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
+        hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
+        prepared[name] = ids, ytr, yte, tr, va
+
+    def one(i: int) -> BackboneScore:
+        name, tag = names[i], f"[{i + 1}/{len(names)}]"
+        ids, ytr, yte, tr, va = prepared[name]
+        Xtr, Xte = feature_sets[name]["train"][0], feature_sets[name]["test"][0]
+        bar.set_description(f"{tag} {name}: scoring")
+        splits = {"train": (Xtr[tr], ytr[tr]), "val": (Xtr[va], ytr[va]), "eval": (Xte, yte)}
+        s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
+        s.row.update(
+            precomputed=True,
+            pretrained=None,
+            weights="precomputed features",
+            num_params=None,
+            extract_seconds=None,
+            cache_key=None,
+        )
+        log_score(tag, s)
+        bar.update(1)
+        return s
+
+    mine = [i for i in range(len(names)) if share.mine(i)]
     with progress_bar(len(mine), progress) as bar:  # closed on Ctrl-C too
-        try:
-            for i, (name, fs) in enumerate(feature_sets.items()):
-                (Xtr, ytr), (Xte, yte) = fs["train"], fs["test"]
-                ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
-                if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
-                    remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
-                rng = np.random.default_rng(seed)
-                tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
-                hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
-                if not share.mine(i):
-                    continue
-                bar.set_description(f"[{i + 1}/{len(feature_sets)}] {name}: scoring")
-                tr_, va_ = (Xtr[tr], ytr[tr]), (Xtr[va], ytr[va])
-                splits = {"train": tr_, "val": va_, "eval": (Xte, yte)}
-                s = score(name, splits, num_classes=len(ids), class_names=[str(c) for c in ids])
-                s.row.update(
-                    precomputed=True,
-                    pretrained=None,
-                    weights="precomputed features",
-                    num_params=None,
-                    extract_seconds=None,
-                    cache_key=None,
-                )
-                got[i] = s
-                log_score(f"[{i + 1}/{len(feature_sets)}]", s)
-                bar.update(1)
-        except Exception as e:  # every rank must reach the merge (see Share.merge)
-            error = e
-    scores = share.merge(got, len(feature_sets), error)
+        scores = share.gather(len(names), one)
     distinct = sorted(set(hashes.values()))
     data = {
         "name": f"features:{folder.name}",
