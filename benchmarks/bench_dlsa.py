@@ -95,7 +95,9 @@ def main() -> int:
     tr, va = carve_validation(np.arange(len(ytr)), ytr, 0.2, np.random.default_rng(0))
     cfg = replace(DLSAConfig(), device=args.device)
     t0 = time.perf_counter()
-    model = DLSA(cfg, random_state=0).fit(Xtr[tr], ytr[tr], Xtr[va], ytr[va], num_classes=100)
+    model = DLSA.from_config(cfg, random_state=0).fit(
+        Xtr[tr], ytr[tr], X_val=Xtr[va], y_val=ytr[va], classes=np.arange(100)
+    )
     t_fit = time.perf_counter() - t0
     rep = diagnostics(model, Xte, yte)
     wall = time.perf_counter() - t0

@@ -98,13 +98,17 @@ def paired_bootstrap(y, preds: dict, counts, seed: int) -> dict[str, np.ndarray]
 def run_dlsa(cfg: DLSAConfig, splits, C: int, seed: int, heads: bool) -> tuple[dict, dict]:
     (Xtr, ytr), (Xv, yv), (Xe, ye) = (splits[s] for s in ("train", "val", "eval"))
     t0 = time.perf_counter()
-    model = DLSA(cfg, random_state=seed).fit(Xtr, ytr, Xv, yv, num_classes=C)
+    model = DLSA.from_config(cfg, random_state=seed).fit(
+        Xtr, ytr, X_val=Xv, y_val=yv, classes=np.arange(C)
+    )
     rep = diagnostics(model, Xe, ye)
     preds = {"dlsa": rep["predictions"], "probe": model.predict_regular(Xe)}
     out = {"dlsa_seconds": round(time.perf_counter() - t0, 1), "stages_note": model.stopped_}
     if heads:
         for h, make in HEADS.items():
-            preds[h] = make(seed).fit(Xtr, ytr, Xv, yv, num_classes=C).predict(Xe)
+            preds[h] = (
+                make(seed).fit(Xtr, ytr, X_val=Xv, y_val=yv, classes=np.arange(C)).predict(Xe)
+            )
     out["accuracy"] = {
         m: _round({k: accuracy_report(ye, p, model.group_counts_)[k] for k in KEYS})
         for m, p in preds.items()

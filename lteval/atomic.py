@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lteval.errors import OutputError
+from lteval.errors import OutputError, arg
 
 MANIFEST = ".lteval-manifest.json"
 """The file in every folder ``folder`` writes: what lteval wrote there."""
@@ -207,8 +207,10 @@ def unchanged(root: str | Path, name: str) -> bool:
     return _same(Path(root) / name, (_manifest_files(Path(root)) or {}).get(name))
 
 
-def refusal(target: Path, found: list[str], what: str = "--out", would: bool = False) -> str:
-    """The one-line message for a folder that holds ``found`` foreign entries."""
+def refusal(target: Path, found: list[str], what: str | None = None, would: bool = False) -> str:
+    """The one-line message for a folder that holds ``found`` foreign entries
+    (``what`` names the folder's parameter; default ``out``)."""
+    what = arg("out") if what is None else what
     shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
     state = _manifest_files(Path(target))
     why = (

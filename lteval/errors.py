@@ -2,11 +2,67 @@
 
 The command-line programs turn any ``LtevalError`` into one line on stderr and
 exit status 2; anything else is a bug and keeps its traceback.
+
+A message names the caller's parameters through ``arg(name[, value])``. A Python
+caller reads them as parameters (``by='nope'``); inside ``speaking_flags(table)``,
+which the command-line programs enter once, the same messages (in logs, results
+rows and reports alike) read as flags (``--by nope``).
 """
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+from collections.abc import Iterator, Mapping
+
+_FLAGS: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "lteval_flags", default=None
+)
+_MARK = re.compile("\x1f([A-Za-z_0-9]+)(?:\x1e([^\x1f]*)\x1e([^\x1f]*))?\x1f")
+
+
+def arg(name: str, *value, cli: str | None = None) -> str:
+    """How a message names parameter ``name`` (with its ``value``, if given):
+    ``name`` / ``name=value!r`` for a Python caller, the flag (``--flag value``)
+    under the command line (``cli``: the value as typed there, when it differs;
+    True: the switch alone). Rendered when the error is shown (``render``)."""
+    if not value:
+        return f"\x1f{name}\x1f"
+    typed = cli if cli is not None else "" if value[0] is True else str(value[0])
+    return f"\x1f{name}\x1e{value[0]!r}\x1e{typed}\x1f"
+
+
+def render(text: str) -> str:
+    """``text`` with its ``arg`` markers written for the current reader."""
+    flags = _FLAGS.get()
+
+    def one(m: re.Match) -> str:
+        name, py, cli = m.groups()
+        if flags is None:
+            return name if py is None else f"{name}={py}"
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        return flag if not cli else f"{flag} {cli}"
+
+    return _MARK.sub(one, text)
+
+
+@contextlib.contextmanager
+def speaking_flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """Inside: messages name parameters by their flags (``flags``: parameter name ->
+    flag; others become ``--name-with-dashes``). Entered once by ``run_main``."""
+    token = _FLAGS.set(dict(flags))
+    try:
+        yield
+    finally:
+        _FLAGS.reset(token)
 
 
 class LtevalError(Exception):
     """Base of every error caused by what the user gave."""
+
+    def __str__(self) -> str:
+        return render(super().__str__())
 
 
 class UsageError(LtevalError, ValueError):
@@ -29,6 +85,9 @@ class CacheError(LtevalError, OSError):
     """The feature cache folder cannot be written (read-only, no permission, full)."""
 
 
+CHECKPOINT = "/path/to/checkpoint"
+
+
 class WeightsNotFoundError(LtevalError, FileNotFoundError):
     """Pretrained weights for a backbone are in none of the places searched."""
 
@@ -40,7 +99,8 @@ class WeightsNotFoundError(LtevalError, FileNotFoundError):
             f"{lines}\n"
             f"To fix: on a connected machine run\n    {fetch_hint}\n"
             f"and copy the cache here (or set HF_HOME / TORCH_HOME to it); or pass "
-            f"--weights '{name}=/path/to/checkpoint'; or pass --allow-random-init to run "
+            f"{arg('weights', {name: CHECKPOINT}, cli=repr(f'{name}={CHECKPOINT}'))}; or pass "
+            f"{arg('allow_random_init', True)} to run "
             f"with random weights (the ranking then only exercises the pipeline)."
         )
 
@@ -90,7 +150,7 @@ class OutputError(LtevalError, OSError):
             self.filename = os_error.filename
 
     def __str__(self) -> str:
-        return self.message
+        return render(self.message)
 
 
 class RunFolderError(LtevalError, ValueError):

@@ -9,6 +9,7 @@ from lteval.backbones import (
     parse_name,
     resolve_weights,
 )
+from lteval.errors import speaking_flags
 
 TINY = "timm:test_resnet"
 
@@ -49,7 +50,9 @@ def test_missing_weights_name_model_places_and_fix(name, where, isolated_caches)
         resolve_weights(name)
     msg = str(e.value)
     assert name in msg and where in msg and str(isolated_caches) in msg
-    assert "--allow-random-init" in msg and "on a connected machine run" in msg
+    assert "allow_random_init=True" in msg and "on a connected machine run" in msg
+    with speaking_flags({}):  # as the command line shows it
+        assert "--allow-random-init to run" in str(e.value) and "--weights '" in str(e.value)
 
 
 def test_random_init_is_seeded_and_has_its_transform():

@@ -92,7 +92,7 @@ def test_random_control_is_seeded_and_takes_no_weights(ckpts):
     assert not torch.equal(a.model.state_dict()[w], c.model.state_dict()[w])
     assert a.identity() != c.identity()  # the seed enters the cache key
     assert a.control and not a.pretrained
-    with pytest.raises(BackboneError, match="takes no --weights"):
+    with pytest.raises(BackboneError, match="takes no weights"):
         load_backbone("random:timm:resnet18", weights_file=ckpts / "r18_10.pth")
 
 
@@ -106,5 +106,5 @@ def test_input_size_overrides_the_transform_and_the_identity():
     assert timm_small.input_size == 96
     with pytest.raises(BackboneError, match="native input size 224"):
         load_backbone("random:timm:vit_tiny_patch16_224", input_size=96)
-    with pytest.raises(BackboneError, match="input-size"):
+    with pytest.raises(BackboneError, match="input_size must be an integer"):
         load_backbone("random:timm:resnet18", input_size=3)

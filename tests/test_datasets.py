@@ -42,7 +42,7 @@ def test_folder_long_tailed_profile(image_folder):
 @pytest.mark.parametrize(
     "name, root, match",
     [
-        ("folder", None, "needs --data-root"),
+        ("folder", None, "needs data_root"),
         ("folder", "/nonexistent/dir", "does not exist"),
         ("imagenet-xx", None, "unknown dataset"),
     ],

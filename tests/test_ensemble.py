@@ -31,7 +31,7 @@ def _blobs(seed=0, D=16):
 @pytest.fixture(scope="module")
 def fitted():
     X, y = _blobs()
-    model = DLSA(CFG, random_state=0).fit(X, y, X[::4], y[::4])
+    model = DLSA.from_config(CFG, random_state=0).fit(X, y, X_val=X[::4], y_val=y[::4])
     return model, X, y, diagnostics(model, X, y, n_permutations=20)
 
 
@@ -69,7 +69,9 @@ def test_separability_sd_is_the_spread_of_each_flows_own_score(fitted):
 
 def test_one_flow_has_no_spread():
     X, y = _blobs()
-    model = DLSA(replace(CFG, flow_seeds=1), random_state=0).fit(X, y, X[::4], y[::4])
+    model = DLSA.from_config(replace(CFG, flow_seeds=1), random_state=0).fit(
+        X, y, X_val=X[::4], y_val=y[::4]
+    )
     rep = diagnostics(model, X, y, n_permutations=20)
     assert np.isnan(rep["separability_sd"]) and len(rep["separability_flows"]) == 1
 
@@ -129,8 +131,8 @@ def test_progress_counts_every_flow_epoch_with_its_stage():
     calls = []
     # no epoch qualifies (largest cluster >= 0), so patience 1 stops every flow at epoch 1
     cfg = replace(CFG, flow_epochs=6, flow_patience=1, max_cluster_size=0)
-    model = DLSA(cfg, random_state=0).fit(
-        X, y, X[::4], y[::4], progress=lambda n, what: calls.append((n, what))
+    model = DLSA.from_config(cfg, random_state=0).fit(
+        X, y, X_val=X[::4], y_val=y[::4], progress=lambda n, what: calls.append((n, what))
     )
     assert sum(n for n, _ in calls) == len(model.stages_) * cfg.flow_epochs
     assert {w for _, w in calls} == {

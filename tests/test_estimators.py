@@ -47,17 +47,18 @@ def _data(seed: int = 0):
 (XTR, YTR), (XV, YV), (XE, YE) = _data()
 
 ESTIMATORS = [
-    DLSA(CFG, random_state=3),
-    LinearProbe(LIN, random_state=3),
-    BalancedSoftmaxProbe(LIN, random_state=3),
-    LogitAdjusted(LIN, random_state=3),
-    CRT(LIN, random_state=3),
-    TauNorm(LIN, random_state=3),
-    LWS(LIN, random_state=3),
-    NCM("euclidean"),
+    DLSA.from_config(CFG, random_state=3),
+    LinearProbe.from_config(LIN, random_state=3),
+    BalancedSoftmaxProbe.from_config(LIN, random_state=3),
+    LogitAdjusted.from_config(LIN, random_state=3),
+    CRT.from_config(LIN, random_state=3),
+    TauNorm.from_config(LIN, random_state=3),
+    LWS.from_config(LIN, random_state=3),
+    NCM(metric="euclidean"),
     KNN(ks=(1, 3)),
 ]
-SEEDED = [e for e in ESTIMATORS if "random_state" in e.get_params()]
+SEEDED = [e for e in ESTIMATORS if "random_state" in e.get_params() and not isinstance(e, KNN)]
+"""The estimators with trained weights (KNN's seed only splits validation off train)."""
 
 
 def _ids(est) -> str:
@@ -65,7 +66,7 @@ def _ids(est) -> str:
 
 
 def _fit(est):
-    return est.fit(XTR, YTR, XV, YV, num_classes=4)
+    return est.fit(XTR, YTR, X_val=XV, y_val=YV, classes=np.arange(4))
 
 
 @pytest.mark.parametrize("est", ESTIMATORS, ids=_ids)
@@ -74,8 +75,8 @@ def test_clone_and_get_params_round_trip(est):
     twin = clone(est)
     assert type(twin) is type(est) and twin is not est
     assert twin.get_params() == params  # settings dataclasses compare by value
-    if "config" in params:
-        assert twin.config is not est.config  # clone copies, never shares, the settings
+    if "classifier" in params:
+        assert twin.classifier is not est.classifier  # clone copies, never shares, settings
     assert twin.set_params(**params) is twin and twin.get_params() == params
 
 
@@ -93,8 +94,31 @@ def test_inference_before_fit_raises_not_fitted(est):
     assert fitted.score(XE, YE) == balanced_accuracy(YE, fitted.predict(XE))
 
 
+@pytest.mark.parametrize("est", ESTIMATORS, ids=_ids)
+def test_labels_of_any_kind_give_the_same_fit(est):
+    """String or negative labels: classes_ is their sorted set, predictions are labels,
+    and the fit is the one on indices (same order, same seed)."""
+    names = np.array(["ant", "bee", "cat", "dog"])
+    ints = _fit(clone(est)).predict(XE)
+    for labels in (names, np.array([-7, -2, 0, 5])):
+        fitted = clone(est).fit(XTR, labels[YTR], X_val=XV, y_val=labels[YV])
+        np.testing.assert_array_equal(fitted.classes_, labels)
+        np.testing.assert_array_equal(fitted.predict(XE), labels[ints])
+        assert fitted.score(XE, labels[YE]) == balanced_accuracy(YE, ints)
+    if isinstance(est, DLSA):
+        rep = diagnostics(fitted, XE, labels[YE], n_permutations=20)
+        assert rep["accuracy"]["balanced"] == pytest.approx(balanced_accuracy(YE, ints))
+        with pytest.raises(ValueError, match=r"labels that are not classes: \[9\]"):
+            diagnostics(fitted, XE[:2], np.array([9, -7]), n_permutations=20)
+    # classes= names a class absent from y: it exists, and is never predicted
+    wide = clone(est).fit(XTR, YTR, X_val=XV, y_val=YV, classes=np.arange(6))
+    assert len(wide.classes_) == 6 and not np.isin(wide.predict(XE), [4, 5]).any()
+    with pytest.raises(ValueError, match=r"labels that are not classes: \[3\]"):
+        clone(est).fit(XTR, YTR, X_val=XV, y_val=YV, classes=[0, 1, 2])
+
+
 def test_dlsa_inference_and_diagnostics_before_fit_raise_not_fitted():
-    model = DLSA(CFG)
+    model = DLSA.from_config(CFG)
     for call in (model.route, model.predict_regular, model.trace):
         with pytest.raises(NotFittedError):
             call(XE)
@@ -103,38 +127,70 @@ def test_dlsa_inference_and_diagnostics_before_fit_raise_not_fitted():
 
 
 def test_init_stores_parameters_unchanged():
-    bad = replace(CFG, rho=2.0, flow_autocast="bf16")
-    model = DLSA(bad, random_state=-1)  # nothing is checked or resolved here
-    assert model.config is bad and model.random_state == -1
-    assert DLSA().config is None and LinearProbe().config is None
-    crt = CRT(LIN)
-    assert crt.config is LIN and crt.config.sampling == "instance"  # CRT's own choice: at fit
+    model = DLSA(rho=2.0, flow_autocast="bf16", random_state=-1)  # nothing checked here
+    assert model.rho == 2.0 and model.flow_autocast == "bf16" and model.random_state == -1
+    assert DLSA().classifier is None and DLSA().get_params()["num_stages"] == 3
+    assert DLSA.from_config(CFG).classifier == CFG.classifier
+    crt = CRT.from_config(replace(LIN, sampling="instance"))
+    assert "sampling" not in crt.get_params()  # CRT's sampling is its definition
     assert _fit(crt).config_.sampling == "class-balanced"
 
 
+def test_parameters_are_flat_and_mirror_the_settings_dataclasses():
+    """Every DLSAConfig / LinearConfig setting is a parameter of its own, with the
+    dataclass's default, so set_params and GridSearchCV reach each one."""
+    dlsa = DLSA().get_params(deep=False)
+    assert set(dlsa) == set(DLSAConfig.__dataclass_fields__) | {"random_state"}
+    assert all(dlsa[k] == v for k, v in DLSAConfig().get_params().items() if k != "classifier")
+    probe = LinearProbe().get_params()
+    lin = LinearConfig().get_params()
+    assert set(probe) == set(lin) - {"warm_start_margin_se"} | {"random_state"}
+    assert all(probe[k] == lin[k] for k in probe if k in lin)
+    post = set(TauNorm().get_params()) - set(probe)
+    assert post == {"probe", "validation_fraction"}
+    with pytest.raises(TypeError, match="config"):
+        DLSA(config=CFG)  # the old opaque parameter is gone, loudly
+    with pytest.raises(TypeError):
+        LinearProbe(LIN)  # parameters are keyword-only
+
+
 def test_set_params_then_fit_uses_the_new_values():
-    model = _fit(DLSA(CFG).set_params(random_state=5, config=replace(CFG, num_stages=1)))
+    model = _fit(DLSA.from_config(CFG).set_params(random_state=5, num_stages=1))
     assert model.seed_ == 5 and model.config_.num_stages == 1 and len(model.stages_) <= 1
-    probe = _fit(LinearProbe().set_params(config=replace(LIN, epochs=2)))
+    model = _fit(DLSA.from_config(CFG).set_params(classifier__epochs=2, rho=0.5))
+    assert model.config_.classifier.epochs == 2 and model.config_.rho == 0.5
+    assert CFG.classifier.epochs == 4  # from_config copied the settings
+    probe = _fit(LinearProbe.from_config(LIN).set_params(epochs=2))
     assert probe.config_.epochs == 2 and probe.head_.best_epoch <= 2
+
+
+def test_grid_search_reaches_each_hyper_parameter():
+    from sklearn.model_selection import GridSearchCV
+
+    grid = GridSearchCV(LinearProbe.from_config(LIN), {"lr": [1e-2, 1e-1]}, cv=2).fit(XTR, YTR)
+    assert grid.best_params_["lr"] in (1e-2, 1e-1) and len(grid.cv_results_["params"]) == 2
+    nested = GridSearchCV(
+        DLSA.from_config(replace(CFG, num_stages=1)), {"classifier__lr": [1e-2, 1e-1]}, cv=2
+    ).fit(XTR, YTR)
+    assert nested.best_estimator_.config_.classifier.lr in (1e-2, 1e-1)
 
 
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: DLSA(replace(CFG, flow_autocast="bf16")), "flow_autocast = 'bf16'"),
-        (lambda: DLSA(replace(CFG, flow_optimizer="Adam")), "flow_optimizer = 'Adam'"),
-        (lambda: DLSA(replace(CFG, classifier=replace(LIN, sampling="balanced"))), "sampling"),
-        (lambda: DLSA(replace(CFG, rho=1.5)), "rho"),
-        (lambda: DLSA({"rho": 0.3}), "config must be a DLSAConfig"),
-        (lambda: DLSA(CFG, random_state=-1), "random_state"),
-        (lambda: DLSA(CFG, random_state=None), "random_state"),
-        (lambda: DLSA(CFG, random_state=1.5), "random_state"),
-        (lambda: LinearProbe(replace(LIN, sampling="class_balanced")), "sampling"),
-        (lambda: CRT(replace(LIN, sampling="class_balanced")), "sampling"),
-        (lambda: LWS(replace(LIN, optimizer="adamw")), "optimizer"),
-        (lambda: TauNorm(LIN, random_state="0"), "random_state"),
-        (lambda: NCM("manhattan"), "metric"),
+        (lambda: DLSA.from_config(replace(CFG, flow_autocast="bf16")), "flow_autocast = 'bf16'"),
+        (lambda: DLSA.from_config(replace(CFG, flow_optimizer="Adam")), "flow_optimizer = 'Adam'"),
+        (lambda: DLSA(classifier=replace(LIN, sampling="balanced")), "sampling"),
+        (lambda: DLSA.from_config(replace(CFG, rho=1.5)), "rho"),
+        (lambda: DLSA(classifier={"lr": 0.3}), "classifier = {'lr': 0.3} takes LinearConfig"),
+        (lambda: DLSA.from_config(CFG, random_state=-1), "random_state"),
+        (lambda: DLSA.from_config(CFG, random_state=None), "random_state"),
+        (lambda: DLSA.from_config(CFG, random_state=1.5), "random_state"),
+        (lambda: LinearProbe(sampling="class_balanced"), "sampling"),
+        (lambda: CRT(epochs=0.5), "epochs = 0.5 takes an integer"),
+        (lambda: LWS(optimizer="adamw"), "optimizer"),
+        (lambda: TauNorm.from_config(LIN, random_state="0"), "random_state"),
+        (lambda: NCM(metric="manhattan"), "metric"),
         (lambda: KNN(ks=()), "ks"),
     ],
 )
@@ -208,7 +264,7 @@ def test_seeded_init_equals_the_former_global_seeding():
 
 
 def test_trace_agrees_with_predict_and_route():
-    model = _fit(DLSA(CFG, random_state=1))
+    model = _fit(DLSA.from_config(CFG, random_state=1))
     t = model.trace(XE)
     np.testing.assert_array_equal(t.predictions, model.predict(XE))
     np.testing.assert_array_equal(t.route, model.route(XE))
@@ -236,12 +292,13 @@ def test_balanced_accuracy_keeps_its_semantics_without_warnings():
 def test_a_post_hoc_head_on_a_shared_probe_equals_one_on_its_own(cls):
     (X, y), (Xv, yv), (Xe, _) = _data()
     cfg = LinearConfig(epochs=5, lr_grid=None)
-    probe = LinearProbe(cfg, random_state=3).fit(X, y, Xv, yv)
-    own = cls(cfg, random_state=3).fit(X, y, Xv, yv)
-    shared = cls(cfg, random_state=3, probe=probe).fit(X, y, Xv, yv)
+    probe = LinearProbe.from_config(cfg, random_state=3).fit(X, y, X_val=Xv, y_val=yv)
+    own = cls.from_config(cfg, random_state=3).fit(X, y, X_val=Xv, y_val=yv)
+    shared = cls.from_config(cfg, random_state=3, probe=probe).fit(X, y, X_val=Xv, y_val=yv)
     assert shared.head_ is probe.head_  # reused, not retrained
     np.testing.assert_array_equal(own.predict(Xe), shared.predict(Xe))
     with pytest.raises(ValueError, match="fitted on other training data"):
-        cls(cfg, probe=probe).fit(X[:-5], y[:-5], Xv, yv)
+        cls.from_config(cfg, probe=probe).fit(X[:-5], y[:-5], X_val=Xv, y_val=yv)
+    other = BalancedSoftmaxProbe.from_config(cfg).fit(X, y, X_val=Xv, y_val=yv)
     with pytest.raises(ValueError, match="probe must be a fitted LinearProbe"):
-        cls(cfg, probe=BalancedSoftmaxProbe(cfg).fit(X, y, Xv, yv)).fit(X, y, Xv, yv)
+        cls.from_config(cfg, probe=other).fit(X, y, X_val=Xv, y_val=yv)

@@ -62,7 +62,7 @@ def test_stage_rows_say_whether_the_flow_learned():
     cfg = DLSAConfig(
         num_clusters=12, flow_epochs=2, flow_batch_size=64, classifier=LinearConfig(epochs=3)
     )
-    model = DLSA(cfg, random_state=0).fit(Xn, yn, Xn[::5], yn[::5])
+    model = DLSA.from_config(cfg, random_state=0).fit(Xn, yn, X_val=Xn[::5], y_val=yn[::5])
     rows = diagnostics(model, Xn, yn)["stages"]
     assert rows
     for r, st in zip(rows, model.stages_, strict=True):  # the row reports the fitted flow
@@ -176,13 +176,17 @@ def test_rejected_stages_are_labelled_by_the_regular_classifier():
         num_clusters=12, flow_epochs=2, flow_batch_size=64, classifier=LinearConfig(epochs=5)
     )
     Xv, yv = Xn[::3] + 0.1, yn[::3]
-    never = DLSA(replace(cfg, stage_check_margin_se=1e9), random_state=0).fit(Xn, yn, Xv, yv)
+    never = DLSA.from_config(replace(cfg, stage_check_margin_se=1e9), random_state=0).fit(
+        Xn, yn, X_val=Xv, y_val=yv
+    )
     assert never.stages_ and not any(st.accepted for st in never.stages_)
     np.testing.assert_array_equal(never.predict(Xn), never.predict_regular(Xn))
     rows = diagnostics(never, Xn, yn)["stages"]
     assert all(r["stage_check"].startswith("rejected") for r in rows)
     assert all(r["stage_classifier_used"] is False for r in rows)  # plain bool, JSON-safe
-    always = DLSA(replace(cfg, stage_check_margin_se=-1e9), random_state=0).fit(Xn, yn, Xv, yv)
+    always = DLSA.from_config(replace(cfg, stage_check_margin_se=-1e9), random_state=0).fit(
+        Xn, yn, X_val=Xv, y_val=yv
+    )
     assert any(st.accepted for st in always.stages_)
     assert all(st.accepted == st.check.startswith("accepted") for st in always.stages_)
 

@@ -34,8 +34,8 @@ def test_accuracy_report_by_hand():
 def test_probe_matches_logistic_regression_on_balanced_data():
     X, y = make_blobs(600, n_features=10, centers=4, cluster_std=4.0, random_state=0)
     Xtr, ytr, Xte, yte = X[:400], y[:400], X[400:], y[400:]
-    ours = BalancedSoftmaxProbe(LinearConfig(epochs=60), random_state=0).fit(
-        Xtr, ytr, Xtr[:80], ytr[:80]
+    ours = BalancedSoftmaxProbe.from_config(LinearConfig(epochs=60), random_state=0).fit(
+        Xtr, ytr, X_val=Xtr[:80], y_val=ytr[:80]
     )
     sc = Standardizer().fit(Xtr)
     ref = LogisticRegression(max_iter=2000).fit(sc.transform(Xtr), ytr)
@@ -168,7 +168,7 @@ def test_dlsa_shot_groups_count_train_plus_validation():
     X = rng.normal(size=(len(y), 4)).astype(np.float32) + y[:, None]
     Xv = rng.normal(size=(len(yv), 4)).astype(np.float32) + yv[:, None]
     cfg = DLSAConfig(num_stages=1, num_clusters=4, flow_epochs=1, flow_batch_size=32)
-    m = DLSA(cfg, random_state=0).fit(X, y, Xv, yv, num_classes=2)
+    m = DLSA.from_config(cfg, random_state=0).fit(X, y, X_val=Xv, y_val=yv, classes=np.arange(2))
     assert m.class_counts_.tolist() == [90, 15] and m.group_counts_.tolist() == [112, 19]
     assert not np.isnan(diagnostics(m, Xv, yv)["accuracy"]["many"])
 
@@ -222,7 +222,7 @@ def test_knn_votes_as_scikit_learn_does_in_any_chunking(monkeypatch):
     X = (centres[y] * 0.8 + rng.normal(size=(len(y), 10))).astype(np.float32)
     yq = np.repeat(np.arange(6), 15)
     Xq = (centres[yq] * 0.8 + rng.normal(size=(len(yq), 10))).astype(np.float32)
-    knn = KNN().fit(X, y, Xq, yq)
+    knn = KNN().fit(X, y, X_val=Xq, y_val=yq)
     Xs, Qs = knn.scaler_.transform(X), knn.scaler_.transform(Xq)
     whole = knn._votes(Qs, list(KNN.KS))
     monkeypatch.setattr(KNN, "MAX_SIMILARITIES", 7 * len(X))  # 7 queries per chunk

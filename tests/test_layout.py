@@ -10,7 +10,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lteval"
 PIPELINE = ["data", "backbones", "features", "heads", "dlsa", "rank", "report", "cli"]
-BASE = {"errors", "atomic", "fields", "packaged"}  # under every layer; import no layer
+BASE = {
+    "errors",
+    "atomic",
+    "fields",
+    "packaged",
+    "constraints",
+}  # under every layer; import no layer
 ALIASES = {"__main__.py", "extract.py", "compare.py", "validate.py"}
 """The documented ``python -m lteval.X`` entry points: 3-line aliases of cli commands."""
 

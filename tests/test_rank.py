@@ -226,7 +226,7 @@ def test_compare_two_runs(tmp_path, capsys):
     csv = (tmp_path / "cmp" / "compare.csv").read_text().splitlines()
     assert len(csv) == 4 and (tmp_path / "cmp" / "compare.html").is_file()
     assert main([str(a), str(tmp_path / "nope")]) == 2
-    assert "the --out folder of a rank run" in capsys.readouterr().err
+    assert "the output folder of a rank run" in capsys.readouterr().err
     assert main([str(a), str(b), "--by", "speed"]) == 2
 
 

@@ -79,7 +79,7 @@ def test_stouffer_combines_and_skips_undefined_stages():
 @pytest.fixture(scope="module")
 def report():
     (Xtr, ytr), (Xv, yv), (Xe, ye) = planted(2.0)
-    model = DLSA(FAST, random_state=0).fit(Xtr, ytr, Xv, yv)
+    model = DLSA.from_config(FAST, random_state=0).fit(Xtr, ytr, X_val=Xv, y_val=yv)
     return model, diagnostics(model, Xe, ye, n_permutations=200), (Xe, ye)
 
 

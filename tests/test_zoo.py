@@ -4,6 +4,7 @@ hyper-parameter chosen on validation."""
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
@@ -21,6 +22,7 @@ from lteval.heads import (
     balanced_accuracy,
     logme,
 )
+from lteval.heads.inputs import carve_validation
 from lteval.heads.logme import _class_evidence
 
 CFG = LinearConfig(epochs=40)
@@ -45,7 +47,7 @@ def long_tailed(seed=0):
 
 def test_ce_probe_reproduces_logistic_regression():
     X, y, Xv, yv, Xt, yt = balanced_blobs()
-    ours = LinearProbe(CFG).fit(X, y, Xv, yv)
+    ours = LinearProbe.from_config(CFG).fit(X, y, X_val=Xv, y_val=yv)
     sc = Standardizer().fit(X.astype(np.float32))
     ref = LogisticRegression(max_iter=3000).fit(sc.transform(X), y)
     assert (ours.predict(Xt) == ref.predict(sc.transform(Xt))).mean() > 0.93
@@ -72,7 +74,7 @@ def test_ncm_reproduces_nearest_centroid():
 
 def test_knn_chooses_k_on_validation_and_matches_sklearn():
     X, y, Xv, yv, Xt, _ = balanced_blobs(2)
-    knn = KNN().fit(X, y, Xv, yv)
+    knn = KNN().fit(X, y, X_val=Xv, y_val=yv)
     # the k kept is the one whose validation balanced accuracy is highest
     assert balanced_accuracy(yv, knn.predict(Xv)) == pytest.approx(max(knn.k_scores_))
     sc = Standardizer().fit(X.astype(np.float32))
@@ -82,23 +84,35 @@ def test_knn_chooses_k_on_validation_and_matches_sklearn():
 
 def test_post_hoc_heads_help_the_tail_and_choose_tau_on_validation():
     X, y, Xv, yv, Xt, yt = long_tailed(seed=1)
-    ce = LinearProbe(CFG).fit(X, y, Xv, yv)
-    la = LogitAdjusted(CFG).fit(X, y, Xv, yv)
-    tn = TauNorm(CFG).fit(X, y, Xv, yv)
+    ce = LinearProbe.from_config(CFG).fit(X, y, X_val=Xv, y_val=yv)
+    la = LogitAdjusted.from_config(CFG).fit(X, y, X_val=Xv, y_val=yv)
+    tn = TauNorm.from_config(CFG).fit(X, y, X_val=Xv, y_val=yv)
     assert la.score(Xv, yv) == pytest.approx(max(la.tau_scores_))  # the val-best tau is kept
     assert la.tau_ > 0 and la.score(Xt, yt) > ce.score(Xt, yt)
     assert tn.score(Xv, yv) >= max(tn.tau_scores_) - 1e-9
     few = yt == 4
-    crt = CRT(CFG).fit(X, y, Xv, yv)
+    crt = CRT.from_config(CFG).fit(X, y, X_val=Xv, y_val=yv)
     assert (crt.predict(Xt)[few] == 4).mean() > (ce.predict(Xt)[few] == 4).mean()
-    lws = LWS(CFG).fit(X, y, Xv, yv)
+    lws = LWS.from_config(CFG).fit(X, y, X_val=Xv, y_val=yv)
     assert lws.score(Xv, yv) >= ce.score(Xv, yv)  # scale 1 (= the CE probe) is a candidate
 
 
-def test_heads_that_tune_on_validation_require_it():
-    X, y, *_ = balanced_blobs()
-    with pytest.raises(ValueError, match="pass X_val and y_val"):
-        LogitAdjusted(CFG).fit(X, y)
+@pytest.mark.parametrize("cls", [LogitAdjusted, TauNorm, LWS, KNN])
+def test_without_validation_a_head_holds_out_a_seeded_share_of_train(cls):
+    """What fit(X, y) does is exactly fit on the rest with the held-out share passed."""
+    X, y, *_ = long_tailed(seed=2)
+    est = cls(random_state=4, validation_fraction=0.25)
+    if cls is not KNN:
+        est.set_params(epochs=10)
+    held = carve_validation(y, 0.25, 4)
+    assert 0.2 < held.mean() < 0.3 and all((y[~held] == c).any() for c in range(5))
+    alone = est.fit(X, y)
+    explicit = clone(est).fit(X[~held], y[~held], X_val=X[held], y_val=y[held])
+    np.testing.assert_array_equal(alone.predict(X), explicit.predict(X))
+    with pytest.raises(ValueError, match="validation_fraction"):
+        clone(est).set_params(validation_fraction=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="no validation sample can be held out"):
+        clone(est).fit(X[:2], np.array([0, 1]))
 
 
 def test_logme_closed_form_equals_direct_marginal_likelihood():

@@ -19,6 +19,7 @@ from torch import nn
 from lteval.backbones.families import FAMILIES, Family, parse_name
 from lteval.backbones.names import BackboneSpec
 from lteval.backbones.weights import BackboneError, WeightsNotFoundError, file_sha256, weights_id
+from lteval.errors import arg
 from lteval.packaged import lookup
 
 
@@ -102,7 +103,7 @@ def resolve_weights(
     if spec.random_init:
         if weights_file is not None:
             raise BackboneError(
-                f"{name!r} is a random-init control and takes no --weights; drop "
+                f"{name!r} is a random-init control and takes no {arg('weights')}; drop "
                 f"'random:' to load {weights_file}"
             )
         return None
@@ -110,7 +111,7 @@ def resolve_weights(
         p = Path(weights_file)
         if not p.is_file():
             raise WeightsNotFoundError(
-                name, [f"file named by --weights: {p}"], family.fetch_hint(spec)
+                name, [f"file named by {arg('weights')}: {p}"], family.fetch_hint(spec)
             )
         return p
     searched: list[str] = []
@@ -143,7 +144,9 @@ def load_backbone(
     the missing / unexpected keys otherwise; only the classifier may be absent).
     """
     if input_size is not None and (not isinstance(input_size, int) or input_size < 16):
-        raise BackboneError(f"--input-size must be an integer >= 16 pixels, got {input_size!r}")
+        raise BackboneError(
+            f"{arg('input_size')} must be an integer >= 16 pixels, got {input_size!r}"
+        )
     path = resolve_weights(name, weights_file, allow_random_init)
     spec = parse_name(name)
     digest = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)

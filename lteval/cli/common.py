@@ -17,10 +17,10 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lteval import atomic
-from lteval.cli.config import parse_with_config
+from lteval.cli.config import Parser, parse_with_config
 from lteval.cli.options import check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
-from lteval.errors import LtevalError, UsageError, read_user_text
+from lteval.errors import LtevalError, UsageError, read_user_text, speaking_flags
 from lteval.features import FeatureOptions, RunOptions, resolve_device
 from lteval.features.cache import cache_root
 from lteval.packaged import assets_root
@@ -184,9 +184,9 @@ def load_data(args) -> ImageDataset:
     )
 
 
-def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def new_parser(prog: str, description: str) -> Parser:
     """A parser for one of lteval's programs, with the shared data/backbone/run options."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_options(p)
@@ -298,12 +298,24 @@ def cli_logging(quiet: bool) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
+LIBRARY_FLAGS = {
+    "feature_dir": "--features",
+    "backbones": "--backbones (or --backbones-file)",
+    "num_workers": "--workers",
+    "dlsa": "'dlsa' in --config",
+}
+"""The library parameters whose flag is not ``--`` + their name with dashes."""
+
+
 def run_main(
-    fn: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None
+    fn: Callable[[argparse.Namespace], int], parser: Parser, argv: list[str] | None
 ) -> int:
-    """Parse, run, and turn user errors into one clear message and exit status 2."""
+    """Parse, run, and turn user errors into one clear message and exit status 2.
+
+    The one place parameter names become flags: inside, every message the library
+    writes names ``by`` as ``--by`` (``lteval.errors.speaking_flags``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with _sigterm_unwinds():
+    with _sigterm_unwinds(), speaking_flags({**parser.flags(), **LIBRARY_FLAGS}):
         return _run(fn, parser, argv)
 
 
@@ -330,9 +342,7 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _run(
-    fn: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str]
-) -> int:
+def _run(fn: Callable[[argparse.Namespace], int], parser: Parser, argv: list[str]) -> int:
     try:
         args = parse_with_config(parser, argv)
         check_options(args)

@@ -12,6 +12,7 @@ import argparse
 import logging
 
 from lteval.cli.common import run_main
+from lteval.cli.config import Parser
 from lteval.report.compare import (
     check_out_files,
     compare_runs,
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser(prog: str = "lteval compare") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__)
+    p = Parser(prog=prog, description=__doc__)
     p.add_argument("run_a", help="--out folder of the first `lteval rank` run")
     p.add_argument("run_b", help="--out folder of the second run")
     p.add_argument("--by", help="metric column to compare (default: run A's ranking metric)")

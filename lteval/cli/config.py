@@ -16,18 +16,46 @@ from lteval.cli.options import PATHS
 from lteval.errors import UsageError, read_user_text
 from lteval.fields import KIND
 
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that keeps each option's ``Action`` (the public value
+    ``add_argument`` returns) in ``options`` (dest -> Action), for ``--config`` and
+    for naming flags in messages; argparse's own lists are private."""
+
+    def __init__(self, *args, **kwargs):
+        self.options: dict[str, argparse.Action] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        return self._keep(super().add_argument(*args, **kwargs))
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+        group.add_argument = lambda *a, **k: self._keep(add(*a, **k))
+        return group
+
+    def _keep(self, action: argparse.Action) -> argparse.Action:
+        self.options[action.dest] = action
+        return action
+
+    def flags(self) -> dict[str, str]:
+        """{dest: its long flag} of every option (``data_root``: ``--data-root``)."""
+        return {d: a.option_strings[-1] for d, a in self.options.items() if a.option_strings}
+
+
 CONFIG_ONLY = {"dlsa"}
 """Keys a ``--config`` YAML may hold that are not command-line options: ``dlsa``
 (a mapping of DLSA settings, see lteval.dlsa.DLSAConfig)."""
 
 
-def parse_with_config(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+def parse_with_config(parser: Parser, argv: list[str]) -> argparse.Namespace:
     """Parse ``argv``; with ``--config FILE`` (YAML mapping of option names, dashes or
     underscores), the file's values become defaults that command-line flags override."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
-    dests = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    dests = {d: a for d, a in parser.options.items() if d not in ("help", "config")}
     extra: dict = {}
     if known.config:
         values = read_config(known.config)
@@ -73,14 +101,14 @@ def _config_value(path: str, key: str, value, action: argparse.Action):
     """``value`` of option ``key`` in a --config file, checked against what the flag
     takes: a switch takes true/false, a repeatable option a list (one string or, for
     ``weights``, a mapping NAME: PATH is accepted too)."""
-    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+    if action.nargs == 0:  # a switch (store_true / store_false)
         if not isinstance(value, bool):
             raise UsageError(
                 f"--config {path}: {key} = {value!r}; {action.option_strings[0]} is a "
                 f"switch: write true or false (unquoted)"
             )
         return value
-    if isinstance(action, argparse._AppendAction):
+    if isinstance(action.default, list):  # a repeatable option (action="append")
         if isinstance(value, str):
             value = [value]
         elif isinstance(value, dict):

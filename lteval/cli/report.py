@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from lteval.cli.common import run_main
+from lteval.cli.config import Parser
 from lteval.report import render_report
 
 
 def build_parser(prog: str = "lteval report") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__)
+    p = Parser(prog=prog, description=__doc__)
     p.add_argument("results_dir", help="the --out folder of an `lteval rank` run")
     return p
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lteval.cli import common
+from lteval.cli.config import Parser
 from lteval.errors import LtevalError, UsageError, first_line
 from lteval.features import FeatureOptions, RunOptions, backbone_features, resolve_device
 from lteval.rank.schema import TIMINGS  # to timings.json: validate.json stays byte-identical
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=prog,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

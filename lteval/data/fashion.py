@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lteval.data.profiles import long_tailed_train_split
-from lteval.errors import DatasetError
+from lteval.errors import DatasetError, arg
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -62,11 +62,11 @@ def locate(root: Path | None) -> dict[str, Path]:
         found = {k: _find(folder, stem) for k, stem in FILES.items()}
         if all(found.values()):
             return found
-    where = f"--data-root {root}" if root is not None else str(SYSTEM_DIR)
+    where = arg("data_root", str(root)) if root is not None else str(SYSTEM_DIR)
     raise DatasetError(
         f"fashion-mnist-lt: the Fashion-MNIST idx files ({', '.join(FILES.values())}, "
         f"optionally .gz) are not in {where}; install them with "
-        "`sudo apt-get install dataset-fashion-mnist` (Debian) or pass --data-root DIR"
+        f"`sudo apt-get install dataset-fashion-mnist` (Debian) or pass {arg('data_root')}"
     )
 
 
@@ -100,7 +100,7 @@ def load_fashion(
         pool = test_idx[labels[test_idx] == c]
         if len(pool) < eval_per_class:
             raise DatasetError(
-                f"--eval-per-class {eval_per_class} exceeds the {len(pool)} test images of "
+                f"{arg('eval_per_class', eval_per_class)} exceeds the {len(pool)} test images of "
                 f"Fashion-MNIST class {c}"
             )
         evals.append(rng.permutation(pool)[:eval_per_class])

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lteval.errors import arg
+
 
 def long_tailed_counts(n_max: int, imbalance_factor: float, num_classes: int) -> np.ndarray:
     """Per-rank class sizes of the exponential profile.
@@ -177,9 +179,9 @@ def make_long_tailed_splits(
             for i in small[np.argsort(sizes[small], kind="stable")][:5]
         )
         raise ValueError(
-            f"eval_per_class={eval_per_class} leaves no training data for {len(small)} "
+            f"{arg('eval_per_class', eval_per_class)} leaves no training data for {len(small)} "
             f"class(es), by their sample counts: {shown}{' ...' if len(small) > 5 else ''}; "
-            "lower --eval-per-class, or give those classes more images"
+            f"lower {arg('eval_per_class')}, or give those classes more images"
         )
     rng = np.random.default_rng(seed)
     class_order = classes[rng.permutation(len(classes))]

@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 from lteval.fields import check_fields
 from lteval.heads.linear import LinearConfig
+from lteval.heads.params import ParamsMixin
 
 
 @dataclass
-class DLSAConfig:
+class DLSAConfig(ParamsMixin):
     """Every DLSA setting. Defaults: the method's ImageNet-LT settings except where
     docs/method.md says otherwise (``preset("paper")`` is the published set).
 

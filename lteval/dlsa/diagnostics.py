@@ -5,9 +5,9 @@ score and its companions, one row per stage (formulas in ``lteval.dlsa.separabil
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from lteval.dlsa.model import DLSA, Stage, _check_xy
+from lteval.dlsa.model import DLSA, Stage
 from lteval.dlsa.separability import (
     many_few_auroc,
     permutation_null,
@@ -16,17 +16,19 @@ from lteval.dlsa.separability import (
     stouffer,
 )
 from lteval.heads import GROUPS, accuracy_report, shot_groups
+from lteval.heads.inputs import check_features, encode_labels
 
 
 def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int = 1000) -> dict:
-    """Overall and per-stage metrics of fitted ``model`` on (X (N, D), y (N,)).
+    """Overall and per-stage metrics of fitted ``model`` on (X (N, D), y (N,) labels
+    of ``model.classes_``).
 
     Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S (of
     the flow ensemble's density), "separability_sd" (SD over the flows of each flow's
     own score; NaN with one flow), "separability_flows" (each flow's),
     "separability_z", "separability_p", "balance_gain", "cluster_coverage",
     "cluster_eval_purity", "train_routing": [...], "routed_share": (S + 1,),
-    "predictions": (N,), "route": (N,) as ``model.route``, "log_density": [(N,)
+    "predictions": (N,) labels, "route": (N,) as ``model.route``, "log_density": [(N,)
     the ensemble's log p(x) per stage], "member_log_density": [(R, N) each flow's
     per stage]}``; accuracies in [0, 1]. ``n_permutations`` class-frequency
     permutations (seeded by the model's ``random_state``) give each stage's null for
@@ -35,10 +37,12 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
     check_is_fitted(model)
     if not isinstance(n_permutations, int) or n_permutations < 2:
         raise ValueError(f"n_permutations must be an integer >= 2, got {n_permutations!r}")
-    X, y = _check_xy(X, y, "eval", model.n_features_in_)
+    X = check_features(model, X)
+    y = encode_labels(model, column_or_1d(y), "eval y")  # class indices, as pred below
+    check_consistent_length(X, y)
     rng = np.random.default_rng([model.seed_, 11])
     t = model.trace(X)
-    route, pred = t.route, t.predictions
+    route, pred = t.route, encode_labels(model, t.predictions)
     groups = shot_groups(model.group_counts_)[y]
     freq = model.class_counts_[y]
     rows, active = [], np.ones(len(y), bool)
@@ -89,7 +93,7 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
         "train_routing": list(model.train_routing_),
         "routed_share": np.bincount(route, minlength=len(model.stages_) + 1) / max(len(y), 1),
         # per-sample arrays, so callers need not score the flows again
-        "predictions": pred,
+        "predictions": t.predictions,
         "route": route,
         "log_density": t.log_density,
         "member_log_density": t.member_log_density,

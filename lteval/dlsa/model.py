@@ -1,10 +1,14 @@
 """The DLSA estimator: progressive GMF filtering with stage classifiers.
 
-``DLSA(config, random_state=0).fit(X_train, y_train, X_val, y_val)`` then
-``predict``, ``route``, ``trace``; ``lteval.dlsa.diagnostics`` reports the stages and
-the separability score. DLSA is a scikit-learn estimator: ``__init__`` stores its
-parameters, ``fit`` checks them (ValueError naming a bad setting), ``clone`` and
-``get_params`` work, and inference before ``fit`` raises ``NotFittedError``.
+``DLSA(num_stages=3, ..., random_state=0).fit(X_train, y_train, X_val=..., y_val=...)``
+(or ``DLSA.from_config(config)``) then ``predict``, ``route``, ``trace``;
+``lteval.dlsa.diagnostics`` reports the stages and the separability score. DLSA is a
+scikit-learn estimator: its parameters are ``DLSAConfig``'s settings, flat and
+keyword-only (``classifier`` a ``LinearConfig``, reachable as ``classifier__lr``
+once set), stored unchanged by ``__init__`` and checked at ``fit`` (ValueError
+naming a bad setting); ``clone``, ``get_params``, ``set_params`` and ``GridSearchCV``
+work; labels may be any sortable kind (``classes_``); inference before ``fit``
+raises ``NotFittedError``.
 Choices the method page leaves open, made here:
 
 - Features are z-scored per dimension with train statistics before the flow and
@@ -63,6 +67,9 @@ from lteval.heads import (
     balanced_accuracy_se,
     train_balanced_softmax,
 )
+from lteval.heads.inputs import check_features, check_fit_input
+from lteval.heads.linear import LinearConfig
+from lteval.heads.params import field_defaults, keyword_init, settings
 from lteval.heads.seeding import check_random_state
 
 MIN_STAGE_SAMPLES = 20
@@ -108,7 +115,7 @@ class Trace:
     per stage s, ``log_density[s]`` (N,) the ensemble's log p(x), ``member_log_density[s]``
     (R, N) each flow's, and ``clusters[s]`` (R, N) each flow's GMF component; ``route``
     (N,) the claiming stage (``len(stages_)``: the regular classifier) and
-    ``predictions`` (N,) the labels."""
+    ``predictions`` (N,) the labels (of ``classes_``)."""
 
     features: np.ndarray
     log_density: list[np.ndarray]
@@ -121,59 +128,64 @@ class Trace:
 class DLSA(ClassifierMixin, BaseEstimator):
     """Progressive head/tail filtering on frozen features (see lteval.dlsa).
 
-    Parameters, stored unchanged and checked at ``fit``:
-    config: every setting (``DLSAConfig``; None = its defaults).
+    Parameters (keyword-only), stored unchanged and checked at ``fit``: every
+    ``DLSAConfig`` setting under its own name, with its default (``classifier``:
+    a ``LinearConfig``, None = its defaults), and
     random_state: non-negative int seed of the flows, the classifiers, the held-out
         split and the diagnostics' permutations; it drives local generators only, so
         fitting leaves torch's and numpy's global random states unchanged.
 
-    Fitted attributes: ``config_`` (the validated settings), ``seed_``,
-    ``n_features_in_``, ``num_classes_``, ``class_counts_`` (C,), ``group_counts_``
-    (C,) train + validation counts, ``scaler_``, ``regular_`` (the Balanced-Softmax
-    probe), ``stages_``, ``train_routing_``, ``train_imbalance_``,
+    Fitted attributes: ``config_`` (the validated ``DLSAConfig``), ``seed_``,
+    ``classes_`` (C,), ``n_features_in_``, ``num_classes_``, ``class_counts_`` (C,),
+    ``group_counts_`` (C,) train + validation counts, ``scaler_``, ``regular_`` (the
+    Balanced-Softmax probe), ``stages_``, ``train_routing_``, ``train_imbalance_``,
     ``remaining_train_imbalance_``, ``stopped_`` (why fewer stages ran, or None).
+    Class-indexed arrays follow ``classes_``.
     """
 
-    def __init__(self, config: DLSAConfig | None = None, random_state: int = 0):
-        self.config = config
-        self.random_state = random_state
+    __init__ = keyword_init({**field_defaults(DLSAConfig), "random_state": 0})
+
+    @classmethod
+    def from_config(cls, config: DLSAConfig, random_state: int = 0) -> DLSA:
+        """A DLSA with every setting of ``config`` (e.g. ``preset("paper")``), copied:
+        ``set_params(classifier__lr=...)`` then never changes ``config``."""
+        return cls(**copy.deepcopy(config).get_params(), random_state=random_state)
 
     # ------------------------------------------------------------------ fit
     def fit(
         self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        num_classes: int | None = None,
+        X,
+        y,
         *,
+        X_val=None,
+        y_val=None,
+        classes=None,
         progress: Callable[[int, str], None] | None = None,
     ) -> DLSA:
-        """X: (N, D) float train features, y: (N,) int; X_val/y_val select the epochs.
+        """X: (N, D) float train features, y: (N,) labels; X_val / y_val select the
+        epochs and check the stages (without them no stage classifier is used);
+        ``classes``: every class label (default: those of y and y_val).
         ``progress(n, what)``, if given, is called as flow epochs pass (n epochs each
         call, ``num_stages * flow_epochs`` in all when every stage runs; ``what`` names
         the stage).
 
         Bitwise reproducible on CPU for a given ``random_state`` (see
         ``train.deterministic``). ValueError naming the parameter or setting when
-        ``config`` or ``random_state`` is invalid.
+        one is invalid.
         """
-        cfg = DLSAConfig() if self.config is None else self.config
-        if not isinstance(cfg, DLSAConfig):
-            raise ValueError(f"config must be a DLSAConfig or None, got {type(cfg).__name__}")
+        classifier = LinearConfig() if self.classifier is None else self.classifier
+        cfg = settings(self, DLSAConfig, classifier=classifier)
         self.config_ = copy.deepcopy(cfg).validate()
         self.seed_ = check_random_state(self.random_state)
-        with deterministic(self.config_.device):
-            return self._fit(X, y, X_val, y_val, num_classes, progress)
-
-    def _fit(self, X, y, X_val, y_val, num_classes, progress) -> DLSA:
-        cfg, seed0 = self.config_, self.seed_
-        X, y = _check_xy(X, y, "train")
-        self.n_features_in_ = X.shape[1]
+        X, y, X_val, y_val = check_fit_input(self, X, y, X_val, y_val, classes)
         if X_val is None:
             X_val, y_val = np.zeros((0, X.shape[1]), np.float32), np.zeros(0, np.int64)
-        X_val, y_val = _check_xy(X_val, y_val, "val", X.shape[1])
-        C = self.num_classes_ = int(num_classes or max(y.max(), y_val.max(initial=0)) + 1)
+        with deterministic(self.config_.device):
+            return self._fit(X, y, X_val, y_val, progress)
+
+    def _fit(self, X, y, X_val, y_val, progress) -> DLSA:
+        cfg, seed0 = self.config_, self.seed_
+        C = self.num_classes_ = len(self.classes_)
         self.class_counts_ = np.bincount(y, minlength=C)
         # the full long-tailed train counts (train + carved validation): shot groups
         self.group_counts_ = self.class_counts_ + np.bincount(y_val, minlength=C)
@@ -250,7 +262,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
         """Standardised X, and per stage (ensemble log p (N,), clusters (R, N),
         member log p (R, N))."""
         check_is_fitted(self)
-        Xs = self.scaler_.transform(_check_xy(X, None, "X", self.n_features_in_)[0])
+        Xs = self.scaler_.transform(check_features(self, X))
         xt = torch.as_tensor(Xs)
         return Xs, [_ensemble(st.gmf, xt, self.config_.device, True) for st in self.stages_]
 
@@ -260,7 +272,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
         route = self._route(sc, len(Xs))
         pred = self._predict(Xs, sc, route)
         lp, cl, member = ([t[i] for t in sc] for i in range(3))
-        return Trace(Xs, lp, member, cl, route, pred)
+        return Trace(Xs, lp, member, cl, route, self.classes_[pred])
 
     def route(self, X: np.ndarray) -> np.ndarray:
         """Stage that claims each sample: (N,) int, ``len(stages_)`` = regular classifier."""
@@ -273,12 +285,14 @@ class DLSA(ClassifierMixin, BaseEstimator):
             out[sc[s][0] >= self.stages_[s].threshold] = s
         return out
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted labels (N,): each sample takes the label of the stage that claimed it."""
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels (N,) of ``classes_``: each sample takes the label of the
+        stage that claimed it."""
         Xs, sc = self._scores(X)
-        return self._predict(Xs, sc, self._route(sc, len(Xs)))
+        return self.classes_[self._predict(Xs, sc, self._route(sc, len(Xs)))]
 
     def _predict(self, Xs, sc, route) -> np.ndarray:
+        """Class indices (N,) of the stages' (or the regular classifier's) labels."""
         pred = self.regular_.predict(Xs)
         for s, st in enumerate(self.stages_):
             m = route == s
@@ -287,10 +301,10 @@ class DLSA(ClassifierMixin, BaseEstimator):
         return pred
 
     def predict_regular(self, X: np.ndarray) -> np.ndarray:
-        """Predictions (N,) of the regular classifier alone: the Balanced-Softmax probe."""
+        """Predicted labels (N,) of the regular classifier alone: the Balanced-Softmax probe."""
         check_is_fitted(self)
-        X = _check_xy(X, None, "X", self.n_features_in_)[0]
-        return self.regular_.predict(self.scaler_.transform(X))
+        Xs = self.scaler_.transform(check_features(self, X))
+        return self.classes_[self.regular_.predict(Xs)]
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Balanced accuracy of ``predict(X)`` against y (N,): mean per-class recall
@@ -352,21 +366,3 @@ def _top_quantile(scores: np.ndarray, rho: float) -> float:
     """Threshold putting a fraction ``rho`` of ``scores`` at or above it."""
     k = max(1, int(np.ceil(rho * len(scores))))
     return float(np.sort(scores)[::-1][k - 1])
-
-
-def _check_xy(X, y, what: str, dim: int | None = None):
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError(f"{what} features must be 2-D (N x D), got shape {X.shape}")
-    if dim is not None and X.shape[1] != dim:
-        raise ValueError(f"{what} features are {X.shape[1]}-d but the model was fitted on {dim}-d")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{what} features contain NaN or inf")
-    if y is None:
-        return X, None
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(f"{what} labels must be (N,) with N = {len(X)}, got shape {y.shape}")
-    if len(y) and (y.min() < 0 or not np.all(np.mod(y, 1) == 0)):
-        raise ValueError(f"{what} labels must be non-negative integer class ids")
-    return X, y.astype(np.int64)

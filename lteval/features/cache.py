@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from lteval.atomic import writing
-from lteval.errors import CacheError
+from lteval.errors import CacheError, arg, render
 from lteval.packaged import sha256_of
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def entry_lock(key: str, root: Path | None = None, timeout: float = 3600.0) -> I
         lock.acquire(timeout=0)
     except Timeout:
         log.warning(
-            "waiting for lock %s held by %s (giving up after %s; --lock-timeout)",
+            render(f"waiting for lock %s held by %s (giving up after %s; {arg('lock_timeout')})"),
             path,
             _holder(owner),
             f"{timeout:g} s" if timeout >= 0 else "never",
@@ -227,7 +227,7 @@ def entry_lock(key: str, root: Path | None = None, timeout: float = 3600.0) -> I
         except Timeout:
             raise CacheError(
                 f"gave up after {timeout:g} s waiting for lock {path}, held by "
-                f"{_holder(owner)}; wait for that run, or raise --lock-timeout"
+                f"{_holder(owner)}; wait for that run, or raise {arg('lock_timeout')}"
             ) from None
     try:
         owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)}")

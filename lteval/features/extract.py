@@ -28,7 +28,7 @@ import lteval
 from lteval.backbones import Backbone
 from lteval.backbones.families import LAYER_POOLING, pool_output
 from lteval.data import ImageDataset
-from lteval.errors import DatasetError, UsageError
+from lteval.errors import DatasetError, UsageError, arg
 from lteval.features import cache
 
 SPLITS = ("train", "val", "eval")
@@ -50,7 +50,7 @@ class FeatureOptions:
 
     def __post_init__(self):
         if self.storage not in ("float32", "float16"):
-            raise UsageError(f"--storage {self.storage!r}: choose float32 or float16")
+            raise UsageError(f"{arg('storage', self.storage)}: choose float32 or float16")
 
 
 @dataclass
@@ -75,9 +75,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise UsageError(f"--device {device!r} is not a torch device (auto, cpu, cuda)") from None
+        raise UsageError(
+            f"{arg('device', device)} is not a torch device (auto, cpu, cuda)"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device} asked for CUDA but none is available; use cpu")
+        raise UsageError(f"{arg('device', device)} asked for CUDA but none is available; use cpu")
     return dev
 
 
@@ -120,7 +122,7 @@ def _features_fn(backbone: Backbone, layer: str | None):
     name = next((n for n in (layer, backbone.layer_prefix + layer) if n in names), None)
     if name is None:
         near = difflib.get_close_matches(layer, list(names), n=5, cutoff=0.4)
-        raise UsageError(f"--layer {layer!r} is not a module of {backbone.name}; close: {near}")
+        raise UsageError(f"{arg('layer', layer)} is not a module of {backbone.name}; close: {near}")
     captured = {}
     handle = names[name].register_forward_hook(lambda m, i, o: captured.__setitem__("out", o))
     try:
@@ -168,7 +170,7 @@ def extract(
                 if not run.skip_bad_images:
                     raise DatasetError(
                         f"cannot read image {dataset.describe(p)} ({err}); fix "
-                        "or remove it, or pass --skip-bad-images to leave it out"
+                        f"or remove it, or pass {arg('skip_bad_images', True)} to leave it out"
                     )
                 bad.append(p)
             if batch is not None:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from lteval.atomic import writing
-from lteval.errors import FeatureFileError, first_line
+from lteval.errors import FeatureFileError, arg, first_line
 
 H5_FILES = ("feature_train.h5", "feature_test.h5")
 
@@ -123,11 +123,11 @@ def read_feature_dir(root: str | Path) -> dict[str, dict[str, tuple[np.ndarray, 
     """``{backbone: {"train": (X, y), "test": (X, y)}}`` from ``root/<backbone>/*.h5``."""
     root = Path(root)
     if not root.is_dir():
-        raise FeatureFileError(f"--features {root} is not a directory")
+        raise FeatureFileError(f"{arg('feature_dir', str(root))} is not a directory")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
         raise FeatureFileError(
-            f"--features {root} holds no sub-folders; expected one per backbone, "
+            f"{arg('feature_dir', str(root))} holds no sub-folders; expected one per backbone, "
             f"each with {H5_FILES[0]} and {H5_FILES[1]}"
         )
     out = {}

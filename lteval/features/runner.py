@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from lteval.backbones import Backbone, load_backbone, resolve_weights
 from lteval.data import ImageDataset
-from lteval.errors import UsageError, WeightsNotFoundError
+from lteval.errors import UsageError, WeightsNotFoundError, arg
 from lteval.features.extract import FeatureOptions, RunOptions, get_features
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,9 @@ def check_backbones(
     weights = dict(weights or {})
     unknown = set(weights) - set(names)
     if unknown:
-        raise UsageError(f"--weights names {sorted(unknown)}, which are not in --backbones")
+        raise UsageError(
+            f"{arg('weights')} names {sorted(unknown)}, which are not in {arg('backbones')}"
+        )
     missing: dict[str, Exception] = {}
     for n in names:
         try:

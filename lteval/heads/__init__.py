@@ -18,11 +18,10 @@ from lteval.heads.metrics import (
     balanced_accuracy_se,
     shot_groups,
 )
+from lteval.heads.neighbours import KNN, NCM
 from lteval.heads.zoo import (
     CRT,
-    KNN,
     LWS,
-    NCM,
     BalancedSoftmaxProbe,
     LinearProbe,
     LogitAdjusted,

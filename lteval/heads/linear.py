@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from lteval.fields import check_fields, not_a_choice
 from lteval.heads.metrics import balanced_accuracy, balanced_accuracy_se
+from lteval.heads.params import ParamsMixin
 from lteval.heads.seeding import seeded_torch
 
 
@@ -68,7 +69,10 @@ class LinearHead(nn.Module):
 
 
 @dataclass
-class LinearConfig:
+class LinearConfig(ParamsMixin):
+    """The settings of a linear head (see the module docstring); ``get_params`` /
+    ``set_params`` let scikit-learn reach each one (``classifier__lr`` of DLSA)."""
+
     epochs: int = 150
     batch_size: int = 128
     lr: float = 1e-2

@@ -1,10 +1,12 @@
-"""The long-tailed heads DLSA is compared with, as scikit-learn estimators.
+"""The linear long-tailed heads DLSA is compared with, as scikit-learn estimators.
 
-Every estimator is a scikit-learn estimator (``get_params``, ``clone``; parameters
-checked at ``fit``): ``fit(X, y, X_val, y_val, num_classes=None)`` standardises with
-train statistics, chooses its hyper-parameters on the validation split (never on
-test), and offers ``predict(X)`` and ``score(X, y)`` (balanced accuracy); both raise
-``NotFittedError`` before ``fit``. The linear heads take ``(config, random_state)``.
+Each takes ``LinearConfig``'s settings as flat keyword parameters (``epochs``,
+``lr``, ``lr_grid``, ...; ``get_params`` lists them, ``set_params`` and
+``GridSearchCV`` reach each) plus ``random_state``, a non-negative int seed;
+``from_config(config, random_state=...)`` builds one from a ``LinearConfig``.
+Parameters are stored unchanged and checked at ``fit``. ``fit(X, y, *, X_val=None,
+y_val=None, classes=None)`` standardises with train statistics and chooses its
+hyper-parameters on the validation split (never on test); see ``lteval.heads.base``.
 
 - ``LinearProbe``: plain cross-entropy linear head.
 - ``BalancedSoftmaxProbe``: ``log n_c`` added to the logits in the loss.
@@ -15,115 +17,78 @@ test), and offers ``predict(X)`` and ``score(X, y)`` (balanced accuracy); both r
 - ``CRT``: classifier re-training with class-balanced sampling (Kang et al. 2020).
 - ``TauNorm``: the CE probe's weights divided by ``||w_c||^tau``, tau on validation.
 - ``LWS``: the CE probe frozen, a learned per-class scale, class-balanced sampling.
-- ``NCM``: nearest class mean, cosine (default) or euclidean.
-- ``KNN``: k nearest neighbours (cosine), k on validation.
+
+``NCM`` and ``KNN`` are in ``lteval.heads.neighbours``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
 from torch.nn import functional as F
 
-from lteval.heads.linear import LinearConfig, Standardizer, train_balanced_softmax
+from lteval.heads.base import Head, choose
+from lteval.heads.linear import LinearConfig, train_balanced_softmax
 from lteval.heads.metrics import balanced_accuracy
-from lteval.heads.seeding import check_random_state
+from lteval.heads.params import field_defaults, keyword_init, settings
 
 TAUS = tuple(np.round(np.arange(0, 2.01, 0.1), 2))
 
+LINEAR_PARAMS = field_defaults(LinearConfig, skip=("warm_start_margin_se",))
+"""The linear heads' settings (a head never warm-starts: no margin to set)."""
 
-class _Base(ClassifierMixin, BaseEstimator):
-    """Shared input handling: standardise, remember the classes and counts.
 
-    Parameters (stored unchanged, checked at ``fit``): ``config`` the linear-head
-    settings (None: ``LinearConfig()``), ``random_state`` a non-negative int seed
-    driving local generators only (torch's and numpy's global states are untouched).
+class LinearProbe(Head):
+    """Cross-entropy linear head; the epoch is chosen on validation (if given).
+
+    Parameters (keyword-only): every ``LinearConfig`` setting but
+    ``warm_start_margin_se``, and ``random_state`` (non-negative int) seeding the
+    initialisation and the sampling through local generators only.
+    Fitted: ``config_`` (the checked ``LinearConfig``), ``head_`` (``TrainedHead``:
+    weights, chosen epoch and learning rate), and ``Head``'s attributes.
     """
 
-    needs_val = True
+    balanced_softmax = False
+    __init__ = keyword_init({**LINEAR_PARAMS, "random_state": 0})
 
-    def __init__(self, config: LinearConfig | None = None, random_state: int = 0):
-        self.config = config
-        self.random_state = random_state
+    @classmethod
+    def from_config(cls, config: LinearConfig, **params):
+        """A head with ``config``'s settings (those it takes) and ``params``."""
+        names = set(cls._get_param_names())
+        own = {k: v for k, v in config.get_params().items() if k in names}
+        return cls(**{**own, **params})
 
     def _settings(self) -> LinearConfig:
-        """A validated copy of ``config`` (ValueError naming a bad setting)."""
-        cfg = LinearConfig() if self.config is None else self.config
-        if not isinstance(cfg, LinearConfig):
-            raise ValueError(f"config must be a LinearConfig or None, got {type(cfg).__name__}")
-        return replace(cfg).validate()
+        """The ``LinearConfig`` of the parameters, checked (ValueError naming one)."""
+        return settings(self, LinearConfig).validate()
 
-    def _prepare(self, X, y, X_val, y_val, num_classes):
-        if self.needs_val and (X_val is None or y_val is None or len(y_val) == 0):
-            raise ValueError(
-                f"{type(self).__name__} chooses its hyper-parameters on validation: "
-                "pass X_val and y_val"
-            )
-        X, y = np.asarray(X, np.float32), np.asarray(y, np.int64)
-        self.n_features_in_ = X.shape[1]
-        self.num_classes_ = int(num_classes or y.max() + 1)
-        self.class_counts_ = np.bincount(y, minlength=self.num_classes_)
-        self.scaler_ = Standardizer().fit(X)
-        Xv = None if X_val is None else self.scaler_.transform(np.asarray(X_val, np.float32))
-        yv = None if y_val is None else np.asarray(y_val, np.int64)
-        return self.scaler_.transform(X), y, Xv, yv
-
-    def _logits(self, Xs: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted labels (N,) of features X (N, D)."""
-        check_is_fitted(self)
-        return self._logits(self.scaler_.transform(np.asarray(X, np.float32))).argmax(1)
-
-    def score(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Balanced accuracy on (X (N, D), y (N,)); see ``balanced_accuracy``."""
-        return balanced_accuracy(np.asarray(y), self.predict(X))
-
-
-def _choose(values, score_fn) -> tuple[float, list[float]]:
-    """The value with the best validation score (ties: the first), and all scores."""
-    scores = [score_fn(v) for v in values]
-    return values[int(np.argmax(scores))], scores
-
-
-class LinearProbe(_Base):
-    """Cross-entropy linear head; the epoch is chosen on validation (if given)."""
-
-    needs_val = False
-    balanced_softmax = False
-
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        num_classes: int | None = None,
-    ) -> LinearProbe:
-        """X: (N, D) train features, y: (N,) int labels; X_val/y_val choose the epoch."""
+    def fit(self, X, y, *, X_val=None, y_val=None, classes=None) -> LinearProbe:
+        """X: (N, D) train features, y: (N,) labels; X_val / y_val choose the epoch
+        and learning rate (without them: every epoch, the last kept); ``classes``:
+        every class label (default: those of y and y_val)."""
         self.config_ = self._settings()
-        self.seed_ = check_random_state(self.random_state)
-        Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, num_classes)
+        self.seed_ = self._seed()
+        Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, classes)
         if getattr(self, "probe", None) is not None:  # a post-hoc head on a fitted probe
             self.head_ = self._probe_head()
-            return self
-        ones = np.where(self.class_counts_ > 0, 1, 0)  # log 1 = 0: plain cross-entropy
-        self.head_ = train_balanced_softmax(
-            Xs,
-            y,
-            self.num_classes_,
-            X_val=Xv,
-            y_val=yv,
-            class_counts=None if self.balanced_softmax else ones,
-            config=self.config_,
-            seed=self.seed_,
-        )
+        else:
+            ones = np.where(self.class_counts_ > 0, 1, 0)  # log 1 = 0: plain cross-entropy
+            self.head_ = train_balanced_softmax(
+                Xs,
+                y,
+                self.num_classes_,
+                X_val=Xv,
+                y_val=yv,
+                class_counts=None if self.balanced_softmax else ones,
+                config=self.config_,
+                seed=self.seed_,
+            )
+        self._post_hoc(Xs, y, Xv, yv)
         return self
+
+    def _post_hoc(self, Xs, y, Xv, yv) -> None:
+        """What a head fits on top of ``head_``: standardised train (Xs, y) and
+        validation (Xv, yv), labels as class indices."""
 
     def _logits(self, Xs):
         return self.head_.logits(Xs)
@@ -140,27 +105,24 @@ class _PostHoc(LinearProbe):
     """A head built on the CE probe. ``probe``: a ``LinearProbe`` already fitted on
     the same training data, reused as it is (as scikit-learn's ``cv="prefit"``), so
     that one probe serves logit adjustment, tau-normalisation and LWS; None trains
-    one with ``config`` and ``random_state``, which gives the same probe."""
+    one with the linear settings and ``random_state``, which gives the same probe.
+    ``validation_fraction``: the share of train held out to choose on when no
+    X_val / y_val is given."""
 
     needs_val = True
-
-    def __init__(
-        self,
-        config: LinearConfig | None = None,
-        random_state: int = 0,
-        probe: LinearProbe | None = None,
-    ):
-        super().__init__(config, random_state)
-        self.probe = probe
+    __init__ = keyword_init(
+        {**LINEAR_PARAMS, "probe": None, "validation_fraction": 0.2, "random_state": 0}
+    )
 
     def _probe_head(self):
         """The fitted ``probe``'s head, after checking it fits this training data."""
         probe = self.probe
         if type(probe) is not LinearProbe:
             raise ValueError(f"probe must be a fitted LinearProbe, got {type(probe).__name__}")
-        check_is_fitted(probe)
+        if not hasattr(probe, "head_"):
+            raise ValueError("probe must be a fitted LinearProbe: call its fit first")
         same = (
-            probe.num_classes_ == self.num_classes_
+            np.array_equal(probe.classes_, self.classes_)
             and np.array_equal(probe.class_counts_, self.class_counts_)
             and np.array_equal(probe.scaler_.mean, self.scaler_.mean)
             and np.array_equal(probe.scaler_.std, self.scaler_.std)
@@ -173,54 +135,39 @@ class _PostHoc(LinearProbe):
 class LogitAdjusted(_PostHoc):
     """CE probe with post-hoc logit adjustment ``z - tau log pi``; tau on validation."""
 
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        num_classes: int | None = None,
-    ) -> LogitAdjusted:
-        super().fit(X, y, X_val, y_val, num_classes)
+    def _post_hoc(self, Xs, y, Xv, y_val) -> None:
         self.log_prior_ = np.log(np.maximum(self.class_counts_, 1) / self.class_counts_.sum())
-        Xv = self.scaler_.transform(np.asarray(X_val, np.float32))
         z = self.head_.logits(Xv)
-        self.tau_, self.tau_scores_ = _choose(
+        self.tau_, self.tau_scores_ = choose(
             TAUS, lambda t: balanced_accuracy(y_val, (z - t * self.log_prior_).argmax(1))
         )
-        return self
 
     def _logits(self, Xs):
         return self.head_.logits(Xs) - self.tau_ * self.log_prior_
 
 
 class CRT(LinearProbe):
-    """Classifier re-training: a linear head trained with class-balanced sampling."""
+    """Classifier re-training: a linear head trained with class-balanced sampling
+    (so it takes no ``sampling`` parameter)."""
+
+    __init__ = keyword_init(
+        {**{k: v for k, v in LINEAR_PARAMS.items() if k != "sampling"}, "random_state": 0}
+    )
 
     def _settings(self) -> LinearConfig:
-        """``config`` with class-balanced sampling, whatever its ``sampling``."""
-        return replace(super()._settings(), sampling="class-balanced")
+        """The parameters' ``LinearConfig`` with class-balanced sampling."""
+        return settings(self, LinearConfig, sampling="class-balanced").validate()
 
 
 class TauNorm(_PostHoc):
     """The CE probe's class weights rescaled by ``1 / ||w_c||^tau`` (no bias)."""
 
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        num_classes: int | None = None,
-    ) -> TauNorm:
-        super().fit(X, y, X_val, y_val, num_classes)
+    def _post_hoc(self, Xs, y, Xv, y_val) -> None:
         self.W_ = self.head_.module.fc.weight.detach().numpy().copy()
         self.norms_ = np.linalg.norm(self.W_, axis=1) + 1e-12
-        Xv = self.scaler_.transform(np.asarray(X_val, np.float32))
-        self.tau_, self.tau_scores_ = _choose(
+        self.tau_, self.tau_scores_ = choose(
             TAUS, lambda t: balanced_accuracy(y_val, self._scaled(Xv, t).argmax(1))
         )
-        return self
 
     def _scaled(self, Xs, tau):
         out = Xs @ (self.W_ / self.norms_[:, None] ** tau).T
@@ -235,17 +182,7 @@ class LWS(_PostHoc):
     """Learnable weight scaling: CE probe frozen, per-class scale f_c learned with
     class-balanced sampling; the epoch is chosen on validation."""
 
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        num_classes: int | None = None,
-    ) -> LWS:
-        super().fit(X, y, X_val, y_val, num_classes)
-        Xs = self.scaler_.transform(np.asarray(X, np.float32))
-        Xv = self.scaler_.transform(np.asarray(X_val, np.float32))
+    def _post_hoc(self, Xs, y, Xv, y_val) -> None:
         with torch.no_grad():
             z = torch.as_tensor(self.head_.logits(Xs)).nan_to_num(neginf=-1e4)
             zv = torch.as_tensor(self.head_.logits(Xv)).nan_to_num(neginf=-1e4)
@@ -269,118 +206,7 @@ class LWS(_PostHoc):
             acc = balanced_accuracy(y_val, (zv * scale).argmax(1).numpy())
             if acc > best:
                 best, self.scale_ = acc, scale.detach().clone()
-        return self
 
     def _logits(self, Xs):
         z = torch.as_tensor(self.head_.logits(Xs)).nan_to_num(neginf=-1e4)
         return (z * self.scale_).numpy()
-
-
-class NCM(_Base):
-    """Nearest class mean on standardised features; ``metric`` "cosine" or "euclidean"."""
-
-    needs_val = False
-
-    def __init__(self, metric: str = "cosine"):
-        self.metric = metric
-
-    def _norm(self, Xs):
-        if self.metric == "cosine":
-            return Xs / (np.linalg.norm(Xs, axis=1, keepdims=True) + 1e-12)
-        return Xs
-
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        num_classes: int | None = None,
-    ) -> NCM:
-        """X: (N, D) train features, y: (N,) int labels; no validation is used."""
-        if self.metric not in ("cosine", "euclidean"):
-            raise ValueError(f"metric = {self.metric!r}; choose one of 'cosine', 'euclidean'")
-        Xs, y, _, _ = self._prepare(X, y, None, None, num_classes)
-        Z = self._norm(Xs)
-        self.means_ = np.zeros((self.num_classes_, Xs.shape[1]), np.float32)
-        np.add.at(self.means_, y, Z)
-        self.means_ /= np.maximum(self.class_counts_, 1)[:, None]
-        return self
-
-    def _logits(self, Xs):
-        Z = self._norm(Xs)
-        if self.metric == "cosine":
-            M = self.means_ / (np.linalg.norm(self.means_, axis=1, keepdims=True) + 1e-12)
-            out = Z @ M.T
-        else:  # -||z - mu||^2 by one matmul, never an N x C x D tensor
-            out = 2 * Z @ self.means_.T - (self.means_**2).sum(1)[None] - (Z**2).sum(1)[:, None]
-        out[:, self.class_counts_ == 0] = -np.inf
-        return out
-
-
-class KNN(_Base):
-    """k nearest neighbours (cosine) on standardised features; k chosen on
-    validation among ``ks`` (those not above the train size).
-
-    One neighbour search serves every k: the ``max(ks)`` most similar train samples
-    of each query, found in query chunks of at most ``2**26`` similarities (256 MB
-    in float32), so memory never holds a query x train matrix. A vote's ties go to
-    the smallest label, as scikit-learn's ``KNeighborsClassifier`` breaks them.
-    """
-
-    KS = (1, 3, 5, 10, 20)
-    MAX_SIMILARITIES = 2**26
-    """Query x train similarities held at once (the chunk size's bound)."""
-
-    def __init__(self, ks: tuple[int, ...] = KS):
-        self.ks = ks
-
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray | None = None,
-        y_val: np.ndarray | None = None,
-        num_classes: int | None = None,
-    ) -> KNN:
-        """X: (N, D) train features, y: (N,) int labels; X_val/y_val choose k."""
-        ks = tuple(self.ks) if isinstance(self.ks, tuple | list) else ()
-        if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in ks):
-            raise ValueError(f"ks must be a non-empty list of positive integers, got {self.ks!r}")
-        Xs, y, Xv, yv = self._prepare(X, y, X_val, y_val, num_classes)
-        self.train_ = _unit(Xs)
-        self.train_labels_ = y
-        usable = [k for k in ks if k <= len(y)]
-        votes = self._votes(Xv, usable)
-        self.k_, self.k_scores_ = _choose(usable, lambda k: balanced_accuracy(yv, votes[k]))
-        return self
-
-    def _votes(self, Xs: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
-        """{k: predicted labels (N,)} of standardised queries ``Xs``."""
-        Q, T, labels = _unit(Xs), self.train_, self.train_labels_
-        kmax = max(ks)
-        out = {k: np.empty(len(Q), np.int64) for k in ks}
-        step = max(1, self.MAX_SIMILARITIES // max(len(T), 1))
-        Tt = torch.from_numpy(T)
-        for s in range(0, len(Q), step):
-            sim = torch.from_numpy(Q[s : s + step]) @ Tt.T
-            # the kmax most similar, most similar first (torch's top-k: a partial sort,
-            # 7 times numpy's argpartition at ImageNet-LT's 116k train rows)
-            near = torch.topk(sim, min(kmax, len(T)), dim=1, sorted=True).indices.numpy()
-            C, rows = self.num_classes_, np.arange(len(near))[:, None] * self.num_classes_
-            for k in ks:
-                flat = (rows + labels[near[:, :k]]).ravel()
-                counts = np.bincount(flat, minlength=len(near) * C).reshape(len(near), C)
-                out[k][s : s + step] = counts.argmax(1)  # ties: the smallest label
-        return out
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted labels (N,) of features X (N, D)."""
-        check_is_fitted(self)
-        Xs = self.scaler_.transform(np.asarray(X, np.float32))
-        return self._votes(Xs, [self.k_])[self.k_]
-
-
-def _unit(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (cosine similarity is then a dot product)."""
-    return (X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-12)).astype(np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lteval.errors import DatasetError, FeatureError
+from lteval.errors import DatasetError, FeatureError, arg
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -23,7 +23,7 @@ def check_splits(
         classes = np.unique(y)
         if len(classes) < 2 or len(y) < 2:
             fix = (
-                "give each class at least 3 train samples, or raise --val-fraction"
+                f"give each class at least 3 train samples, or raise {arg('val_fraction')}"
                 if split == "val"
                 else "give more data or more classes"
             )
@@ -75,14 +75,15 @@ def check_features(splits: dict[str, Split]) -> list[str]:
         if bad.any():
             raise FeatureError(
                 f"its {split} features hold NaN or inf in {int(bad.sum())} of {len(X)} rows: "
-                "the backbone overflowed or is broken; check its weights, --layer and "
-                "--storage"
+                f"the backbone overflowed or is broken; check its weights, {arg('layer')} and "
+                f"{arg('storage')}"
             )
         if len(X) > 1 and not (X != X[0]).any():
             what = "all zero" if not X[0].any() else "one constant vector"
             raise FeatureError(
                 f"its {split} features are {what} for all {len(X)} samples ({X.shape[1]} "
-                "dims): a dead layer or a wrong --layer? check the backbone and --layer"
+                f"dims): a dead layer or a wrong {arg('layer')}? check the backbone and "
+                f"{arg('layer')}"
             )
         rms = float(np.sqrt(np.mean(np.square(X, dtype=np.float64)))) if X.size else 1.0
         lo, hi = FEATURE_RMS_LIMIT
@@ -90,7 +91,7 @@ def check_features(splits: dict[str, Split]) -> list[str]:
             raise FeatureError(
                 f"its {split} features have a root mean square of {rms:.3g}, outside "
                 f"{lo:g}..{hi:g}, where float32 arithmetic under- or overflows; divide them "
-                "by a constant (extracted features: --l2-normalize)"
+                f"by a constant (extracted features: {arg('l2_normalize', True)})"
             )
         lo, hi = FEATURE_RMS
         if split == "train" and not lo <= rms <= hi:

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lteval.constraints import check_params
 from lteval.data import ImageDataset, load_dataset
-from lteval.errors import UsageError, first_line
+from lteval.errors import UsageError, arg, first_line
 from lteval.features import (
     FeatureOptions,
     RunOptions,
@@ -88,19 +89,20 @@ def check_settings(by: str, heads: Sequence[str], dlsa: Mapping | None) -> list[
     heads = check_heads(list(heads))
     method = by.split("_", 1)[0]
     if method in HEADS and method not in heads:
+        shown = arg("heads", heads, cli=repr(",".join(heads) or "none"))
         raise UsageError(
-            f"--by {by} ranks by the {method!r} head, which --heads {','.join(heads) or 'none'!r} "
-            f"does not run; add {method!r} to --heads or choose another --by"
+            f"{arg('by', by)} ranks by the {method!r} head, which {shown} does not run; "
+            f"add {method!r} to {arg('heads')} or choose another {arg('by')}"
         )
     if dlsa is not None and not isinstance(dlsa, Mapping):
-        raise UsageError("'dlsa' in --config must be a mapping of DLSA settings")
+        raise UsageError(f"{arg('dlsa')} must be a mapping of DLSA settings")
     if dlsa:
         from lteval.dlsa import from_dict
 
         try:
             from_dict(dict(dlsa))
         except (ValueError, TypeError) as e:
-            raise UsageError(f"'dlsa' in --config: {e}") from None
+            raise UsageError(f"{arg('dlsa')}: {e}") from None
     return heads
 
 
@@ -143,11 +145,25 @@ def run(
     choice. A backbone that fails is recorded with its error; the run goes on.
     """
     if (feature_dir is None) == (not backbones):
-        raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
+        raise UsageError(f"give exactly one of {arg('backbones')} and {arg('feature_dir')}")
     heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
+    check_params(
+        seed=seed,
+        val_fraction=val_fraction,
+        bootstrap=bootstrap,
+        eval_per_class=eval_per_class,
+        imbalance_factor=imbalance_factor,
+        input_size=input_size,
+    )
+    if runtime is not None:
+        check_params(
+            batch_size=runtime.batch_size,
+            num_workers=runtime.num_workers,
+            lock_timeout=runtime.lock_timeout,
+        )
     if bootstrap and bootstrap < BOOTSTRAP_MIN:
         raise UsageError(
-            f"bootstrap={bootstrap} is too few for a 95% interval: give 0 (none) or at "
+            f"{arg('bootstrap', bootstrap)} is too few for a 95% interval: give 0 (none) or at "
             f"least {BOOTSTRAP_MIN}"
         )
     share = Share.current()  # under torchrun: this rank scores its share of the backbones

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lteval.data import carve_validation
-from lteval.errors import FeatureFileError
+from lteval.errors import FeatureFileError, arg
 from lteval.features import read_feature_dir
 from lteval.rank.distributed import Share
 from lteval.rank.scoring import BackboneScore
@@ -113,7 +113,7 @@ def check_same_classes(feature_sets: dict) -> None:
         elif len(got) != len(want) or (got != want).any():
             only = np.setdiff1d(want, got).tolist()[:3] or np.setdiff1d(got, want).tolist()[:3]
             raise FeatureFileError(
-                f"--features: backbones {first!r} and {name!r} hold different classes "
+                f"{arg('feature_dir')}: backbones {first!r} and {name!r} hold different classes "
                 f"({len(want)} and {len(got)}; e.g. {only} is in one only); a ranking "
                 "compares backbones on one label set: give every backbone the same classes"
             )

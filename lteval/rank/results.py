@@ -94,7 +94,7 @@ def read_results(out: str | Path) -> dict:
     path = Path(out) / "results.json"
     fix = f"rerun `lteval rank ... --out {out}` to rebuild it"
     if not path.is_file():
-        raise RunFolderError(f"{path} not found: is {out} the --out folder of a rank run?")
+        raise RunFolderError(f"{path} not found: is {out} the output folder of a rank run?")
     res = read_user_json(path, "the run's results file", RunFolderError, f"truncated? {fix}")
     problem = _shape_problem(res)
     if problem:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from lteval.dlsa import DLSA, DLSAConfig, diagnostics, from_dict, scaled_for
 from lteval.dlsa.train import training_dtype
-from lteval.errors import LtevalError, UsageError
+from lteval.errors import LtevalError, UsageError, arg
 from lteval.heads import (
     CRT,
     KNN,
@@ -52,8 +52,8 @@ HEADS: dict[str, Callable[[int], object]] = {
     "crt": lambda seed: CRT(random_state=seed),
     "taunorm": lambda seed: TauNorm(random_state=seed),
     "lws": lambda seed: LWS(random_state=seed),
-    "ncm": lambda seed: NCM("cosine"),
-    "knn": lambda seed: KNN(),
+    "ncm": lambda seed: NCM(metric="cosine"),
+    "knn": lambda seed: KNN(random_state=seed),
 }
 """The baseline heads scored next to DLSA, by column prefix."""
 
@@ -173,8 +173,13 @@ def score_features(
         leave=False,
         position=1,
     ) as bar:
-        dlsa = DLSA(cfg, random_state=seed).fit(
-            Xtr, ytr, Xv, yv, num_classes=num_classes, progress=_advance(bar, name)
+        dlsa = DLSA.from_config(cfg, random_state=seed).fit(
+            Xtr,
+            ytr,
+            X_val=Xv,
+            y_val=yv,
+            classes=np.arange(num_classes),
+            progress=_advance(bar, name),
         )
         bar.update(cfg.num_stages * cfg.flow_epochs - bar.n)  # stages that did not run
         bar.set_description(f"  {name}: DLSA diagnostics")
@@ -266,16 +271,16 @@ def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, ba
     # (same standardisation, head, seed and validation): reuse it, do not retrain.
     preds = {"dlsa": dlsa_eval, "probe": dlsa.predict_regular(Xe)}
     val_preds = {"dlsa": dlsa.predict(Xv), "probe": dlsa.predict_regular(Xv)} if len(yv) else {}
-    head_seconds, ce = {}, None
+    head_seconds, ce, classes = {}, None, np.arange(num_classes)
     for h in heads:
         bar.set_description(f"  {name}: head {h}")
         t1 = time.perf_counter()
         est = HEADS[h](seed)
         if h in POST_HOC:  # one CE probe serves them all (the same one each would train)
             if ce is None:
-                ce = HEADS["ce"](seed).fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+                ce = HEADS["ce"](seed).fit(Xtr, ytr, X_val=Xv, y_val=yv, classes=classes)
             est.set_params(probe=ce)
-        est.fit(Xtr, ytr, Xv, yv, num_classes=num_classes)
+        est.fit(Xtr, ytr, X_val=Xv, y_val=yv, classes=classes)
         if h == "ce":
             ce = est
         preds[h] = est.predict(Xe)
@@ -289,7 +294,7 @@ def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, ba
 def check_metric(by: str) -> None:
     """Raise UsageError unless ``by`` is one of ``METRICS``."""
     if by not in METRICS:
-        raise UsageError(f"--by {by!r} is not a metric column; choose one of {METRICS}")
+        raise UsageError(f"{arg('by', by)} is not a metric column; choose one of {METRICS}")
 
 
 def rank_rows(rows: list[dict], by: str) -> list[dict]:

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from lteval.atomic import check_overwrite, check_writable_dir, write_manifest, write_text
-from lteval.errors import UsageError
+from lteval.errors import UsageError, arg
 from lteval.rank import check_metric, read_results, reading_runs
 from lteval.report.pages import render_page
 
@@ -63,7 +63,8 @@ def not_comparable(run_a: dict, run_b: dict) -> list[str]:
     if ha != hb:
         return [
             f"the runs use different splits of {na} (split_hash {ha} and {hb}; another "
-            "--seed, --imbalance-factor or data): each difference mixes the split with "
+            f"{arg('seed')}, {arg('imbalance_factor')} or data): each difference mixes the "
+            "split with "
             "the backbone"
         ]
     return []
@@ -77,7 +78,9 @@ def _compare(a: dict, b: dict, by: str | None) -> dict:
     for name, rows in (("A", rows_a), ("B", rows_b)):
         ok = [r for r in rows.values() if r.get("status", "ok") == "ok"]
         if ok and by not in ok[0]:
-            raise UsageError(f"run {name} has no column {by!r}; pick --by from its results.csv")
+            raise UsageError(
+                f"run {name} has no column {by!r}; pick {arg('by')} from its results.csv"
+            )
     table = []
     for name in list(rows_a) + [n for n in rows_b if n not in rows_a]:
         ra, rb = rows_a.get(name, {}), rows_b.get(name, {})
@@ -186,5 +189,5 @@ OUT_FILES = ("compare.html", "compare.csv")
 def check_out_files(out: str | Path) -> None:
     """OutputError, before any work, unless ``out`` can take ``OUT_FILES``: a folder
     that is writable, and no file of that name there that lteval did not write."""
-    check_writable_dir(out, "--out")
-    check_overwrite(out, OUT_FILES, "--out")
+    check_writable_dir(out, arg("out"))
+    check_overwrite(out, OUT_FILES, arg("out"))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from lteval.backbones.names import BackboneSpec
-from lteval.errors import BackboneError
+from lteval.errors import BackboneError, arg
 
 LAYER_POOLING = "mean over space / tokens"
 """How a ``--layer`` output becomes (B, D), whatever the family (see pool_output)."""
@@ -93,7 +93,7 @@ def fixed_size(name: str, native: int | None, input_size: int | None) -> None:
     if input_size is not None and native is not None and input_size != native:
         raise BackboneError(
             f"{name} takes only its native input size {native}x{native} (fixed position "
-            f"embeddings); drop --input-size {input_size} for it"
+            f"embeddings); drop {arg('input_size', input_size)} for it"
         )
 
 

@@ -1,0 +1,106 @@
+"""The input checks every lteval estimator shares (the heads and DLSA alike).
+
+scikit-learn's ``validate_data`` checks the features: a 2-D, finite, real array
+(dense; a DataFrame's column names are remembered as ``feature_names_in_``), cast
+to float32, whose width at ``predict`` matches ``fit``'s (``n_features_in_``).
+Labels may be any sortable hashable values (ints, strings): ``classes_`` is their
+sorted set, or the ``classes`` passed to ``fit`` (which may name classes absent
+from ``y``), and the estimators work on each label's index in ``classes_``.
+Every bad input is a ValueError (TypeError for sparse input) naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
+
+FEATURES = dict(dtype=np.float32, ensure_min_samples=2)
+"""``check_array`` settings of training features: float32, at least 2 rows."""
+
+
+def check_fit_input(
+    est, X, y, X_val=None, y_val=None, classes=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Checked ``(X (N, D) float32, y (N,) class indices, X_val, y_val)``.
+
+    Sets ``est.n_features_in_`` (and ``feature_names_in_`` for a DataFrame) and
+    ``est.classes_``: ``classes`` (all class labels; default: those of y and y_val),
+    sorted. X_val / y_val: both or neither; (None, None) when not given or empty.
+    """
+    X, y = validate_data(est, X, y, **FEATURES)
+    y = _labels(y, "y")
+    Xv, yv = _validation(est, X_val, y_val)
+    seen = y if yv is None else np.concatenate([y, yv])
+    if classes is None:
+        est.classes_ = np.unique(seen)
+    else:
+        cl = column_or_1d(np.asarray(classes))
+        est.classes_ = np.unique(cl)
+        if len(est.classes_) != len(cl):
+            raise ValueError("classes holds a label twice: pass each class once")
+    yi = encode_labels(est, y, "y")
+    return X, yi, Xv, None if yv is None else encode_labels(est, yv, "y_val")
+
+
+def _validation(est, X_val, y_val):
+    if (X_val is None) != (y_val is None):
+        raise ValueError("pass X_val and y_val together, or neither")
+    if X_val is None or (len(X_val) == 0 and len(y_val) == 0):
+        return None, None
+    Xv = validate_data(est, X_val, reset=False, dtype=np.float32)
+    yv = _labels(y_val, "y_val")
+    check_consistent_length(Xv, yv)
+    return Xv, yv
+
+
+def _labels(y, name: str) -> np.ndarray:
+    """``y`` as a 1-D array of class labels (ValueError for continuous targets)."""
+    y = column_or_1d(y, warn=True)
+    check_classification_targets(y)
+    return y
+
+
+def encode_labels(est, y, name: str = "y") -> np.ndarray:
+    """Indices (N,) into ``est.classes_`` of labels ``y``; ValueError naming the labels
+    that are not classes."""
+    y = np.asarray(y)
+    classes = est.classes_
+    try:
+        idx = np.searchsorted(classes, y)
+    except TypeError as e:  # e.g. string labels against integer classes
+        raise ValueError(f"{name} labels are not of the kind of classes_ ({classes.dtype})") from e
+    idx = np.minimum(idx, len(classes) - 1)
+    bad = classes[idx] != y
+    if np.any(bad):
+        unknown = np.unique(y[bad])
+        raise ValueError(
+            f"{name} holds labels that are not classes: {unknown[:5].tolist()} "
+            f"(classes: {classes[:5].tolist()}{'...' if len(classes) > 5 else ''}); "
+            "pass every class in classes="
+        )
+    return idx.astype(np.int64)
+
+
+def check_features(est, X) -> np.ndarray:
+    """Features (N, D) for a fitted ``est``: float32, finite, ``n_features_in_`` wide."""
+    return validate_data(est, X, reset=False, dtype=np.float32)
+
+
+def carve_validation(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask (N,) of a seeded per-class share ``fraction`` of labels ``y`` to
+    hold out as validation; every class keeps at least one training sample.
+    ValueError when no sample can be held out."""
+    if not isinstance(fraction, float | int) or isinstance(fraction, bool) or not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+    out = np.zeros(len(y), bool)
+    rng = np.random.default_rng([seed, 13])
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        out[idx[: min(int(round(fraction * len(idx))), len(idx) - 1)]] = True
+    if not out.any():
+        raise ValueError(
+            f"no validation sample can be held out of {len(y)} training samples at "
+            f"validation_fraction = {fraction}: pass X_val and y_val"
+        )
+    return out
