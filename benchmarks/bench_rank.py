@@ -24,13 +24,10 @@ import time
 from pathlib import Path
 
 from lteval import atomic
+from lteval.rank.panel import demo_backbones
 
-DEMO = (
-    "torchvision:mobilenet_v2/IMAGENET1K_V1,timm:tf_efficientnet_lite0,"
-    "timm:tf_efficientnet_lite1,timm:tf_efficientnet_lite2,"
-    "random:torchvision:mobilenet_v2/IMAGENET1K_V1"
-)
-"""The demo's backbones (as in the Makefile): the packaged ImageNet ones and a control."""
+DEMO = ",".join(demo_backbones())
+"""The demo's backbones (``make demo``'s): the packaged ImageNet ones and a control."""
 DATASET, INPUT_SIZE, WALL_TARGET = "animal-mnist-lt", "128", 300
 
 

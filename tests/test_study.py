@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,34 @@ def test_rank_reports_quote_the_shipped_study(tmp_path, monkeypatch):
     summary["pooled"]["separability"] = entry(0.7)
     study.write_json_atomic(study.SUMMARY, summary)
     assert not study_quote("separability")["below_logme"]
+
+
+def test_run_study_is_the_library_call_behind_the_program(tmp_path):
+    """The study reuses the pipeline's guards (parameter names, the DLSA settings
+    check) and its failure rows; a failing member does not end it."""
+    from lteval.rank import run_study
+    from lteval.rank.panel import CONTROL, DEMO_FILE, demo_backbones, study_panel
+
+    with pytest.raises(ValueError, match=r"datasets=\['nope'\]: choose from") as e:
+        run_study(datasets=["nope"])
+    assert "--" not in str(e.value)
+    with pytest.raises(ValueError, match="num_clusters"):  # checked as strictly as by rank
+        run_study(["cnn:1", "cnn:2", "cnn:3"], ["mnist5k-lt"], dlsa={"num_clusters": "many"})
+    with pytest.raises(ValueError, match="panel must name at least 3"):
+        run_study(["cnn:1", "cnn:1", "cnn:2"], ["mnist5k-lt"])
+    with pytest.raises(ValueError, match="bootstrap must be >= 0"):
+        run_study(["cnn:1", "cnn:2", "cnn:3"], ["mnist5k-lt"], bootstrap=-5)
+    fast = {"flow_epochs": 2, "num_stages": 1, "classifier": {"epochs": 5}}
+    panel = ["cnn:1", "timm:no_such_model_at_all", "cnn:2", "cnn:3"]
+    study = run_study(panel, ["mnist5k-lt"], heads=["ncm"], bootstrap=40, dlsa=fast, progress=False)
+    (bad,) = study.failed
+    assert bad["member"] == "timm:no_such_model_at_all" and bad["status"] == "failed"
+    assert bad["error_kind"] == "user" and bad["phase"] == "extract" and "traceback" not in bad
+    assert [r["member"] for r in study.record["feature_sets"]] == ["cnn:1", "cnn:2", "cnn:3"]
+    assert study.record["panel"] == panel and len(study.timings["feature_sets"]) == 3
+    # one definition of the demo panel: the Makefile reads the file the study builds on
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert f"--backbones-file {DEMO_FILE.relative_to(DEMO_FILE.parents[2])}" in makefile
+    assert demo_backbones()[-1] == CONTROL and len(study_panel()) == 16
+    members = {m.split("@")[0] for m in study_panel() if not m.startswith("cnn:")}
+    assert members == set(demo_backbones())

@@ -303,6 +303,7 @@ LIBRARY_FLAGS = {
     "backbones": "--backbones (or --backbones-file)",
     "num_workers": "--workers",
     "dlsa": "'dlsa' in --config",
+    "panel": "--members",
 }
 """The library parameters whose flag is not ``--`` + their name with dashes."""
 

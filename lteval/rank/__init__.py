@@ -12,6 +12,7 @@ from lteval.rank.scoring import (
     rank_rows,
     score_features,
 )
+from lteval.rank.validation import StudyResult, run_study
 from lteval.rank.validity import validate_ranking
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "RESULT_FILES",
     "BackboneScore",
     "RankResult",
+    "StudyResult",
     "check_heads",
     "check_metric",
     "failed",
@@ -29,6 +31,7 @@ __all__ = [
     "read_results",
     "reading_runs",
     "run",
+    "run_study",
     "score_features",
     "validate_ranking",
     "write_results",

@@ -11,7 +11,7 @@ from lteval.rank import read_results, reading_runs
 from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
-from lteval.report.pages import render_page
+from lteval.report.pages import fmt, render_page
 from lteval.report.study import load_summary
 
 SUMMARY_COLUMNS = ("dlsa_balanced", "dlsa_few", "probe_balanced", "probe_few")
@@ -20,18 +20,6 @@ enough to read without scrolling sideways; every column follows in the next."""
 
 NO_EVIDENCE_P = 0.05
 """Above this permutation p-value a backbone shows no evidence of head/tail separation."""
-
-
-def fmt(v) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 1e4 else f"{v:.3g}"
-    if isinstance(v, int) and v >= 10_000:
-        return f"{v / 1e6:.2f}M"
-    if isinstance(v, list | tuple):  # e.g. one value per flow
-        return " ".join(fmt(x) for x in v)
-    return str(v)
 
 
 def cell(row: dict, col: str) -> str:

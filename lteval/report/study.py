@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from lteval import atomic
-from lteval.report.pages import render_page
+from lteval.report.pages import fmt, render_page
 
 
 def _default(o):
@@ -15,8 +15,6 @@ def _default(o):
 
 
 def render(result: dict, timings: dict) -> str:
-    from lteval.report.render import fmt  # render imports this module: import late
-
     datasets = [*result["datasets"], "pooled"]
     table = {(c["dataset"], c["score"], c["truth"]): c for c in result["correlations"]}
     return render_page(

@@ -1,0 +1,155 @@
+"""The validation study as one library call: does a score predict tail accuracy?
+
+    from lteval.rank import run_study
+    study = run_study(datasets=["animal-mnist-lt"], bootstrap=200)
+    study.record["verdicts"]["truth_few"]["separability"]
+
+``run_study`` scores every member of a panel (``lteval.rank.panel``) on each
+dataset with the pipeline's own scoring, guards and failure rows, then correlates
+every score with the accuracy the best-on-validation head reaches
+(``lteval.rank.study``). ``lteval validate`` parses its options, calls it and
+writes the folder (``lteval.report.study.write_study``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from lteval.constraints import check_params
+from lteval.data import load_dataset
+from lteval.errors import UsageError, arg
+from lteval.features import RunOptions, resolve_device
+from lteval.rank.panel import SPLITS, member_features, parse_member, study_panel
+from lteval.rank.pipeline import check_settings
+from lteval.rank.schema import TIMINGS
+from lteval.rank.scoring import HEADS, failed, score_features
+from lteval.rank.study import SCORES, TRUTHS, correlations, ground_truth, verdicts
+
+log = logging.getLogger(__name__)
+
+MIN_SCORED = 3
+"""Feature sets a dataset needs scored for a rank correlation."""
+
+
+@dataclass
+class StudyResult:
+    """``record``: what validate.json holds (reproducible: the same seed, the same
+    bytes); ``timings``: wall seconds, per feature set and in all (kept apart)."""
+
+    record: dict
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[dict]:
+        """The feature sets that could not be scored, each with its error row."""
+        return self.record["failed"]
+
+
+def run_study(
+    panel: Sequence[str] | None = None,
+    datasets: Sequence[str] = ("animal-mnist-lt", "fashion-mnist-lt"),
+    *,
+    heads: Sequence[str] | None = None,
+    input_size: int | None = 128,
+    runtime: RunOptions | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    dlsa: Mapping | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> StudyResult:
+    """Score ``panel`` (default ``study_panel()``) on each of ``datasets`` (keys of
+    ``SPLITS``) and correlate every score of ``SCORES`` with each truth of ``TRUTHS``.
+
+    ``heads``: the baselines next to DLSA and the probe (default: all). ``runtime``:
+    how to extract (device, batch size, workers, lock timeout). ``bootstrap``
+    replicates over feature sets; ``seed`` drives every random choice; ``dlsa``: DLSA
+    settings over the scaled defaults. A member that fails is recorded with the
+    pipeline's failure row (``lteval.rank.failed``) and the study goes on. When a
+    dataset ends with fewer than ``MIN_SCORED`` feature sets scored: UsageError if
+    every failure was a user error, RuntimeError (a bug) otherwise.
+    """
+    members = list(study_panel() if panel is None else panel)
+    datasets = list(datasets)
+    bad = [d for d in datasets if d not in SPLITS]
+    if not datasets or bad:
+        named = arg("datasets", datasets, cli=repr(",".join(datasets)))
+        raise UsageError(f"{named}: choose from {sorted(SPLITS)}")
+    if len(members) < MIN_SCORED or len(set(members)) != len(members):
+        raise UsageError(f"{arg('panel')} must name at least {MIN_SCORED} distinct feature sets")
+    for m in members:
+        parse_member(m)
+    heads = check_settings("separability", list(HEADS) if heads is None else heads, dlsa)
+    check_params(seed=seed, bootstrap=bootstrap, input_size=input_size)
+    runtime = runtime or RunOptions(device=resolve_device("auto"))
+    check_params(
+        batch_size=runtime.batch_size,
+        num_workers=runtime.num_workers,
+        lock_timeout=runtime.lock_timeout,
+    )
+    t0 = time.perf_counter()
+    rows, failures, timings = [], [], []
+    loaded = {d: load_dataset(d, seed=seed, **SPLITS[d]) for d in datasets}  # fail early
+    for d, ds in loaded.items():
+        for i, m in enumerate(members, 1):
+            tag = f"[{d} {i}/{len(members)}] {m}"
+            t1, phase = time.perf_counter(), "extract"
+            try:
+                splits, facts = member_features(
+                    m, ds, seed=seed, input_size=input_size, run=runtime, progress=progress
+                )
+                phase = "score"
+                bs = score_features(
+                    m,
+                    splits,
+                    num_classes=len(ds.class_names),
+                    seed=seed,
+                    device=str(runtime.device),
+                    dlsa_overrides=dict(dlsa) if dlsa else None,
+                    heads=heads,
+                )
+            except Exception as e:  # one member's failure must not end the study
+                row = failed(m, e, phase).row
+                log.error(f"{tag}: FAILED: {row['error']}")
+                extra = {"traceback": traceback.format_exc()} if row["error_kind"] == "bug" else {}
+                failures.append({"dataset": d, "member": m, **row, **extra})
+                continue
+            row = {k: v for k, v in bs.row.items() if k not in TIMINGS}
+            row.update(dataset=d, member=m, **facts)
+            timings.append(
+                {"dataset": d, "member": m, "seconds": round(time.perf_counter() - t1, 1)}
+                | {k: bs.row.get(k) for k in TIMINGS}
+            )
+            row.update(ground_truth(row, ["dlsa", "probe", *heads]))
+            rows.append(row)
+            log.info(
+                f"{tag}: separability {row['separability']:.3f} (p {row['separability_p']:.2g}), "
+                f"truth few {row['truth_few']:.3f} via {row['truth_method']}"
+            )
+    short = [d for d in datasets if sum(r["dataset"] == d for r in rows) < MIN_SCORED]
+    if short:  # as for a ranking: a user error only when every failure was one
+        bug = any(f["error_kind"] == "bug" for f in failures)
+        raise (RuntimeError if bug else UsageError)(
+            f"fewer than {MIN_SCORED} feature sets scored on {short} "
+            f"({len(failures)} failed; see the log): no study written"
+        )
+    corr = correlations(rows, SCORES, TRUTHS, n_boot=bootstrap, seed=seed)
+    record = {
+        "command": command,
+        "seed": seed,
+        "datasets": {d: SPLITS[d] for d in datasets},
+        "panel": members,
+        "n_boot": bootstrap,
+        "scores": SCORES,
+        "correlations": corr,
+        "verdicts": {t: verdicts(corr, t) for t in TRUTHS},
+        "feature_sets": rows,
+        "failed": failures,
+        "dlsa_overrides": dict(dlsa) if dlsa else dlsa,
+    }
+    wall = {"wall_seconds": round(time.perf_counter() - t0, 1), "feature_sets": timings}
+    return StudyResult(record, wall)
