@@ -183,13 +183,16 @@ def test_rank_packaged_backbone_against_its_random_control(packaged_assets, tmp_
 
 
 def test_report_flags_pretrained_backbones_ranked_below_the_control():
+    from lteval.rank import Row
     from lteval.report.render import below_control
 
     rows = [
-        {"backbone": "a", "rank": 1, "weights_kind": "pretrained"},
-        {"backbone": "ctl", "rank": 2, "weights_kind": "random-init control"},
-        {"backbone": "b", "rank": 3, "weights_kind": "pretrained"},
-        {"backbone": "c", "rank": 4, "weights_kind": "RANDOM"},
+        Row.of({"backbone": "a", "rank": 1, "weights_kind": "pretrained"}),
+        Row.of({"backbone": "ctl", "rank": 2, "weights_kind": "control"}),
+        Row.of({"backbone": "b", "rank": 3, "weights_kind": "pretrained"}),
+        Row.of({"backbone": "c", "rank": 4, "weights_kind": "RANDOM"}),
     ]
     assert below_control(rows) == ["b"]
-    assert below_control([r for r in rows if r["backbone"] != "ctl"]) == []
+    assert below_control([r for r in rows if r.backbone != "ctl"]) == []
+    with pytest.raises(ValueError, match="random-init control"):  # one vocabulary
+        Row.of({"backbone": "x", "weights_kind": "random-init control"})

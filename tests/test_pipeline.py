@@ -123,8 +123,39 @@ def test_an_undeclared_column_is_an_error_not_a_silent_extra(result, tmp_path):
         with pytest.raises(ValueError, match="sepparability.*not declared"):
             result.write(tmp_path / "out")
         assert not (tmp_path / "out").exists()  # nothing half-written
+        with pytest.raises(ValueError, match="sepparability.*not declared"):
+            result.table()  # the table holds schema columns only
     finally:
         del s.row["sepparability"]
+
+
+def test_rows_are_typed_with_the_schemas_columns(result, tmp_path):
+    """One frozen Row per backbone: its fields are the schema's columns, its state
+    enums; the files write its columns in the order they were built."""
+    import dataclasses
+
+    from lteval.rank import Evidence, Row, Status
+    from lteval.rank.schema import INTERVALS, ROW
+
+    fields = {f.name for f in dataclasses.fields(Row)} - {"order"}
+    assert fields == set(ROW) | INTERVALS
+    rows = result.rows
+    assert [r.backbone for r in rows] == list(result.table()["backbone"])
+    top = rows[0]
+    assert top.status is Status.OK and top.ok and top.rank == 1
+    assert top.evidence in tuple(Evidence) and isinstance(top.separability, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        top.separability = 1.0
+    assert top.with_columns(warning="w").to_dict()["warning"] == "w"
+    assert list(top.to_dict()) == list(top) and "logme" in top and "tied_with" not in top
+    assert top.to_dict()["status"] == "ok" and type(top.to_dict()["status"]) is str
+    result.write(tmp_path / "out")
+    written = json.loads((tmp_path / "out" / "results.json").read_text())["backbones"]
+    assert list(written[0])[:3] == ["rank", "backbone", "status"]
+    again = Row.of(written[0])
+    assert again.status is Status.OK and again.to_dict() == written[0]
+    with pytest.raises(ValueError, match="'done'"):
+        Row.of({"backbone": "b", "status": "done"})
 
 
 def test_report_headers_carry_the_schemas_meaning(result, tmp_path):

@@ -14,6 +14,7 @@ from lteval.dlsa.separability import (
     somers_d_from_margins,
     stouffer,
 )
+from lteval.rank import Evidence, Row
 from lteval.report.render import separation_evidence
 
 
@@ -116,13 +117,16 @@ def test_report_carries_the_companion_scores(report):
 
 
 @pytest.mark.parametrize(
-    "p, verdict",
+    "p, evidence, verdict",
     [
-        (0.3, "no evidence of head/tail separation (p = 0.30)"),
-        (0.012, "p = 0.012"),
-        (1e-5, "p < 0.001"),
-        (float("nan"), "undefined"),
+        (0.3, Evidence.NONE, "no evidence of head/tail separation (p = 0.30)"),
+        (0.012, Evidence.SEPARATED, "p = 0.012"),
+        (1e-5, Evidence.SEPARATED, "p < 0.001"),
+        (float("nan"), Evidence.UNDEFINED, "undefined"),
+        (None, Evidence.UNDEFINED, "undefined"),
     ],
 )
-def test_report_verdict_on_the_null(p, verdict):
-    assert separation_evidence({"separability_p": p}).startswith(verdict)
+def test_report_verdict_on_the_null(p, evidence, verdict):
+    """The row's evidence is decided from its p-value; the words only display it."""
+    row = Row.of({"backbone": "b", "separability_p": p})
+    assert row.evidence is evidence and separation_evidence(row).startswith(verdict)

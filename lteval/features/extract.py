@@ -10,12 +10,9 @@ merges), and written to the cache atomically.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import difflib
 import platform
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -29,7 +26,6 @@ from lteval.backbones import Backbone
 from lteval.backbones.families import LAYER_POOLING, pool_output
 from lteval.data import ImageDataset
 from lteval.errors import DatasetError, UsageError, arg
-from lteval.features import cache
 
 SPLITS = ("train", "val", "eval")
 
@@ -207,158 +203,6 @@ def feature_identity(backbone: Backbone, dataset: ImageDataset, options: Feature
         # files are read upright (EXIF orientation): features from before are not reused
         **({"exif_orientation": "applied"} if dataset.from_files else {}),
     }
-
-
-def _dist(run: RunOptions) -> tuple[int, int]:
-    """(rank, world) among the ranks that share this extraction."""
-    if not run.shard_images:
-        return 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _extract_chunked(backbone, dataset, positions, prefix, run, options, progress, stats):
-    """Extract ``positions`` chunk by chunk, reusing chunks finished by an earlier run."""
-    outs = []
-    for c, start in enumerate(range(0, len(positions), run.chunk_size)):
-        want = positions[start : start + run.chunk_size]
-        path = prefix.with_name(f"{prefix.name}-{c:05d}.npz")
-        chunk = cache.load_chunk(path)
-        if chunk is None or not np.array_equal(chunk["requested"], want):
-            X, kept, bad = extract(
-                backbone, dataset, want, run=run, options=options, progress=progress, stats=stats
-            )
-            chunk = {"X": X, "index": kept, "bad": bad, "requested": want}
-            cache.save_chunk(path, **chunk)
-        elif progress:
-            progress(len(want))
-        outs.append(chunk)
-    return outs
-
-
-def get_features(
-    backbone: Backbone,
-    dataset: ImageDataset,
-    *,
-    run: RunOptions | None = None,
-    options: FeatureOptions | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    stats: dict | None = None,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
-    """Cached features of every split: ``({split: (X, y)}, manifest)``.
-
-    A hit does no forward pass. A miss extracts (resuming finished chunks), under a
-    lock so that concurrent runs of the same key extract once. Under ``torchrun``
-    every rank calls this; each extracts ``positions[rank::world]`` and rank 0 merges.
-    """
-    run, options = run or RunOptions(), options or FeatureOptions()
-    identity = feature_identity(backbone, dataset, options)
-    key = cache.cache_key(identity)
-    got = cache.load_entry(key)
-    rank, world = _dist(run)
-    if got is None:
-        lock = (
-            cache.entry_lock(key, timeout=run.lock_timeout)
-            if world == 1
-            else contextlib.nullcontext()
-        )
-        try:
-            with lock:
-                got = cache.load_entry(key)
-                if got is None:
-                    _extract_entry(
-                        key, identity, backbone, dataset, run, options, progress, stats, rank, world
-                    )
-                    got = cache.load_entry(key)
-        except OSError as e:  # read-only, no permission or full: name the folder
-            if e.errno in cache.DISK_ERRORS:
-                raise cache.unwritable(cache.cache_root(), e) from None
-            raise
-        if got is None:  # pragma: no cover - the entry we just wrote is unreadable
-            raise OSError(f"feature cache entry {cache.cache_root() / key} could not be read")
-    arrays, manifest = got
-    return {s: (X, y) for s, (X, y, _) in arrays.items()}, manifest
-
-
-class _Tick:
-    """Turns per-batch counts into cumulative ``progress(split, done, total)`` calls."""
-
-    def __init__(self, progress, split: str, total: int):
-        self.progress, self.split, self.total, self.done = progress, split, total, 0
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        if self.progress:
-            self.progress(self.split, self.done, self.total)
-
-
-def _extract_entry(key, identity, backbone, dataset, run, options, progress, stats, rank, world):
-    part = cache.partial_dir(key)
-    t0 = time.perf_counter()
-    seconds = {}
-    for split in SPLITS:
-        positions = getattr(dataset.splits, split)[rank::world]
-        s0 = time.perf_counter()
-        tick = _Tick(progress, split, len(positions))
-
-        _extract_chunked(
-            backbone,
-            dataset,
-            positions,
-            part / f"{split}-r{rank}of{world}",
-            run,
-            options,
-            tick,
-            stats,
-        )
-        seconds[split] = time.perf_counter() - s0
-    if world > 1:
-        torch.distributed.barrier()
-    if rank == 0:
-        bad_all: list[int] = []
-
-        def compute():
-            out = {}
-            for split in SPLITS:
-                chunks = []
-                for r in range(world):
-                    prefix = part / f"{split}-r{r}of{world}"
-                    n = len(getattr(dataset.splits, split)[r::world])
-                    for c in range(-(-n // run.chunk_size)):
-                        chunks.append(
-                            cache.load_chunk(prefix.with_name(f"{prefix.name}-{c:05d}.npz"))
-                        )
-                idx = np.concatenate([ch["index"] for ch in chunks])
-                X = [ch["X"] for ch in chunks if len(ch["X"])]
-                X = np.concatenate(X) if X else np.zeros((0, 0), np.float32)
-                order = np.argsort(idx, kind="stable")
-                bad_all.extend(int(b) for ch in chunks for b in ch["bad"])
-                out[split] = (X[order], dataset.labels[idx[order]], idx[order])
-            manifest["bad_images"] = {
-                "count": len(bad_all),
-                "files": [dataset.describe(b) for b in sorted(bad_all)],
-            }
-            return out
-
-        manifest = {
-            "identity": identity,
-            "weights": backbone.weights,  # the file this run read; the key holds its hash
-            "dataset": dataset.manifest(),
-            "num_params": backbone.num_params,
-            "pretrained": backbone.pretrained,
-            "device": str(run.device),
-            "world_size": world,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "versions": versions(),
-            "extract_seconds": time.perf_counter() - t0,
-            "extract_seconds_per_split": seconds,
-        }
-
-        cache.write_entry(key, compute, manifest, dtype=options.storage)
-        shutil.rmtree(part, ignore_errors=True)
-    if world > 1:
-        torch.distributed.barrier()
 
 
 def versions() -> dict:

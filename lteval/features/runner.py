@@ -16,7 +16,8 @@ from tqdm import tqdm
 from lteval.backbones import Backbone, load_backbone, resolve_weights
 from lteval.data import ImageDataset
 from lteval.errors import UsageError, WeightsNotFoundError, arg
-from lteval.features.extract import FeatureOptions, RunOptions, get_features
+from lteval.features.extract import FeatureOptions, RunOptions
+from lteval.features.job import get_features
 
 log = logging.getLogger(__name__)
 

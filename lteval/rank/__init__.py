@@ -2,6 +2,7 @@
 
 from lteval.rank.pipeline import RankResult, run
 from lteval.rank.results import RESULT_FILES, read_results, reading_runs, write_results
+from lteval.rank.row import Evidence, Row, Status
 from lteval.rank.schema import BOOTSTRAPPED, METHODS, METRICS
 from lteval.rank.scoring import (
     HEADS,
@@ -22,7 +23,10 @@ __all__ = [
     "METRICS",
     "RESULT_FILES",
     "BackboneScore",
+    "Evidence",
     "RankResult",
+    "Row",
+    "Status",
     "StudyResult",
     "check_heads",
     "check_metric",

@@ -36,13 +36,13 @@ from lteval.features import (
 )
 from lteval.features.cache import check_writable
 from lteval.rank.distributed import Share
+from lteval.rank.guards import check_runtime, check_settings
 from lteval.rank.precomputed import from_feature_dir, log_score, progress_bar
 from lteval.rank.results import write_results
+from lteval.rank.row import Row
 from lteval.rank.scoring import (
     HEADS,
     BackboneScore,
-    check_heads,
-    check_metric,
     check_splits,
     failed,
     rank_rows,
@@ -72,38 +72,21 @@ class RankResult:
         """The scored backbones (failed ones left out)."""
         return [s for s in self.scores if s.ok]
 
+    @property
+    def rows(self) -> list[Row]:
+        """The scored backbones' typed rows (``lteval.rank.row.Row``), best first by ``by``."""
+        return [Row.of(r) for r in rank_rows([s.row for s in self.ok], self.by)]
+
     def table(self) -> pd.DataFrame:
-        """The scored backbones' rows, best first by ``by`` (as in results.csv)."""
-        return pd.DataFrame(rank_rows([s.row for s in self.ok], self.by))
+        """The scored backbones' rows, best first by ``by`` (as in results.csv, without
+        the intervals): schema columns only, since each row is a ``Row``."""
+        return pd.DataFrame([r.to_dict() for r in self.rows])
 
     def write(self, folder: str | Path) -> None:
         """Write the results files into ``folder`` (see ``lteval.rank.results``)."""
         if not self.ok:
             raise ValueError("every backbone failed: there are no results to write")
         write_results(Path(folder), self.run, self.scores, self.by, self.validity)
-
-
-def check_settings(by: str, heads: Sequence[str], dlsa: Mapping | None) -> list[str]:
-    """Check the ranking settings before any work; return the heads to run."""
-    check_metric(by)
-    heads = check_heads(list(heads))
-    method = by.split("_", 1)[0]
-    if method in HEADS and method not in heads:
-        shown = arg("heads", heads, cli=repr(",".join(heads) or "none"))
-        raise UsageError(
-            f"{arg('by', by)} ranks by the {method!r} head, which {shown} does not run; "
-            f"add {method!r} to {arg('heads')} or choose another {arg('by')}"
-        )
-    if dlsa is not None and not isinstance(dlsa, Mapping):
-        raise UsageError(f"{arg('dlsa')} must be a mapping of DLSA settings")
-    if dlsa:
-        from lteval.dlsa import from_dict
-
-        try:
-            from_dict(dict(dlsa))
-        except (ValueError, TypeError) as e:
-            raise UsageError(f"{arg('dlsa')}: {e}") from None
-    return heads
 
 
 def run(
@@ -156,11 +139,7 @@ def run(
         input_size=input_size,
     )
     if runtime is not None:
-        check_params(
-            batch_size=runtime.batch_size,
-            num_workers=runtime.num_workers,
-            lock_timeout=runtime.lock_timeout,
-        )
+        check_runtime(runtime)
     if bootstrap and bootstrap < BOOTSTRAP_MIN:
         raise UsageError(
             f"{arg('bootstrap', bootstrap)} is too few for a 95% interval: give 0 (none) or at "

@@ -16,6 +16,7 @@ import pandas as pd
 from lteval.atomic import MANIFEST, unchanged, write_text
 from lteval.errors import LtevalError, RunFolderError, read_user_json
 from lteval.rank import schema
+from lteval.rank.row import Row, Status, is_ok
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import BackboneScore, rank_rows
 from lteval.rank.validity import tied_with
@@ -56,11 +57,10 @@ def write_results(
         if s.ok:
             row["tied_with"] = ties.get(row["backbone"], [])
         rows.append(row)
-    ranked = rank_rows(rows, by)
+    ranked = [Row.of(r) for r in rank_rows(rows, by)]  # each backbone's typed row, once
     stages = [r for s in scores for r in s.stages]
     per_class = [r for s in scores for r in s.per_class]
     run = {**run, "ranked_by": by}
-    schema.check_rows(ranked, schema.ROW.keys() | schema.INTERVALS, "results")
     schema.check_rows(stages, schema.STAGE, "stages.csv")
     schema.check_rows(per_class, schema.PER_CLASS, "per_class.csv")
     schema.check_rows([run], schema.RUN, "results.json run")
@@ -68,7 +68,7 @@ def write_results(
     results = _clean(
         {
             "run": run,
-            "backbones": ranked,
+            "backbones": [r.to_dict() for r in ranked],
             "validity": {k: v for k, v in validity.items() if k != "intervals"},
             "stages": stages,
             "per_class": per_class,
@@ -146,9 +146,9 @@ def _shape_problem(res) -> str | None:
         if not all(isinstance(r.get("backbone"), str) for r in res[k]):
             return f"a row of {k!r} has no backbone name"
     for r in res["backbones"]:
-        status = r.get("status", "ok")
-        if status not in ("ok", "failed"):
+        status = r.get("status", Status.OK)
+        if status not in tuple(Status):
             return f"backbone {r['backbone']!r} has status {status!r}"
-        if status == "ok" and not isinstance(r.get("rank"), int):
+        if is_ok(r) and not isinstance(r.get("rank"), int):
             return f"backbone {r['backbone']!r} has no rank"
     return None

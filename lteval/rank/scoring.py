@@ -36,6 +36,7 @@ from lteval.heads import (
     shot_groups,
 )
 from lteval.rank.checks import check_features, check_splits, some_classes
+from lteval.rank.row import Status, is_ok
 from lteval.rank.schema import (
     ACCURACY_KEYS,
     ERROR_KINDS,
@@ -102,7 +103,7 @@ class BackboneScore:
 
     @property
     def ok(self) -> bool:
-        return self.row.get("status", "ok") == "ok"
+        return is_ok(self.row)
 
 
 def failed(
@@ -120,7 +121,7 @@ def failed(
     if kind not in ERROR_KINDS:
         raise ValueError(f"error kind {kind!r} is not one of {list(ERROR_KINDS)}")
     msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    row = {"backbone": name, "status": "failed", "phase": phase, "error_kind": kind}
+    row = {"backbone": name, "status": Status.FAILED.value, "phase": phase, "error_kind": kind}
     return BackboneScore({**row, "error": msg, **extra})
 
 
@@ -194,7 +195,7 @@ def score_features(
         bar.update(1)
     counts, lt_counts = dlsa.class_counts_, dlsa.group_counts_
     acc = {m: accuracy_report(ye, p, lt_counts) for m, p in preds.items()}
-    row = {"backbone": name, "status": "ok", "separability": rep["separability"]}
+    row = {"backbone": name, "status": Status.OK.value, "separability": rep["separability"]}
     row.update({k: rep[k] for k in (*SEPARATION, "separability_p", "separability_sd")})
     row["flow_seeds"] = len(dlsa.stages_[0].gmf.epoch) if dlsa.stages_ else 0
     row["flow_precision"] = str(training_dtype(cfg) or torch.float32).removeprefix("torch.")
@@ -304,12 +305,7 @@ def rank_rows(rows: list[dict], by: str) -> list[dict]:
 
     def key(r: dict) -> tuple:
         v = r.get(by)
-        ok = r.get("status", "ok") == "ok"
         good = v is not None and np.isfinite(v)
-        return (not ok, -v if good else np.inf, r["backbone"])
+        return (not is_ok(r), -v if good else np.inf, r["backbone"])
 
-    out = []
-    for n, r in enumerate(sorted(rows, key=key)):
-        ok = r.get("status", "ok") == "ok"
-        out.append({"rank": n + 1 if ok else None, **r})
-    return out
+    return [{"rank": n + 1 if is_ok(r) else None, **r} for n, r in enumerate(sorted(rows, key=key))]

@@ -23,8 +23,8 @@ from lteval.constraints import check_params
 from lteval.data import load_dataset
 from lteval.errors import UsageError, arg
 from lteval.features import RunOptions, resolve_device
+from lteval.rank.guards import check_runtime, check_settings
 from lteval.rank.panel import SPLITS, member_features, parse_member, study_panel
-from lteval.rank.pipeline import check_settings
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import HEADS, failed, score_features
 from lteval.rank.study import SCORES, TRUTHS, correlations, ground_truth, verdicts
@@ -86,11 +86,7 @@ def run_study(
     heads = check_settings("separability", list(HEADS) if heads is None else heads, dlsa)
     check_params(seed=seed, bootstrap=bootstrap, input_size=input_size)
     runtime = runtime or RunOptions(device=resolve_device("auto"))
-    check_params(
-        batch_size=runtime.batch_size,
-        num_workers=runtime.num_workers,
-        lock_timeout=runtime.lock_timeout,
-    )
+    check_runtime(runtime)
     t0 = time.perf_counter()
     rows, failures, timings = [], [], []
     loaded = {d: load_dataset(d, seed=seed, **SPLITS[d]) for d in datasets}  # fail early

@@ -15,6 +15,7 @@ from scipy.stats import kendalltau
 from lteval.atomic import check_overwrite, check_writable_dir, write_manifest, write_text
 from lteval.errors import UsageError, arg
 from lteval.rank import check_metric, read_results, reading_runs
+from lteval.rank.row import Status, is_ok
 from lteval.report.pages import render_page
 
 SETTINGS = ("dataset.name", "dataset.split_hash", "seed", "device", "ranked_by", "heads")
@@ -76,7 +77,7 @@ def _compare(a: dict, b: dict, by: str | None) -> dict:
     rows_a = {r["backbone"]: r for r in a["backbones"]}
     rows_b = {r["backbone"]: r for r in b["backbones"]}
     for name, rows in (("A", rows_a), ("B", rows_b)):
-        ok = [r for r in rows.values() if r.get("status", "ok") == "ok"]
+        ok = [r for r in rows.values() if is_ok(r)]
         if ok and by not in ok[0]:
             raise UsageError(
                 f"run {name} has no column {by!r}; pick {arg('by')} from its results.csv"
@@ -89,7 +90,7 @@ def _compare(a: dict, b: dict, by: str | None) -> dict:
             row[f"rank_{tag}"] = r.get("rank")
             row[f"{by}_{tag}"] = r.get(by)
             row[f"lo_{tag}"], row[f"hi_{tag}"] = r.get(f"{by}_lo"), r.get(f"{by}_hi")
-            row[f"status_{tag}"] = r.get("status", "ok") if r else "absent"
+            row[f"status_{tag}"] = str(Status(r.get("status", Status.OK))) if r else "absent"
         va, vb = row[f"{by}_A"], row[f"{by}_B"]
         row["delta"] = vb - va if va is not None and vb is not None else None
         intervals = [row[k] for k in ("lo_A", "hi_A", "lo_B", "hi_B")]
@@ -129,7 +130,7 @@ def _compare(a: dict, b: dict, by: str | None) -> dict:
 
 def _rank(rank, status: str) -> str | int:
     """A rank cell: the rank, or why there is none ("failed", "absent")."""
-    if status != "ok":
+    if status != Status.OK:
         return status
     return "-" if rank is None or pd.isna(rank) else int(rank)
 

@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 from lteval.atomic import MANIFEST, check_overwrite, write_manifest, write_text
-from lteval.rank import read_results, reading_runs
+from lteval.backbones import WeightsKind
+from lteval.rank import Evidence, Row, read_results, reading_runs
 from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
@@ -17,9 +18,6 @@ from lteval.report.study import load_summary
 SUMMARY_COLUMNS = ("dlsa_balanced", "dlsa_few", "probe_balanced", "probe_few")
 """Next to rank, backbone and the ranking column in the report's first table, narrow
 enough to read without scrolling sideways; every column follows in the next."""
-
-NO_EVIDENCE_P = 0.05
-"""Above this permutation p-value a backbone shows no evidence of head/tail separation."""
 
 
 def cell(row: dict, col: str) -> str:
@@ -31,16 +29,7 @@ def cell(row: dict, col: str) -> str:
     return text
 
 
-def weights_kind(row: dict) -> str:
-    """pretrained, random-init control, RANDOM (weights missing) or precomputed."""
-    if row.get("precomputed"):
-        return "precomputed"
-    if row.get("control"):
-        return "random-init control"
-    return "pretrained" if row.get("pretrained") else "RANDOM"
-
-
-def weights_source(row: dict) -> str:
+def weights_source(row: Row) -> str:
     """Where a backbone's weights came from, for the report: the registry package and
     version lteval installed them from (or the file), and the sha256 prefix."""
     if row.get("precomputed") or not row.get("pretrained"):
@@ -51,21 +40,21 @@ def weights_source(row: dict) -> str:
     return f"{row.get('weights')}, {sha}".rstrip(", ")
 
 
-def below_control(rows: list[dict]) -> list[str]:
+def below_control(rows: list[Row]) -> list[str]:
     """Pretrained backbones ranked below a random-init control (rows in rank order)."""
-    ranks = [r["rank"] for r in rows if r["weights_kind"] == "random-init control"]
+    ranks = [r.rank for r in rows if r.kind is WeightsKind.CONTROL]
     if not ranks:
         return []
     best = min(ranks)
-    return [r["backbone"] for r in rows if r["weights_kind"] == "pretrained" and r["rank"] > best]
+    return [r.backbone for r in rows if r.kind is WeightsKind.PRETRAINED and r.rank > best]
 
 
-def separation_evidence(row: dict) -> str:
-    """The verdict on a backbone's separability against the permutation null."""
-    p = row.get("separability_p")
-    if p is None or not math.isfinite(p):
+def separation_evidence(row: Row) -> str:
+    """The verdict on a backbone's separability against the permutation null, in words."""
+    evidence, p = row.evidence, row.get("separability_p")
+    if evidence is Evidence.UNDEFINED:
         return "undefined (no stage with a permutation null)"
-    if p > NO_EVIDENCE_P:
+    if evidence is Evidence.NONE:
         return f"no evidence of head/tail separation (p = {p:.2f})"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
@@ -129,14 +118,18 @@ def render_report(results_dir: str | Path) -> Path:
 def _render(out: Path, res: dict) -> tuple[str, list[str]]:
     """(index.html's text, the PNG names written into ``out``)."""
     run = res["run"]
-    rows = [r for r in res["backbones"] if r.get("status", "ok") == "ok"]
-    failed = [r for r in res["backbones"] if r.get("status", "ok") != "ok"]
+    typed = [Row.of(r) for r in res["backbones"]]
+    rows = [r for r in typed if r.ok]
+    failed = [r.to_dict() for r in typed if not r.ok]
     validity = res.get("validity", {})
-    for r in rows:
-        r["weights_kind"] = weights_kind(r)
-        r["weights_source"] = weights_source(r)
-        if "separability_p" in r:
-            r["separation_evidence"] = separation_evidence(r)
+    shown = {  # what the report writes in words; every decision below reads the fields
+        r.backbone: {
+            "weights": r.kind.label if r.kind else "n/a",
+            "source": weights_source(r),
+            "evidence": separation_evidence(r) if "separability_p" in r else None,
+        }
+        for r in rows
+    }
     by = run["ranked_by"]
     images = [
         (plots.ranking_bar(rows, by, out), f"Backbones by {by}, with 95% bootstrap intervals"),
@@ -162,7 +155,8 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
         "index.html",
         run=run,
         by=by,
-        rows=rows,
+        rows=[r.to_dict() for r in rows],
+        shown=shown,
         failed=failed,
         validity=validity,
         ties=[p for p in validity.get("pairs", []) if p["tie"]],
@@ -175,11 +169,13 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
         stage_columns=REPORT_STAGE_COLUMNS,
         meaning=ROW,  # column headers carry their meaning as a tooltip
         stage_meaning=STAGE,
-        random_weights=[r["backbone"] for r in rows if r["weights_kind"] == "RANDOM"],
-        controls=[r["backbone"] for r in rows if r["weights_kind"] == "random-init control"],
+        random_weights=[r.backbone for r in rows if r.kind is WeightsKind.RANDOM],
+        controls=[r.backbone for r in rows if r.kind is WeightsKind.CONTROL],
         below_control=below_control(rows),
         no_evidence=[
-            r["backbone"] for r in rows if not r.get("separation_evidence", "p").startswith("p")
+            r.backbone
+            for r in rows
+            if "separability_p" in r and r.evidence is not Evidence.SEPARATED
         ],
         dlsa_status=dlsa_status(rows, res["stages"]),
         study=study_quote(by),
