@@ -1,5 +1,6 @@
 """The type and range of every numeric run parameter, checked where the library is
-entered (``lteval.rank.run``, ``lteval.data.load_dataset``), in the shape of
+entered (``lteval.rank.run``, ``lteval.rank.run_study``, ``lteval.data.load_dataset``),
+in the shape of
 scikit-learn's ``_parameter_constraints``: one table, one check.
 
 The command-line programs check the same table (``lteval.cli.options``), so the
@@ -11,7 +12,10 @@ of the command line.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 from lteval.errors import UsageError, arg
 
@@ -51,6 +55,7 @@ CONSTRAINTS: dict[str, Interval] = {
     ),
     "imbalance_factor": Interval("largest / smallest class size; 1 keeps classes balanced", 1),
     "lock_timeout": Interval("seconds to wait for a cache lock; negative waits for ever"),
+    "chunk_size": Interval("images per resumable extraction chunk", 1, integer=True),
 }
 """Parameter name -> its constraint."""
 
@@ -64,13 +69,14 @@ def check_params(**values) -> None:
 
 
 def _check(name: str, value, c: Interval) -> None:
+    boolean = isinstance(value, bool | np.bool_)  # True is an int to Python, not here
     if c.integer:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if boolean or not isinstance(value, numbers.Integral):
             raise UsageError(
                 f"{arg(name)} takes an integer ({c.what}), got {value!r} "
                 f"({type(value).__name__}); write it as a whole number, e.g. {max(c.low, 1)}"
             )
-    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    elif boolean or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise UsageError(f"{arg(name)} takes a finite number, got {value!r}")
     below = c.low is not None and (value <= c.low if c.low_open else value < c.low)
     above = c.high is not None and value > c.high

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 _FLAGS: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "lteval_flags", default=None
 )
+_SWITCH = "\x1d"  # the value of a switch: the flag alone
 _MARK = re.compile("\x1f([A-Za-z_0-9]+)(?:\x1e([^\x1f]*)\x1e([^\x1f]*))?\x1f")
 
 
@@ -29,8 +30,9 @@ def arg(name: str, *value, cli: str | None = None) -> str:
     True: the switch alone). Rendered when the error is shown (``render``)."""
     if not value:
         return f"\x1f{name}\x1f"
-    typed = cli if cli is not None else "" if value[0] is True else str(value[0])
-    return f"\x1f{name}\x1e{value[0]!r}\x1e{typed}\x1f"
+    if cli is None:
+        cli = _SWITCH if value[0] is True else str(value[0]) or "''"
+    return f"\x1f{name}\x1e{value[0]!r}\x1e{cli}\x1f"
 
 
 def render(text: str) -> str:
@@ -42,7 +44,7 @@ def render(text: str) -> str:
         if flags is None:
             return name if py is None else f"{name}={py}"
         flag = flags.get(name, "--" + name.replace("_", "-"))
-        return flag if not cli else f"{flag} {cli}"
+        return flag if cli is None or cli == _SWITCH else f"{flag} {cli}"
 
     return _MARK.sub(one, text)
 
@@ -85,7 +87,7 @@ class CacheError(LtevalError, OSError):
     """The feature cache folder cannot be written (read-only, no permission, full)."""
 
 
-CHECKPOINT = "/path/to/checkpoint"
+_CHECKPOINT = "/path/to/checkpoint"
 
 
 class WeightsNotFoundError(LtevalError, FileNotFoundError):
@@ -99,7 +101,7 @@ class WeightsNotFoundError(LtevalError, FileNotFoundError):
             f"{lines}\n"
             f"To fix: on a connected machine run\n    {fetch_hint}\n"
             f"and copy the cache here (or set HF_HOME / TORCH_HOME to it); or pass "
-            f"{arg('weights', {name: CHECKPOINT}, cli=repr(f'{name}={CHECKPOINT}'))}; or pass "
+            f"{arg('weights', {name: _CHECKPOINT}, cli=repr(f'{name}={_CHECKPOINT}'))}; or pass "
             f"{arg('allow_random_init', True)} to run "
             f"with random weights (the ranking then only exercises the pipeline)."
         )

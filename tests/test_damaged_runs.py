@@ -173,7 +173,11 @@ def test_compare_of_runs_on_other_datasets_warns_that_metrics_are_not_comparable
     res["run"]["dataset"]["split_hash"] = "0" * 16
     (other / "results.json").write_text(json.dumps(res))
     assert compare_main([str(run_dir), str(other)]) == 0
-    assert "different splits" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert (
+        "different splits" in captured.out and "another --seed, --imbalance-factor" in captured.out
+    )
+    assert not any(c in captured.out + captured.err for c in "\x1d\x1e\x1f")  # no raw markers
     assert compare_main([str(run_dir), str(run_dir)]) == 0
     assert "WARNING" not in capsys.readouterr().out
 

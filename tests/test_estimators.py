@@ -302,3 +302,23 @@ def test_a_post_hoc_head_on_a_shared_probe_equals_one_on_its_own(cls):
     other = BalancedSoftmaxProbe.from_config(cfg).fit(X, y, X_val=Xv, y_val=yv)
     with pytest.raises(ValueError, match="probe must be a fitted LinearProbe"):
         cls.from_config(cfg, probe=other).fit(X, y, X_val=Xv, y_val=yv)
+
+
+def test_a_prefit_probe_needs_the_validation_it_was_not_trained_on():
+    probe = LinearProbe.from_config(LIN).fit(XTR, YTR, X_val=XV, y_val=YV)
+    with pytest.raises(ValueError, match="probe= reuses a probe fitted on all of train"):
+        TauNorm.from_config(LIN, probe=probe).fit(XTR, YTR)
+
+
+def test_knn_names_ks_when_every_k_exceeds_the_train_size():
+    with pytest.raises(ValueError, match=r"ks = \(50,\): every k exceeds"):
+        KNN(ks=(50,)).fit(XTR[:20], YTR[:20], X_val=XV, y_val=YV)
+
+
+def test_a_row_equals_the_mapping_it_was_built_from():
+    from lteval.rank import Row, Status
+
+    d = {"backbone": "b", "status": "failed", "error": "x"}
+    row = Row.of(d)
+    assert row == d and dict(row) == {**d, "status": Status.FAILED} and not row.ok
+    assert repr(row).startswith("Row(backbone='b'") and "MISSING" not in repr(row)

@@ -3,6 +3,7 @@ nothing written, before any data is read."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from lteval.cli.rank import main as rank_main
@@ -69,3 +70,54 @@ def test_out_naming_a_file_fails_before_any_work(tmp_path, capsys):
     assert rank_main([*args, "--out", str(target)]) == 2
     assert "is an existing file" in capsys.readouterr().err
     assert target.read_text() == "keep me"
+
+
+def test_messages_never_show_raw_parameter_markers():
+    """arg() markers are rendered wherever a message is shown: str() of a library
+    error, and the same message inside the command line's flag table."""
+    from lteval.data import make_long_tailed_splits
+    from lteval.errors import LtevalError, arg, render, speaking_flags
+
+    labels = np.repeat(np.arange(3), [50, 10, 2])
+    with pytest.raises(LtevalError) as e:
+        make_long_tailed_splits(labels, imbalance_factor=None, eval_per_class=5, seed=0)
+    assert "eval_per_class=5" in str(e.value) and not set(str(e.value)) & set("\x1d\x1e\x1f")
+    with speaking_flags({}):
+        assert "--eval-per-class 5" in str(e.value)
+        assert render(arg("by", "")) == "--by ''" and render(arg("quiet", True)) == "--quiet"
+    assert render(arg("by", "")) == "by=''"
+
+
+@pytest.mark.parametrize(
+    "values, ok",
+    [
+        ({"seed": np.int64(3), "val_fraction": np.float32(0.25)}, True),
+        ({"seed": np.bool_(True)}, False),
+        ({"seed": True}, False),
+        ({"val_fraction": float("nan")}, False),
+        ({"chunk_size": 0}, False),
+    ],
+)
+def test_constraints_take_numpy_numbers_and_refuse_bools(values, ok):
+    from lteval.constraints import check_params
+    from lteval.errors import UsageError
+
+    if ok:
+        check_params(**values)
+    else:
+        with pytest.raises(UsageError, match=next(iter(values))):
+            check_params(**values)
+
+
+def test_every_option_of_every_program_is_known_to_config():
+    """Parser records every option add_argument made (groups included), so --config
+    can take each one; repeatable ones are known by their action."""
+    import importlib
+
+    for prog in ("rank", "extract", "validate", "compare", "report"):
+        parser = importlib.import_module(f"lteval.cli.{prog}").build_parser()
+        shown = {word.strip("[],") for word in parser.format_usage().split()}
+        flags = {f for a in parser.options.values() for f in a.option_strings}
+        assert {o for o in shown if o.startswith("--")} <= flags, prog
+    rank = importlib.import_module("lteval.cli.rank").build_parser()
+    assert rank.repeatable == {"weights"}

@@ -190,12 +190,16 @@ def test_run_study_is_the_library_call_behind_the_program(tmp_path):
         run_study(["cnn:1", "cnn:1", "cnn:2"], ["mnist5k-lt"])
     with pytest.raises(ValueError, match="bootstrap must be >= 0"):
         run_study(["cnn:1", "cnn:2", "cnn:3"], ["mnist5k-lt"], bootstrap=-5)
+    with pytest.raises(ValueError, match="bootstrap=5 is too few"):  # as the program says
+        run_study(["cnn:1", "cnn:2", "cnn:3"], ["mnist5k-lt"], bootstrap=5)
+    with pytest.raises(ValueError, match="datasets takes a list of names"):
+        run_study(datasets="mnist5k-lt")
     fast = {"flow_epochs": 2, "num_stages": 1, "classifier": {"epochs": 5}}
     panel = ["cnn:1", "timm:no_such_model_at_all", "cnn:2", "cnn:3"]
     study = run_study(panel, ["mnist5k-lt"], heads=["ncm"], bootstrap=40, dlsa=fast, progress=False)
     (bad,) = study.failed
     assert bad["member"] == "timm:no_such_model_at_all" and bad["status"] == "failed"
-    assert bad["error_kind"] == "user" and bad["phase"] == "extract" and "traceback" not in bad
+    assert bad["error_kind"] == "user" and bad["phase"] == "extracting" and "traceback" not in bad
     assert [r["member"] for r in study.record["feature_sets"]] == ["cnn:1", "cnn:2", "cnn:3"]
     assert study.record["panel"] == panel and len(study.timings["feature_sets"]) == 3
     # one definition of the demo panel: the Makefile reads the file the study builds on

@@ -1,7 +1,7 @@
 """Pretrained backbones by name, each with the transform that belongs to its weights."""
 
 from lteval.backbones.families import FAMILIES, Family, parse_name
-from lteval.backbones.names import BackboneSpec
+from lteval.backbones.names import BackboneSpec, read_name_list
 from lteval.backbones.registry import Backbone, load_backbone, resolve_weights
 from lteval.backbones.weights import BackboneError, WeightsKind, WeightsNotFoundError, file_sha256
 
@@ -16,5 +16,6 @@ __all__ = [
     "file_sha256",
     "load_backbone",
     "parse_name",
+    "read_name_list",
     "resolve_weights",
 ]

@@ -13,6 +13,7 @@ It shows what a backbone's features owe to pretraining; no weights are looked up
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -53,3 +54,10 @@ def split_name(name: str, families: Collection[str]) -> tuple[str, str, bool]:
             f"unknown backbone family {family!r} in {name!r}; choose one of {known}"
         )
     return family, rest, random_init
+
+
+def read_name_list(text: str) -> list[str]:
+    """Backbone names listed one per line in ``text``: a ``#`` at the start of a line
+    or after a space starts a comment (``file:m.pt#arch`` is one name)."""
+    lines = (re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]

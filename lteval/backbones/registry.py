@@ -123,7 +123,7 @@ def resolve_weights(
         p = Path(weights_file)
         if not p.is_file():
             raise WeightsNotFoundError(
-                name, [f"file named by {arg('weights')}: {p}"], family.fetch_hint(spec)
+                name, [f"the file given as its weights: {p}"], family.fetch_hint(spec)
             )
         return p
     searched: list[str] = []

@@ -93,8 +93,10 @@ def weights_id(path: str | Path) -> str:
 
 
 class WeightsKind(enum.StrEnum):
-    """Which weights a backbone ran with (results column ``weights_kind``), in one
-    vocabulary for the results files and the report (which labels them, ``LABEL``)."""
+    """Which weights a backbone ran with, in one vocabulary for the results files
+    (column ``weights_kind``: the first three) and the report (``label``).
+    PRECOMPUTED is never written: ``lteval.rank.Row.kind`` derives it for features
+    read from h5 files, which carry ``precomputed`` instead."""
 
     PRETRAINED = "pretrained"
     CONTROL = "control"  # a random: control, random on purpose
@@ -104,4 +106,4 @@ class WeightsKind(enum.StrEnum):
     @property
     def label(self) -> str:
         """How the report names it."""
-        return {"control": "random-init control"}.get(self.value, self.value)
+        return "random-init control" if self is WeightsKind.CONTROL else self.value

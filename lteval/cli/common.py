@@ -7,7 +7,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -17,8 +16,9 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lteval import atomic
+from lteval.backbones import read_name_list
 from lteval.cli.config import Parser, parse_with_config
-from lteval.cli.options import check_options
+from lteval.cli.options import LIBRARY_FLAGS, check_options
 from lteval.data import DATASETS, ImageDataset, load_dataset
 from lteval.errors import LtevalError, UsageError, read_user_text, speaking_flags
 from lteval.features import FeatureOptions, RunOptions, resolve_device
@@ -145,6 +145,17 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
     return out
 
 
+def split_list(text: str) -> list[str]:
+    """The comma-separated items of an option's value, stripped, empty ones left out."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_heads(text: str) -> list[str] | None:
+    """``--heads``: 'all' (None: every head), 'none' ([]) or comma-separated names."""
+    word = text.strip().lower()
+    return None if word == "all" else [] if word == "none" else split_list(text)
+
+
 def backbone_list(arg: str | None, file: str | None = None) -> list[str]:
     """Names from ``--backbones a,b`` and/or ``--backbones-file F`` (one per line,
     a ``#`` at the start or after a space starts a comment; ``file:m.pt#arch`` is a name)."""
@@ -153,11 +164,7 @@ def backbone_list(arg: str | None, file: str | None = None) -> list[str]:
         path = Path(file)
         if not path.is_file():
             raise UsageError(f"--backbones-file {file}: no such file")
-        listed = []
-        for line in read_user_text(path, "--backbones-file", UsageError).splitlines():
-            line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
-            if line:
-                listed.append(line)
+        listed = read_name_list(read_user_text(path, "--backbones-file", UsageError))
         if not listed:
             raise UsageError(
                 f"--backbones-file {file} lists no backbone (it is empty or only comments); "
@@ -296,16 +303,6 @@ def cli_logging(quiet: bool) -> Iterator[None]:
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
-
-
-LIBRARY_FLAGS = {
-    "feature_dir": "--features",
-    "backbones": "--backbones (or --backbones-file)",
-    "num_workers": "--workers",
-    "dlsa": "'dlsa' in --config",
-    "panel": "--members",
-}
-"""The library parameters whose flag is not ``--`` + their name with dashes."""
 
 
 def run_main(

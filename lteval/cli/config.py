@@ -23,20 +23,28 @@ class Parser(argparse.ArgumentParser):
     for naming flags in messages; argparse's own lists are private."""
 
     def __init__(self, *args, **kwargs):
+        if kwargs.get("parents"):
+            raise TypeError("Parser keeps its options itself: add them, not parents=")
         self.options: dict[str, argparse.Action] = {}
+        self.repeatable: set[str] = set()  # dests of action="append" options
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args, **kwargs) -> argparse.Action:
-        return self._keep(super().add_argument(*args, **kwargs))
+        return self._keep(super().add_argument(*args, **kwargs), kwargs)
 
     def add_argument_group(self, *args, **kwargs):
         group = super().add_argument_group(*args, **kwargs)
         add = group.add_argument
-        group.add_argument = lambda *a, **k: self._keep(add(*a, **k))
+        group.add_argument = lambda *a, **k: self._keep(add(*a, **k), k)
         return group
 
-    def _keep(self, action: argparse.Action) -> argparse.Action:
+    def add_mutually_exclusive_group(self, *args, **kwargs):
+        raise TypeError("Parser does not see a mutually exclusive group's options")
+
+    def _keep(self, action: argparse.Action, kwargs: dict) -> argparse.Action:
         self.options[action.dest] = action
+        if kwargs.get("action") == "append":
+            self.repeatable.add(action.dest)
         return action
 
     def flags(self) -> dict[str, str]:
@@ -70,10 +78,11 @@ def parse_with_config(parser: Parser, argv: list[str]) -> argparse.Namespace:
                     f"{sorted([*dests, *CONFIG_ONLY])}"
                 )
             action = dests[dest]
-            value = _config_value(known.config, key, value, action)
+            repeatable = dest in parser.repeatable
+            value = _config_value(known.config, key, value, action, repeatable)
             if dest in PATHS and isinstance(value, str):
                 value = os.path.expanduser(value)  # the shell expands ~ on a command line
-            if isinstance(value, list) and not isinstance(action.default, list):
+            if isinstance(value, list) and not repeatable:
                 value = ",".join(str(v) for v in value)
             if action.choices is not None and value not in action.choices:
                 raise UsageError(
@@ -97,7 +106,7 @@ def parse_with_config(parser: Parser, argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _config_value(path: str, key: str, value, action: argparse.Action):
+def _config_value(path: str, key: str, value, action: argparse.Action, repeatable: bool):
     """``value`` of option ``key`` in a --config file, checked against what the flag
     takes: a switch takes true/false, a repeatable option a list (one string or, for
     ``weights``, a mapping NAME: PATH is accepted too)."""
@@ -108,7 +117,7 @@ def _config_value(path: str, key: str, value, action: argparse.Action):
                 f"switch: write true or false (unquoted)"
             )
         return value
-    if isinstance(action.default, list):  # a repeatable option (action="append")
+    if repeatable:
         if isinstance(value, str):
             value = [value]
         elif isinstance(value, dict):

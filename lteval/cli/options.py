@@ -14,10 +14,24 @@ from argparse import Namespace
 
 from lteval.constraints import CONSTRAINTS, check_params
 from lteval.errors import UsageError
-from lteval.rank.validity import BOOTSTRAP_MIN
+from lteval.rank.guards import check_bootstrap
 
-OPTIONS = {"workers": "num_workers"}
-"""Options whose library parameter has another name."""
+LIBRARY_FLAGS = {
+    "feature_dir": "--features",
+    "backbones": "--backbones (or --backbones-file)",
+    "num_workers": "--workers",
+    "dlsa": "'dlsa' in --config",
+    "panel": "--members",
+}
+"""The library parameters whose flag is not ``--`` + their name with dashes."""
+
+OPTIONS = {
+    flag[2:].replace("-", "_"): param
+    for param, flag in LIBRARY_FLAGS.items()
+    if flag.startswith("--") and " " not in flag
+}
+"""Option (dest) -> library parameter, where their names differ (``workers``:
+``num_workers``)."""
 
 PATHS = ("data_root", "features", "backbones_file", "out", "export_h5", "results_dir")
 """Options that name a file or folder (checked not to be empty)."""
@@ -35,10 +49,7 @@ def check_options(args: Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} is empty; name a path or leave it out")
     given = {OPTIONS.get(k, k): v for k, v in vars(args).items()}
     check_params(**{k: given[k] for k in CONSTRAINTS if k in given})
-    if getattr(args, "bootstrap", None) and args.bootstrap < BOOTSTRAP_MIN:
-        raise UsageError(
-            f"--bootstrap {args.bootstrap} is too few for a 95% interval: give 0 (none) or "
-            f"at least {BOOTSTRAP_MIN} (default 1000)"
-        )
+    if getattr(args, "bootstrap", None) is not None:
+        check_bootstrap(args.bootstrap)
     if getattr(args, "heads", None) is not None and not args.heads.strip(" ,"):
         raise UsageError("--heads is empty; name heads (comma-separated) or 'none'")

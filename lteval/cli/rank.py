@@ -53,7 +53,7 @@ def build_parser(prog: str = "lteval rank") -> argparse.ArgumentParser:
         "--heads",
         default=",".join(HEADS),
         help="baseline heads scored next to DLSA and the Balanced-Softmax probe, "
-        "comma-separated, or 'none' (default: %(default)s)",
+        "comma-separated, 'all' or 'none' (default: %(default)s)",
     )
     g.add_argument(
         "--bootstrap",
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         runtime=runtime,
         val_fraction=args.val_fraction,
         by=args.by,
-        heads=[] if args.heads.strip() == "none" else _split(args.heads),
+        heads=common.parse_heads(args.heads),
         bootstrap=args.bootstrap,
         seed=args.seed,
         dlsa=args.dlsa,
@@ -123,10 +123,6 @@ def run(args: argparse.Namespace) -> int:
 def _inputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     """The folders a run reads, which its --out must not be inside."""
     return [("--data-root", args.data_root), ("--features", args.features)]
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def main(argv: list[str] | None = None, prog: str = "lteval rank") -> int:

@@ -20,7 +20,6 @@ from lteval.cli import common
 from lteval.cli.config import Parser
 from lteval.features import RunOptions, resolve_device
 from lteval.rank.panel import SPLITS
-from lteval.rank.scoring import HEADS
 from lteval.rank.validation import run_study
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,8 @@ def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
     p.add_argument(
         "--heads",
         default="all",
-        help="baseline heads next to DLSA and the probe, for the ground truth (default: all)",
+        help="baseline heads next to DLSA and the probe, for the ground truth: "
+        "comma-separated, 'all' or 'none' (default: all)",
     )
     p.add_argument("--input-size", type=int, default=128, help="model input side (default: 128)")
     p.add_argument("--out", default="reports/validate", help="output folder (default: %(default)s)")
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     common.check_out(args.out)
     result = run_study(
-        None if args.members is None else _split(args.members),
-        _split(args.datasets),
-        heads=list(HEADS) if args.heads == "all" else _split(args.heads),
+        None if args.members is None else common.split_list(args.members),
+        common.split_list(args.datasets),
+        heads=common.parse_heads(args.heads),
         input_size=args.input_size,
         runtime=RunOptions(
             device=resolve_device(args.device),
@@ -102,10 +102,6 @@ def run(args: argparse.Namespace) -> int:
         study.write_json_atomic(study.SUMMARY, study.summary(result.record))
         log.info(f"published: {study.SUMMARY}")
     return 0
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def main(argv: list[str] | None = None, prog: str = "lteval validate") -> int:

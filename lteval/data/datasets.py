@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from lteval.constraints import check_params
 from lteval.data.benchmarks import load_cifar, load_inat, load_split_lists
 from lteval.data.fashion import load_fashion
 from lteval.data.packaged import load_animal_mnist
@@ -233,6 +234,12 @@ def load_dataset(
     benchmarks with fixed split lists (imagenet-lt, places-lt, inat2018) ignore the
     profile options. Raises DatasetError naming the problem and the fix.
     """
+    check_params(
+        seed=seed,
+        imbalance_factor=imbalance_factor,
+        eval_per_class=eval_per_class,
+        val_fraction=val_fraction,
+    )
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     spec = DATASETS[name]

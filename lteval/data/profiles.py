@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lteval.errors import arg
+from lteval.errors import DatasetError, arg
 
 
 def long_tailed_counts(n_max: int, imbalance_factor: float, num_classes: int) -> np.ndarray:
@@ -178,7 +178,7 @@ def make_long_tailed_splits(
             f"{class_names[classes[i]] if class_names else classes[i]} ({sizes[i]})"
             for i in small[np.argsort(sizes[small], kind="stable")][:5]
         )
-        raise ValueError(
+        raise DatasetError(
             f"{arg('eval_per_class', eval_per_class)} leaves no training data for {len(small)} "
             f"class(es), by their sample counts: {shown}{' ...' if len(small) > 5 else ''}; "
             f"lower {arg('eval_per_class')}, or give those classes more images"

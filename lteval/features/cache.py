@@ -8,7 +8,7 @@ with shapes, dtypes and a sha256 of every array file.
 - Atomic: an entry is assembled in a hidden temporary folder and renamed into place
   only when complete; a crash or error never leaves a half-written entry.
 - Resumable: extraction writes finished chunks to ``.partial-<key>/``; a rerun after
-  an interrupt reuses them (see ``lteval.features.extract``).
+  an interrupt reuses them (see ``lteval.features.job``).
 - Checked on read: shapes, lengths and checksums; a bad entry is deleted and
   recomputed, never loaded.
 - Safe under concurrency: ``entry_lock`` serialises runs that hit the same key.

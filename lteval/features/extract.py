@@ -1,10 +1,10 @@
-"""Run a backbone over a dataset's splits and cache the features.
+"""Run a backbone over some images of a dataset: the batch extraction under a
+cache entry (``lteval.features.job`` chunks it, shares it between ``torchrun`` ranks
+and caches it), and what a cache key hashes.
 
 On CUDA: autocast (bf16 where supported, else fp16), channels_last, pinned memory
 and non-blocking copies; DataLoader workers decode and transform in parallel on any
-device. Extraction is chunked (resumable after an interrupt), optionally sharded
-across ``torchrun`` ranks (each rank a disjoint slice, no padded duplicates; rank 0
-merges), and written to the cache atomically.
+device.
 """
 
 from __future__ import annotations

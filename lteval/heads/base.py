@@ -30,6 +30,11 @@ class Head(ClassifierMixin, BaseEstimator):
     def _prepare(self, X, y, X_val, y_val, classes):
         """Standardised (X, y, X_val, y_val), labels as indices into ``classes_``."""
         X, y, Xv, yv = check_fit_input(self, X, y, X_val, y_val, classes)
+        if Xv is None and getattr(self, "probe", None) is not None:
+            raise ValueError(
+                "probe= reuses a probe fitted on all of train: pass X_val and y_val too "
+                "(holding validation out of train would leave the probe trained on it)"
+            )
         if self.needs_val and Xv is None:
             held = carve_validation(y, self.validation_fraction, self._seed())
             X, y, Xv, yv = X[~held], y[~held], X[held], y[held]

@@ -57,7 +57,10 @@ def _validation(est, X_val, y_val):
 def _labels(y, name: str) -> np.ndarray:
     """``y`` as a 1-D array of class labels (ValueError for continuous targets)."""
     y = column_or_1d(y, warn=True)
-    check_classification_targets(y)
+    try:
+        check_classification_targets(y)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
     return y
 
 

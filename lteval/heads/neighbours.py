@@ -77,6 +77,8 @@ class KNN(Head):
         self.train_ = _unit(Xs)
         self.train_labels_ = y
         usable = [k for k in ks if k <= len(y)]
+        if not usable:
+            raise ValueError(f"ks = {self.ks!r}: every k exceeds the {len(y)} training samples")
         votes = self._votes(Xv, usable)
         self.k_, self.k_scores_ = choose(usable, lambda k: balanced_accuracy(yv, votes[k]))
         return self

@@ -9,6 +9,7 @@ from lteval.constraints import check_params
 from lteval.errors import UsageError, arg
 from lteval.features import RunOptions
 from lteval.rank.scoring import HEADS, check_heads, check_metric
+from lteval.rank.validity import BOOTSTRAP_MIN
 
 
 def check_settings(by: str, heads: Sequence[str], dlsa: Mapping | None) -> list[str]:
@@ -34,10 +35,29 @@ def check_settings(by: str, heads: Sequence[str], dlsa: Mapping | None) -> list[
     return heads
 
 
+def check_bootstrap(bootstrap: int) -> None:
+    """UsageError unless ``bootstrap`` is 0 (no intervals) or at least ``BOOTSTRAP_MIN``."""
+    check_params(bootstrap=bootstrap)
+    if bootstrap and bootstrap < BOOTSTRAP_MIN:
+        raise UsageError(
+            f"{arg('bootstrap', bootstrap)} is too few for a 95% interval: give 0 (none) or at "
+            f"least {BOOTSTRAP_MIN} (default 1000)"
+        )
+
+
+def check_names(**lists) -> None:
+    """UsageError for a list parameter given as one string (which would be read as
+    its characters)."""
+    for name, value in lists.items():
+        if isinstance(value, str):
+            raise UsageError(f"{arg(name)} takes a list of names, got the string {value!r}")
+
+
 def check_runtime(runtime: RunOptions) -> None:
     """UsageError naming the first field of ``runtime`` outside its range."""
     check_params(
         batch_size=runtime.batch_size,
         num_workers=runtime.num_workers,
         lock_timeout=runtime.lock_timeout,
+        chunk_size=runtime.chunk_size,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lteval.backbones import WeightsKind, read_name_list
 from lteval.errors import UsageError
 from lteval.features import FeatureOptions, RunOptions, backbone_features
 
@@ -21,9 +22,8 @@ DEMO_FILE = Path(__file__).with_name("demo_backbones.txt")
 
 
 def demo_backbones() -> list[str]:
-    """The names listed in ``DEMO_FILE`` (comments after ``#`` left out)."""
-    lines = (ln.split("#", 1)[0].strip() for ln in DEMO_FILE.read_text().splitlines())
-    return [ln for ln in lines if ln]
+    """The names listed in ``DEMO_FILE``, read as ``--backbones-file`` reads it."""
+    return read_name_list(DEMO_FILE.read_text())
 
 
 CONTROL = "random:torchvision:mobilenet_v2/IMAGENET1K_V1"
@@ -93,6 +93,6 @@ def member_features(
         progress=progress,
         tag=f"{member}:",
     )
-    kind = "control" if backbone.control else "pretrained" if backbone.pretrained else "random"
+    kind = WeightsKind(backbone.weights_info()["weights_kind"])
     splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
-    return splits, {"kind": kind, "layer": layer, "num_params": backbone.num_params}
+    return splits, {"kind": kind.value, "layer": layer, "num_params": backbone.num_params}

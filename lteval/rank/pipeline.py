@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 
 from lteval.constraints import check_params
 from lteval.data import ImageDataset, load_dataset
-from lteval.errors import UsageError, arg, first_line
+from lteval.errors import UsageError, arg
 from lteval.features import (
     FeatureOptions,
     RunOptions,
@@ -36,19 +35,19 @@ from lteval.features import (
 )
 from lteval.features.cache import check_writable
 from lteval.rank.distributed import Share
-from lteval.rank.guards import check_runtime, check_settings
+from lteval.rank.guards import check_bootstrap, check_names, check_runtime, check_settings
 from lteval.rank.precomputed import from_feature_dir, log_score, progress_bar
-from lteval.rank.results import write_results
+from lteval.rank.results import result_rows, write_results
 from lteval.rank.row import Row
 from lteval.rank.scoring import (
     HEADS,
     BackboneScore,
     check_splits,
     failed,
-    rank_rows,
+    guarded,
     score_features,
 )
-from lteval.rank.validity import BOOTSTRAP_MIN, validate_ranking
+from lteval.rank.validity import validate_ranking
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +73,13 @@ class RankResult:
 
     @property
     def rows(self) -> list[Row]:
-        """The scored backbones' typed rows (``lteval.rank.row.Row``), best first by ``by``."""
-        return [Row.of(r) for r in rank_rows([s.row for s in self.ok], self.by)]
+        """The scored backbones' typed rows (``lteval.rank.row.Row``), best first by
+        ``by``, with their intervals and ties: the rows results.json holds."""
+        return result_rows(self.ok, self.by, self.validity)
 
     def table(self) -> pd.DataFrame:
-        """The scored backbones' rows, best first by ``by`` (as in results.csv, without
-        the intervals): schema columns only, since each row is a ``Row``."""
+        """``rows`` as a table (results.csv's columns, and the timings): schema
+        columns only, since each row is a ``Row``."""
         return pd.DataFrame([r.to_dict() for r in self.rows])
 
     def write(self, folder: str | Path) -> None:
@@ -127,24 +127,20 @@ def run(
     the scaled defaults (a ``preset`` key replaces them). ``seed`` drives every random
     choice. A backbone that fails is recorded with its error; the run goes on.
     """
+    check_names(backbones=backbones, heads=heads)
     if (feature_dir is None) == (not backbones):
         raise UsageError(f"give exactly one of {arg('backbones')} and {arg('feature_dir')}")
     heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
     check_params(
         seed=seed,
         val_fraction=val_fraction,
-        bootstrap=bootstrap,
         eval_per_class=eval_per_class,
         imbalance_factor=imbalance_factor,
         input_size=input_size,
     )
     if runtime is not None:
         check_runtime(runtime)
-    if bootstrap and bootstrap < BOOTSTRAP_MIN:
-        raise UsageError(
-            f"{arg('bootstrap', bootstrap)} is too few for a 95% interval: give 0 (none) or at "
-            f"least {BOOTSTRAP_MIN}"
-        )
+    check_bootstrap(bootstrap)
     share = Share.current()  # under torchrun: this rank scores its share of the backbones
     progress = progress and share.root  # one bar: rank 0's
     runtime = runtime or RunOptions(device=resolve_device("auto"))
@@ -207,25 +203,11 @@ def run(
     return RankResult(info, scores, by, validity)
 
 
-def _guard(name: str, phase: str, fn: Callable, *a, **kw):
-    """Run one backbone's phase; on failure return a failed record instead of raising."""
-    try:
-        return fn(*a, **kw)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # one backbone's failure must not end the run
-        log.error(f"{name}: FAILED while {phase}: {first_line(e)}")
-        rec = failed(name, e, phase)
-        if rec.row["error_kind"] == "bug":
-            rec.row["traceback"] = traceback.format_exc()
-        return rec
-
-
 def _score(
     name: str, splits: dict, *, seed: int, device: str, heads: list[str], dlsa, progress, **kw
 ) -> BackboneScore:
     """``score_features`` with the run's options, guarded (a failure becomes a record)."""
-    return _guard(
+    return guarded(
         name,
         "scoring",
         score_features,
@@ -288,7 +270,7 @@ def _one_backbone(
         bar.update(2)
         return failed(name, str(missing[name]), "weights", kind="weights")
     bar.set_description(f"{tag} {name}: features (cache or extraction)")
-    got = _guard(
+    got = guarded(
         name, "extracting", features_of, name, dataset, weights_file=weights.get(name), tag=tag
     )
     bar.update(1)

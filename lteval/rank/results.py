@@ -39,15 +39,11 @@ def _clean(obj):
     return obj
 
 
-def write_results(
-    out: Path, run: dict, scores: list[BackboneScore], by: str, validity: dict | None = None
-) -> dict:
-    """Write the results files (``RESULT_FILES``) under ``out``; returns the results dict.
-
-    With ``validity`` (``lteval.rank.validate_ranking``), every row gains
-    ``{metric}_lo`` / ``{metric}_hi`` interval columns and ``tied_with``.
-    """
-    validity = validity or {"intervals": {}, "pairs": [], "correlations": []}
+def result_rows(scores: list[BackboneScore], by: str, validity: dict | None = None) -> list[Row]:
+    """Each backbone's typed row, best first by ``by``, built once: its scores, and
+    with ``validity`` (``lteval.rank.validate_ranking``) its ``{metric}_lo`` /
+    ``{metric}_hi`` interval columns and ``tied_with``."""
+    validity = validity or {"intervals": {}, "pairs": []}
     ties = tied_with(validity["pairs"])
     rows = []
     for s in scores:
@@ -57,7 +53,19 @@ def write_results(
         if s.ok:
             row["tied_with"] = ties.get(row["backbone"], [])
         rows.append(row)
-    ranked = [Row.of(r) for r in rank_rows(rows, by)]  # each backbone's typed row, once
+    return [Row.of(r) for r in rank_rows(rows, by)]
+
+
+def write_results(
+    out: Path, run: dict, scores: list[BackboneScore], by: str, validity: dict | None = None
+) -> dict:
+    """Write the results files (``RESULT_FILES``) under ``out``; returns the results dict.
+
+    With ``validity`` (``lteval.rank.validate_ranking``), every row gains
+    ``{metric}_lo`` / ``{metric}_hi`` interval columns and ``tied_with``.
+    """
+    validity = validity or {"intervals": {}, "pairs": [], "correlations": []}
+    ranked = result_rows(scores, by, validity)
     stages = [r for s in scores for r in s.stages]
     per_class = [r for s in scores for r in s.per_class]
     run = {**run, "ranked_by": by}
@@ -151,4 +159,9 @@ def _shape_problem(res) -> str | None:
             return f"backbone {r['backbone']!r} has status {status!r}"
         if is_ok(r) and not isinstance(r.get("rank"), int):
             return f"backbone {r['backbone']!r} has no rank"
+    for r in res["backbones"]:  # what Row.of refuses: an undeclared column, a bad enum
+        try:
+            Row.of(r)
+        except (ValueError, TypeError) as e:
+            return f"backbone {r.get('backbone')!r}: {e}"
     return None

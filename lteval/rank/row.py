@@ -9,7 +9,8 @@ they were. The state a reader acts on is typed: ``status`` a ``Status``,
 ``weights_kind`` a ``WeightsKind`` (``kind``: PRECOMPUTED for h5 features), and
 ``evidence`` an ``Evidence`` decided from the numbers, never from display text.
 A Row reads like a mapping too (``row["separability"]``, ``row.get(col)``,
-iteration over the columns it carries), as templates and plots expect.
+iteration over the columns it carries, equality with a dict of them), as
+templates and plots expect; like a dict, it is not hashable.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import field, make_dataclass, replace
+from dataclasses import field, make_dataclass
 from typing import Any
 
 from lteval.backbones import WeightsKind
@@ -80,11 +81,6 @@ class _RowBase(Mapping):
         values = {k: TYPED[k](v) if k in TYPED and v is not None else v for k, v in row.items()}
         return cls(**values, order=tuple(row))
 
-    def with_columns(self, **values) -> Row:
-        """A copy with ``values`` set (new columns go last)."""
-        order = self.order + tuple(k for k in values if k not in self.order)
-        return replace(self, **values, order=order)
-
     def to_dict(self) -> dict[str, Any]:
         """The columns this row carries, in order, enums as their plain values."""
         return {k: _plain(getattr(self, k)) for k in self.order}
@@ -99,6 +95,11 @@ class _RowBase(Mapping):
 
     def __len__(self) -> int:
         return len(self.order)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.order[:6])
+        more = f", ... {len(self.order) - 6} more" if len(self.order) > 6 else ""
+        return f"Row({shown}{more})"
 
     @property
     def ok(self) -> bool:
@@ -131,6 +132,8 @@ Row = make_dataclass(
     + [("order", tuple, field(default=(), repr=False, compare=False))],
     bases=(_RowBase,),
     frozen=True,
+    eq=False,  # equal as mappings (Mapping.__eq__): Row.of(d) == d
+    repr=False,
 )
 Row.__module__ = __name__  # pickles and reprs as lteval.rank.row.Row
 Row.__doc__ = """A backbone's results row: one field per schema column (see the module)."""

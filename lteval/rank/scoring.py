@@ -10,8 +10,10 @@ chooses its hyper-parameters on the validation split.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -21,7 +23,7 @@ from tqdm import tqdm
 
 from lteval.dlsa import DLSA, DLSAConfig, diagnostics, from_dict, scaled_for
 from lteval.dlsa.train import training_dtype
-from lteval.errors import LtevalError, UsageError, arg
+from lteval.errors import LtevalError, UsageError, arg, first_line
 from lteval.heads import (
     CRT,
     KNN,
@@ -46,6 +48,8 @@ from lteval.rank.schema import (
 )
 
 Split = tuple[np.ndarray, np.ndarray]
+
+log = logging.getLogger(__name__)
 
 HEADS: dict[str, Callable[[int], object]] = {
     "ce": lambda seed: LinearProbe(random_state=seed),
@@ -123,6 +127,22 @@ def failed(
     msg = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     row = {"backbone": name, "status": Status.FAILED.value, "phase": phase, "error_kind": kind}
     return BackboneScore({**row, "error": msg, **extra})
+
+
+def guarded(name: str, phase: str, fn: Callable, *a, **kw):
+    """``fn(*a, **kw)``, one phase of backbone ``name`` ("extracting", "scoring", ...);
+    on failure the error is logged in one line and a failed record (``failed``, with
+    the traceback of a bug) is returned instead of raised."""
+    try:
+        return fn(*a, **kw)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # one backbone's failure must not end the run
+        log.error(f"{name}: FAILED while {phase}: {first_line(e)}")
+        rec = failed(name, e, phase)
+        if rec.row["error_kind"] == "bug":
+            rec.row["traceback"] = traceback.format_exc()
+        return rec
 
 
 def check_heads(names: list[str] | tuple[str, ...]) -> list[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,10 +22,10 @@ from lteval.constraints import check_params
 from lteval.data import load_dataset
 from lteval.errors import UsageError, arg
 from lteval.features import RunOptions, resolve_device
-from lteval.rank.guards import check_runtime, check_settings
+from lteval.rank.guards import check_bootstrap, check_names, check_runtime, check_settings
 from lteval.rank.panel import SPLITS, member_features, parse_member, study_panel
 from lteval.rank.schema import TIMINGS
-from lteval.rank.scoring import HEADS, failed, score_features
+from lteval.rank.scoring import HEADS, BackboneScore, guarded, score_features
 from lteval.rank.study import SCORES, TRUTHS, correlations, ground_truth, verdicts
 
 log = logging.getLogger(__name__)
@@ -69,10 +68,12 @@ def run_study(
     how to extract (device, batch size, workers, lock timeout). ``bootstrap``
     replicates over feature sets; ``seed`` drives every random choice; ``dlsa``: DLSA
     settings over the scaled defaults. A member that fails is recorded with the
-    pipeline's failure row (``lteval.rank.failed``) and the study goes on. When a
+    pipeline's guard and failure row (``lteval.rank.scoring.guarded``) and the study
+    goes on. When a
     dataset ends with fewer than ``MIN_SCORED`` feature sets scored: UsageError if
     every failure was a user error, RuntimeError (a bug) otherwise.
     """
+    check_names(panel=panel, datasets=datasets, heads=heads)
     members = list(study_panel() if panel is None else panel)
     datasets = list(datasets)
     bad = [d for d in datasets if d not in SPLITS]
@@ -84,7 +85,8 @@ def run_study(
     for m in members:
         parse_member(m)
     heads = check_settings("separability", list(HEADS) if heads is None else heads, dlsa)
-    check_params(seed=seed, bootstrap=bootstrap, input_size=input_size)
+    check_params(seed=seed, input_size=input_size)
+    check_bootstrap(bootstrap)
     runtime = runtime or RunOptions(device=resolve_device("auto"))
     check_runtime(runtime)
     t0 = time.perf_counter()
@@ -92,14 +94,25 @@ def run_study(
     loaded = {d: load_dataset(d, seed=seed, **SPLITS[d]) for d in datasets}  # fail early
     for d, ds in loaded.items():
         for i, m in enumerate(members, 1):
-            tag = f"[{d} {i}/{len(members)}] {m}"
-            t1, phase = time.perf_counter(), "extract"
-            try:
-                splits, facts = member_features(
-                    m, ds, seed=seed, input_size=input_size, run=runtime, progress=progress
-                )
-                phase = "score"
-                bs = score_features(
+            tag, t1 = f"[{d} {i}/{len(members)}] {m}", time.perf_counter()
+            # one member's failure must not end the study: the pipeline's guard and rows
+            got = guarded(
+                tag,
+                "extracting",
+                member_features,
+                m,
+                ds,
+                seed=seed,
+                input_size=input_size,
+                run=runtime,
+                progress=progress,
+            )
+            if not isinstance(got, BackboneScore):
+                splits, facts = got
+                got = guarded(
+                    tag,
+                    "scoring",
+                    score_features,
                     m,
                     splits,
                     num_classes=len(ds.class_names),
@@ -108,12 +121,10 @@ def run_study(
                     dlsa_overrides=dict(dlsa) if dlsa else None,
                     heads=heads,
                 )
-            except Exception as e:  # one member's failure must not end the study
-                row = failed(m, e, phase).row
-                log.error(f"{tag}: FAILED: {row['error']}")
-                extra = {"traceback": traceback.format_exc()} if row["error_kind"] == "bug" else {}
-                failures.append({"dataset": d, "member": m, **row, **extra})
+            if not got.ok:
+                failures.append({"dataset": d, "member": m, **got.row, "backbone": m})
                 continue
+            bs = got
             row = {k: v for k, v in bs.row.items() if k not in TIMINGS}
             row.update(dataset=d, member=m, **facts)
             timings.append(

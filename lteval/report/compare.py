@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from lteval.atomic import check_overwrite, check_writable_dir, write_manifest, write_text
-from lteval.errors import UsageError, arg
+from lteval.errors import UsageError, arg, render
 from lteval.rank import check_metric, read_results, reading_runs
 from lteval.rank.row import Status, is_ok
 from lteval.report.pages import render_page
@@ -63,10 +63,11 @@ def not_comparable(run_a: dict, run_b: dict) -> list[str]:
         ]
     if ha != hb:
         return [
-            f"the runs use different splits of {na} (split_hash {ha} and {hb}; another "
-            f"{arg('seed')}, {arg('imbalance_factor')} or data): each difference mixes the "
-            "split with "
-            "the backbone"
+            render(
+                f"the runs use different splits of {na} (split_hash {ha} and {hb}; another "
+                f"{arg('seed')}, {arg('imbalance_factor')} or data): each difference mixes "
+                "the split with the backbone"
+            )
         ]
     return []
 
