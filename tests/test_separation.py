@@ -98,6 +98,7 @@ def test_report_carries_the_companion_scores(report):
     # the stage gains telescope: entropy left after the last stage minus the train set's
     left = rows[-1]["remaining_train_norm_entropy"]
     assert rep["balance_gain"] == pytest.approx(left - model.train_imbalance_["norm_entropy"])
+
     # stage 1's coverage: the share of eval samples whose cluster is a kept one, in the
     # mean over the stage's flows (each flow has its own clusters)
     st = model.stages_[0]
@@ -114,6 +115,31 @@ def test_report_carries_the_companion_scores(report):
     assert again["separability_z"] == rep["separability_z"]  # seeded
     with pytest.raises(ValueError, match="n_permutations"):
         diagnostics(model, Xe, ye, n_permutations=1)
+
+
+def test_filtered_balance_and_signed_separability_from_the_routes():
+    """filtered_balance is the mean over stages of H(train labels the stage filters)
+    - H(train labels active at it), recomputed here from the train samples' routes
+    (the filter applied again); separability_signed is the mean signed D."""
+    (Xtr, ytr), (Xv, yv), (Xe, ye) = planted(2.0)
+    model = DLSA.from_config(FAST, random_state=0).fit(Xtr, ytr, X_val=Xv, y_val=yv)
+    rep = diagnostics(model, Xe, ye, n_permutations=50)
+    C, route = model.num_classes_, model.route(Xtr)
+
+    def entropy(labels):
+        p = np.bincount(labels, minlength=C) / len(labels)
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum() / np.log(C))
+
+    per_stage = [
+        entropy(ytr[route == s]) - entropy(ytr[route >= s]) for s in range(len(model.stages_))
+    ]
+    assert len(per_stage) >= 2
+    assert [r["filtered_balance"] for r in rep["stages"]] == pytest.approx(per_stage)
+    assert rep["filtered_balance"] == pytest.approx(np.mean(per_stage))
+    signed = [r["somers_d"] for r in rep["stages"]]
+    assert rep["separability_signed"] == pytest.approx(np.mean(signed))
+    assert rep["separability"] == pytest.approx(np.mean(np.abs(signed)))
 
 
 @pytest.mark.parametrize(

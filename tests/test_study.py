@@ -109,6 +109,7 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     config.write_text("dlsa: {flow_epochs: 2, num_stages: 1, classifier: {epochs: 5}}\n")
     out = tmp_path / "study"
     args = ["--datasets", "mnist5k-lt", "--members", "cnn:1,cnn:2,cnn:3", "--heads", "ncm"]
+    args += ["--more-panels", "none"]
     args += ["--bootstrap", "40", "--config", str(config), "--quiet", "--out", str(out)]
     assert main([*args, "--publish"]) == 0
     first = (out / "validate.json").read_bytes()
@@ -126,7 +127,9 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     html = (out / "index.html").read_text()
     assert "cnn:3" in html and res["verdicts"]["truth_few"]["separability"] in html
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["fast.yaml", "published.json", "study"]  # no leftovers
+    # no leftovers; the CNNs' features went to the feature cache (3 entries)
+    assert names == ["fast.yaml", "lteval-cache", "published.json", "study"]
+    assert len(list((tmp_path / "lteval-cache").glob("*/manifest.json"))) == 3
     # every rank report quotes the published study, and says when LogME did better
     quote = study_quote("separability")
     sep = [c for c in pooled if c["score"] == "separability" and c["truth"] == "truth_few"][0]

@@ -1,5 +1,6 @@
-"""A small CNN trained with cross-entropy on a dataset's own long-tailed train split
-(decoupled stage 1, as in the DLSA paper), then frozen as a feature extractor.
+"""A small CNN trained on a dataset's own long-tailed train split (decoupled stage 1,
+as in the DLSA paper), with cross-entropy or another long-tailed method
+(``method``: see ``lteval.backbones.lt_losses``), then frozen as a feature extractor.
 
 For 28x28 grayscale pools (animal-mnist-lt, fashion-mnist-lt, mnist5k-lt): three
 conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool; 32, 64, 128 channels),
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lteval.backbones.lt_losses import LDAM_SCALE, Objective, epoch_order, supcon
 from lteval.data import ImageDataset
 from lteval.errors import UsageError
 
@@ -32,13 +34,19 @@ class SmallCNNConfig:
     momentum: float = 0.9
     wd: float = 5e-4
     width: int = 256
+    method: str = "ce"  # one of lt_losses.METHODS
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int, width: int = 256):
+    """``cosine``: the classifier is ``s cos(f, w_c)`` (LDAM's); ``projection``: a
+    128-d head for the contrastive loss (not part of the features)."""
+
+    def __init__(
+        self, num_classes: int, width: int = 256, cosine: bool = False, projection: bool = False
+    ):
         super().__init__()
         blocks, c_in = [], 1
         for c in (32, 64, 128):
@@ -51,14 +59,26 @@ class SmallCNN(nn.Module):
             c_in = c
         self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.embed = nn.Sequential(nn.Linear(128, width), nn.ReLU())
-        self.fc = nn.Linear(width, num_classes)
+        self.fc = nn.Linear(width, num_classes, bias=not cosine)
+        self.cosine = cosine
+        self.project = (
+            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 128))
+            if projection
+            else None
+        )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) standardised images -> (B, width) features."""
         return self.embed(self.body(x))
 
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        """Logits of features f (B, width)."""
+        if self.cosine:
+            return LDAM_SCALE * F.normalize(f, dim=1) @ F.normalize(self.fc.weight, dim=1).T
+        return self.fc(f)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return self.classify(self.features(x))
 
 
 def _shift(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
@@ -70,23 +90,35 @@ def _shift(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
 def train_cnn(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: int, config: SmallCNNConfig
 ) -> SmallCNN:
-    """Cross-entropy training on x (N, 1, H, W), y (N,); returns the model in eval mode."""
+    """Training by ``config.method`` on x (N, 1, H, W), y (N,); returns the model in
+    eval mode. ``method="ce"`` runs exactly the cross-entropy loop it always ran."""
+    objective = Objective(config.method, torch.bincount(y, minlength=num_classes), config.epochs)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = SmallCNN(num_classes, config.width)
+    model = SmallCNN(
+        num_classes,
+        config.width,
+        cosine=config.method == "ldam-drw",
+        projection=config.method == "supcon",
+    )
     opt = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.wd
     )
     steps = max(1, config.epochs * -(-len(y) // config.batch))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
-    for _ in range(config.epochs):
-        perm = torch.randperm(len(y), generator=gen)
+    for epoch in range(config.epochs):
+        order = epoch_order(y, config.method, gen)
         for s in range(0, len(y), config.batch):
-            idx = perm[s : s + config.batch]
+            idx = order[s : s + config.batch]
             if len(idx) < 2:
                 continue
-            loss = F.cross_entropy(model(_shift(x[idx], gen)), y[idx])
+            f = model.features(_shift(x[idx], gen))
+            loss = objective(model.classify(f), y[idx], epoch)
+            if model.project is not None:  # a second view, and the contrastive loss
+                f2 = model.features(_shift(x[idx], gen))
+                z = F.normalize(model.project(torch.cat([f, f2])), dim=1)
+                loss = loss + supcon(z, torch.cat([y[idx], y[idx]]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

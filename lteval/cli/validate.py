@@ -41,6 +41,13 @@ def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
         help="comma-separated panel members (default: the 16 of lteval.rank.panel.study_panel)",
     )
     p.add_argument(
+        "--more-panels",
+        default="lt-methods",
+        help="panels scored after the default one, on their own datasets: "
+        "'lt-methods' (the small CNN trained by 6 long-tailed methods, 3 seeds each) "
+        "or 'none' (default: %(default)s)",
+    )
+    p.add_argument(
         "--heads",
         default="all",
         help="baseline heads next to DLSA and the probe, for the ground truth: "
@@ -82,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_study(
         None if args.members is None else common.split_list(args.members),
         common.split_list(args.datasets),
+        more_panels=[]
+        if args.more_panels.strip() == "none"
+        else common.split_list(args.more_panels),
         heads=common.parse_heads(args.heads),
         input_size=args.input_size,
         runtime=RunOptions(

@@ -26,7 +26,9 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
     Returns ``{"accuracy": {...}, "stages": [row per stage], "separability": S (of
     the flow ensemble's density), "separability_sd" (SD over the flows of each flow's
     own score; NaN with one flow), "separability_flows" (each flow's),
-    "separability_z", "separability_p", "balance_gain", "cluster_coverage",
+    "separability_z", "separability_p", "separability_signed" (mean signed D_s),
+    "balance_gain", "filtered_balance" (mean over stages of the filtered train
+    labels' normalised entropy minus the active set's), "cluster_coverage",
     "cluster_eval_purity", "train_routing": [...], "routed_share": (S + 1,),
     "predictions": (N,) labels, "route": (N,) as ``model.route``, "log_density": [(N,)
     the ensemble's log p(x) per stage], "member_log_density": [(R, N) each flow's
@@ -69,6 +71,8 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
             "somers_d_null_sd": null["null_sd"],
             "somers_d_z": null["z"],
             "balance_gain": imb["norm_entropy"] - entropy,
+            "filtered_train_norm_entropy": model.filtered_train_imbalance_[s]["norm_entropy"],
+            "filtered_balance": model.filtered_train_imbalance_[s]["norm_entropy"] - entropy,
             "cluster_coverage": float(covered.mean(0).sum() / max(active.sum(), 1)),
             "cluster_eval_correct": float(((y[None] == majority) & covered).sum(1).mean()),
             "cluster_eval_covered": float(covered.sum(1).mean()),
@@ -124,8 +128,12 @@ def _summary(rows: list[dict]) -> dict[str, float]:
     n_cov = sum(r["cluster_eval_covered"] for r in rows)
     flows = [separability_score(d) for d in zip(*(r["flow_somers_d"] for r in rows), strict=False)]
     flows = [f for f in flows if np.isfinite(f)]
+    signed = [r["somers_d"] for r in rows if np.isfinite(r["somers_d"])]
+    filtered = [r["filtered_balance"] for r in rows if np.isfinite(r["filtered_balance"])]
     return {
         "separability": separability_score([r["somers_d"] for r in rows]),
+        "separability_signed": float(np.mean(signed)) if signed else float("nan"),
+        "filtered_balance": float(np.mean(filtered)) if filtered else float("nan"),
         "separability_sd": float(np.std(flows, ddof=1)) if len(flows) > 1 else float("nan"),
         "separability_flows": flows,
         "separability_z": z,

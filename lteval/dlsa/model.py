@@ -139,7 +139,9 @@ class DLSA(ClassifierMixin, BaseEstimator):
     ``classes_`` (C,), ``n_features_in_``, ``num_classes_``, ``class_counts_`` (C,),
     ``group_counts_`` (C,) train + validation counts, ``scaler_``, ``regular_`` (the
     Balanced-Softmax probe), ``stages_``, ``train_routing_``, ``train_imbalance_``,
-    ``remaining_train_imbalance_``, ``stopped_`` (why fewer stages ran, or None).
+    ``remaining_train_imbalance_`` / ``filtered_train_imbalance_`` (per stage: the
+    train labels left active after it / the ones it filtered), ``stopped_`` (why
+    fewer stages ran, or None).
     Class-indexed arrays follow ``classes_``.
     """
 
@@ -204,6 +206,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
         self.stages_: list[Stage] = []
         self.train_routing_: list[float] = []
         self.remaining_train_imbalance_: list[dict] = []
+        self.filtered_train_imbalance_: list[dict] = []
         self.train_imbalance_ = imbalance(y, C)
         self.stopped_: str | None = None
         for s in range(cfg.num_stages):
@@ -255,6 +258,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
             self.stages_.append(stage)
             active, active_v = active & ~filt, active_v & ~filt_v
             self.remaining_train_imbalance_.append(imbalance(y[active], C))
+            self.filtered_train_imbalance_.append(imbalance(y[filt], C))
         return self
 
     # ------------------------------------------------------------ inference

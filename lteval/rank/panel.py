@@ -3,19 +3,25 @@ study's feature sets. One definition each: ``make demo`` reads ``DEMO_FILE`` wit
 ``--backbones-file``, and the study and the benchmarks import them from here.
 
 A panel member is ``BACKBONE`` (pooled pre-logits), ``BACKBONE@LAYER`` (mean over
-space of that module's output) or ``cnn:EPOCHS`` (the small CNN trained that many
-epochs on the dataset's own long-tailed train split).
+space of that module's output), ``cnn:EPOCHS`` (the small CNN trained that many
+epochs with cross-entropy on the dataset's own long-tailed train split) or
+``lt:METHOD:SEED`` (the small CNN trained ``LT_EPOCHS`` epochs by a long-tailed
+method of ``lteval.backbones.lt_losses``, from its own seed). Small-CNN features
+are cached like extracted ones (the key: dataset split, settings and seed).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lteval.backbones import WeightsKind, read_name_list
+from lteval.backbones.lt_losses import METHODS
+from lteval.backbones.small_cnn import SmallCNNConfig, cnn_features
 from lteval.errors import UsageError
-from lteval.features import FeatureOptions, RunOptions, backbone_features
+from lteval.features import FeatureOptions, RunOptions, backbone_features, cache
 
 DEMO_FILE = Path(__file__).with_name("demo_backbones.txt")
 """The demo's backbones, one per line: the packaged ImageNet-1k ones and a control."""
@@ -59,16 +65,58 @@ SPLITS = {
 images per class on animal-mnist-lt) so that the panel runs within 20 minutes on 2
 cores."""
 
+LT_EPOCHS, LT_SEEDS = 15, (1, 2, 3)
+LT_SPLITS = {
+    "animal-mnist-lt": {"n_max": 900, "eval_per_class": 50},
+    "fashion-mnist-lt": {"n_max": 1000, "eval_per_class": 100},
+}
+"""The lt-methods panel's profile: IF 100 with n_max 900-1000, so the two rarest of
+the 10 classes hold about 9 and 16 long-tailed train images, few-shot (< 20) under
+the standard protocol (at n_max 200 the rarest holds 2 and few-shot accuracy rests
+on 1 class)."""
 
-def parse_member(member: str) -> tuple[str, str | None, int | None]:
-    """(backbone, layer, cnn epochs) of a panel member string."""
+
+@dataclass(frozen=True)
+class Panel:
+    """A named set of members scored on each dataset of ``splits`` (dataset ->
+    split options)."""
+
+    name: str
+    members: tuple[str, ...]
+    splits: dict
+
+
+def panels() -> dict[str, Panel]:
+    """The study's panels: ``default`` (ImageNet backbones, their layers, the
+    control, cross-entropy CNNs) and ``lt-methods`` (one CNN architecture trained by
+    each long-tailed method, 3 seeds each)."""
+    lt = tuple(f"lt:{m}:{s}" for m in METHODS for s in LT_SEEDS)
+    return {
+        "default": Panel(
+            "default",
+            tuple(study_panel()),
+            {d: SPLITS[d] for d in ("animal-mnist-lt", "fashion-mnist-lt")},
+        ),
+        "lt-methods": Panel("lt-methods", lt, dict(LT_SPLITS)),
+    }
+
+
+def parse_member(member: str) -> tuple[str, str | None, SmallCNNConfig | None, int]:
+    """(backbone, layer, small-CNN settings, seed offset) of a panel member string."""
     if member.startswith("cnn:"):
         epochs = member[4:]
         if not epochs.isdigit() or int(epochs) < 1:
             raise UsageError(f"panel member {member!r}: write cnn:EPOCHS with EPOCHS >= 1")
-        return "cnn", None, int(epochs)
+        return "cnn", None, SmallCNNConfig(epochs=int(epochs)), 0
+    if member.startswith("lt:"):
+        _, method, seed = (member.split(":") + ["", ""])[:3]
+        if method not in METHODS or not seed.isdigit():
+            raise UsageError(
+                f"panel member {member!r}: write lt:METHOD:SEED, METHOD one of {', '.join(METHODS)}"
+            )
+        return "cnn", None, SmallCNNConfig(epochs=LT_EPOCHS, method=method), int(seed)
     name, _, layer = member.partition("@")
-    return name, layer or None, None
+    return name, layer or None, None, 0
 
 
 def member_features(
@@ -76,13 +124,13 @@ def member_features(
 ) -> tuple[dict, dict]:
     """The member's {split: (X, y)} on ``dataset`` and its facts (kind, layer or
     epochs, num_params); extraction is cached as for ``lteval rank``."""
-    name, layer, epochs = parse_member(member)
-    if epochs is not None:
-        from lteval.backbones.small_cnn import SmallCNNConfig, cnn_features
-
-        splits, model = cnn_features(dataset, seed, SmallCNNConfig(epochs=epochs))
-        params = sum(p.numel() for m in (model.body, model.embed) for p in m.parameters())
-        return splits, {"kind": "cnn", "epochs": epochs, "num_params": int(params)}
+    name, layer, cnn, offset = parse_member(member)
+    if cnn is not None:
+        facts = {"kind": "cnn", "epochs": cnn.epochs}
+        if cnn.method != "ce" or offset:
+            facts.update(method=cnn.method, cnn_seed=offset)
+        splits, params = _cnn_features(dataset, seed * 1009 + offset, cnn, run.lock_timeout)
+        return splits, {**facts, "num_params": params}
     feats, _, backbone = backbone_features(
         name,
         dataset,
@@ -96,3 +144,32 @@ def member_features(
     kind = WeightsKind(backbone.weights_info()["weights_kind"])
     splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
     return splits, {"kind": kind.value, "layer": layer, "num_params": backbone.num_params}
+
+
+def _cnn_features(dataset, seed: int, config: SmallCNNConfig, lock_timeout: float):
+    """({split: (X, y)}, parameter count) of the small CNN, from the feature cache or
+    trained (under the entry's lock, so that concurrent studies train it once)."""
+    identity = {
+        "backbone": "small_cnn",
+        "config": config.to_dict(),
+        "seed": seed,
+        "dataset": dataset.name,
+        "dataset_source": dataset.source,
+        "split_hash": dataset.splits.hash,
+    }
+    key = cache.cache_key(identity)
+    got = cache.load_entry(key)
+    if got is None:
+        with cache.entry_lock(key, timeout=lock_timeout):
+            got = cache.load_entry(key)
+            if got is None:
+                splits, model = cnn_features(dataset, seed, config)
+                params = sum(p.numel() for m in (model.body, model.embed) for p in m.parameters())
+                index = {"train": dataset.splits.train, "val": dataset.splits.val}
+                index["eval"] = dataset.splits.eval
+                manifest = {"identity": identity, "num_params": int(params)}
+                arrays = {s: (X, y, index[s]) for s, (X, y) in splits.items()}
+                cache.write_entry(key, lambda: arrays, manifest)
+                got = cache.load_entry(key)
+    arrays, manifest = got
+    return {s: (np.asarray(X), y) for s, (X, y, _) in arrays.items()}, manifest["num_params"]

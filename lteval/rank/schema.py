@@ -41,7 +41,14 @@ ACCURACY_MEANING = {
     "balanced": "balanced accuracy",
     **{g: f"mean recall over {g}-shot classes" for g in GROUPS},
 }
-SEPARATION = ("separability_z", "balance_gain", "cluster_coverage", "cluster_eval_purity")
+SEPARATION = (
+    "separability_z",
+    "balance_gain",
+    "cluster_coverage",
+    "cluster_eval_purity",
+    "filtered_balance",
+    "separability_signed",
+)
 """The separability score's companions (formulas in docs/method.md)."""
 
 METRICS = [
@@ -52,7 +59,9 @@ METRICS = [
     "logme",
 ]
 """The metric columns a row can carry; ``--by`` may name any of them (higher is better
-for each). ``separability_p`` is a row column too, but not a ranking one."""
+for each, except ``separability_signed``, whose sign says which end of the label
+distribution the flows prefer). ``separability_p`` is a row column too, but not a
+ranking one."""
 BOOTSTRAPPED = [m for m in METRICS if m not in ("logme", *SEPARATION)]
 """Metrics given bootstrap intervals over the eval split (and, for separability, over
 the flows of its ensemble). LogME and balance_gain use
@@ -85,6 +94,11 @@ ROW = {
     "separability_p": "two-sided p-value of separability_z (Stouffer over stages)",
     "separability_z": "Stouffer's Z of the stages' Somers' D against their permutation nulls",
     "balance_gain": "normalised label entropy left after the last stage minus the train's",
+    "filtered_balance": "mean over stages of the normalised label entropy of the train samples"
+    " the stage filters minus that of the samples active at the stage (> 0: each stage"
+    " faces a more balanced label space, as DLSA claims)",
+    "separability_signed": "mean over stages of the signed Somers' D (> 0: the flow's density"
+    " is higher on frequent classes; < 0: on rare ones)",
     "cluster_coverage": "mean over stages of the share of active eval samples in kept clusters",
     "cluster_eval_purity": "share of covered eval samples whose label is their cluster's majority",
     **{
@@ -147,6 +161,8 @@ STAGE = {
     "somers_d_null_sd": "its standard deviation",
     "somers_d_z": "(D - null mean) / null sd",
     "balance_gain": "normalised entropy of the remaining train labels minus before",
+    "filtered_train_norm_entropy": "normalised entropy of the train labels this stage filters",
+    "filtered_balance": "filtered_train_norm_entropy minus the active train labels' entropy",
     "cluster_coverage": "share of active eval samples in kept clusters",
     "cluster_eval_correct": "covered eval samples whose label is their cluster's majority"
     " (mean over flows)",

@@ -35,8 +35,10 @@ from lteval.rank.validity import percentile_interval
 
 SCORES = [
     "separability",
+    "separability_signed",
     "separability_z",
     "balance_gain",
+    "filtered_balance",
     "cluster_coverage",
     "logme",
     "ncm_val_balanced",
@@ -167,3 +169,57 @@ def verdicts(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> 
             text += f"; {'above' if w > naive else 'below'} the best naive baseline ({naive:.2f})"
         out[score] = text
     return out
+
+
+DLSA_SCORES = (
+    "separability",
+    "separability_signed",
+    "separability_z",
+    "balance_gain",
+    "filtered_balance",
+    "cluster_coverage",
+)
+"""The DLSA-derived scores among ``SCORES``."""
+
+
+def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> str:
+    """One sentence on a panel's pooled weighted tau against ``truth``: does
+    separability order the feature sets by it, against LogME and NCM, and how far
+    the best DLSA-derived score is from ``goal`` and the other scores."""
+    pooled = {c["score"]: c for c in corr if c["dataset"] == "pooled" and c["truth"] == truth}
+
+    def w(score: str) -> float:
+        return pooled.get(score, {}).get("weighted_tau", np.nan)
+
+    sep = pooled.get("separability")
+    if not sep or not np.isfinite(sep["weighted_tau"]):
+        return "Separability is undefined on this panel."
+    lo, hi = sep["weighted_lo"], sep["weighted_hi"]
+    order = (
+        "orders the feature sets by their tail accuracy"
+        if lo > 0
+        else "orders them backwards"
+        if hi < 0
+        else "shows no evidence of ordering them by their tail accuracy (interval includes 0)"
+    )
+    others = [(name, w(key)) for name, key in (("LogME", "logme"), ("NCM", "ncm_val_balanced"))]
+    sides = [f"{'above' if sep['weighted_tau'] > v else 'below'} {n} ({v:.2f})" for n, v in others]
+    scored = {s: w(s) for s in DLSA_SCORES if np.isfinite(w(s))}
+    best = max(scored, key=scored.get)
+    rivals = {s: w(s) for s in ("logme", "ncm_val_balanced", *NAIVE) if np.isfinite(w(s))}
+    top_rival = max(rivals, key=rivals.get) if rivals else None
+    verdict = "meets" if scored[best] >= goal else f"is {goal - scored[best]:.2f} short of"
+    gap = rivals[top_rival] - scored[best] if top_rival else np.nan
+    beat = (
+        "has no rival score defined"
+        if top_rival is None
+        else f"beats every other score (best: {top_rival} {rivals[top_rival]:.2f})"
+        if gap < 0
+        else f"trails {top_rival} ({rivals[top_rival]:.2f}) by {gap:.2f}"
+    )
+    return (
+        f"Separability's pooled weighted tau against few-shot accuracy is "
+        f"{sep['weighted_tau']:.2f} [{lo:.2f}, {hi:.2f}]: it {order}, "
+        f"{' and '.join(sides)}. The best DLSA-derived score, {best} "
+        f"({scored[best]:.2f}), {verdict} the {goal} goal and {beat}."
+    )

@@ -23,10 +23,10 @@ from lteval.data import load_dataset
 from lteval.errors import UsageError, arg
 from lteval.features import RunOptions, resolve_device
 from lteval.rank.guards import check_bootstrap, check_names, check_runtime, check_settings
-from lteval.rank.panel import SPLITS, member_features, parse_member, study_panel
+from lteval.rank.panel import SPLITS, Panel, member_features, panels, parse_member, study_panel
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import HEADS, BackboneScore, guarded, score_features
-from lteval.rank.study import SCORES, TRUTHS, correlations, ground_truth, verdicts
+from lteval.rank.study import SCORES, TRUTHS, answer, correlations, ground_truth, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def run_study(
     panel: Sequence[str] | None = None,
     datasets: Sequence[str] = ("animal-mnist-lt", "fashion-mnist-lt"),
     *,
+    more_panels: Sequence[str] = (),
     heads: Sequence[str] | None = None,
     input_size: int | None = 128,
     runtime: RunOptions | None = None,
@@ -62,39 +63,96 @@ def run_study(
     command: str | None = None,
 ) -> StudyResult:
     """Score ``panel`` (default ``study_panel()``) on each of ``datasets`` (keys of
-    ``SPLITS``) and correlate every score of ``SCORES`` with each truth of ``TRUTHS``.
+    ``SPLITS``), then each panel named in ``more_panels`` (``panels()``, e.g.
+    "lt-methods") on its own datasets, and correlate every score of ``SCORES`` with
+    each truth of ``TRUTHS``, per panel (pooled over its datasets).
 
     ``heads``: the baselines next to DLSA and the probe (default: all). ``runtime``:
     how to extract (device, batch size, workers, lock timeout). ``bootstrap``
     replicates over feature sets; ``seed`` drives every random choice; ``dlsa``: DLSA
     settings over the scaled defaults. A member that fails is recorded with the
     pipeline's guard and failure row (``lteval.rank.scoring.guarded``) and the study
-    goes on. When a
-    dataset ends with fewer than ``MIN_SCORED`` feature sets scored: UsageError if
-    every failure was a user error, RuntimeError (a bug) otherwise.
+    goes on. When a dataset of a panel ends with fewer than ``MIN_SCORED`` feature
+    sets scored: UsageError if every failure was a user error, RuntimeError (a bug)
+    otherwise. The record's top-level ``correlations`` are the first panel's.
     """
-    check_names(panel=panel, datasets=datasets, heads=heads)
+    check_names(panel=panel, datasets=datasets, heads=heads, more_panels=more_panels)
     members = list(study_panel() if panel is None else panel)
     datasets = list(datasets)
     bad = [d for d in datasets if d not in SPLITS]
     if not datasets or bad:
         named = arg("datasets", datasets, cli=repr(",".join(datasets)))
         raise UsageError(f"{named}: choose from {sorted(SPLITS)}")
+    known = panels()
+    unknown = [p for p in more_panels if p not in known or p == "default"]
+    if unknown:
+        more = [k for k in known if k != "default"]
+        raise UsageError(f"{arg('more_panels', list(more_panels))}: choose from {more}")
     if len(members) < MIN_SCORED or len(set(members)) != len(members):
         raise UsageError(f"{arg('panel')} must name at least {MIN_SCORED} distinct feature sets")
-    for m in members:
-        parse_member(m)
+    first = Panel(
+        "default" if panel is None else "custom", tuple(members), {d: SPLITS[d] for d in datasets}
+    )
+    todo = [first, *(known[p] for p in more_panels)]
+    for p in todo:
+        for m in p.members:
+            parse_member(m)
     heads = check_settings("separability", list(HEADS) if heads is None else heads, dlsa)
     check_params(seed=seed, input_size=input_size)
     check_bootstrap(bootstrap)
     runtime = runtime or RunOptions(device=resolve_device("auto"))
     check_runtime(runtime)
     t0 = time.perf_counter()
+    options = dict(
+        heads=heads,
+        input_size=input_size,
+        runtime=runtime,
+        seed=seed,
+        dlsa=dlsa,
+        progress=progress,
+    )
+    rows, failures, timings, done = [], [], [], []
+    for p in todo:
+        got = _score_panel(p, **options)
+        rows += got[0]
+        failures += got[1]
+        timings += got[2]
+        corr = correlations(got[0], SCORES, TRUTHS, n_boot=bootstrap, seed=seed)
+        done.append(
+            {
+                "name": p.name,
+                "members": list(p.members),
+                "datasets": p.splits,
+                "correlations": corr,
+                "verdicts": {t: verdicts(corr, t) for t in TRUTHS},
+                "answer": answer(corr),
+            }
+        )
+    record = {
+        "command": command,
+        "seed": seed,
+        "datasets": first.splits,
+        "panel": members,
+        "n_boot": bootstrap,
+        "scores": SCORES,
+        "correlations": done[0]["correlations"],
+        "verdicts": done[0]["verdicts"],
+        "panels": done,
+        "feature_sets": rows,
+        "failed": failures,
+        "dlsa_overrides": dict(dlsa) if dlsa else dlsa,
+    }
+    wall = {"wall_seconds": round(time.perf_counter() - t0, 1), "feature_sets": timings}
+    return StudyResult(record, wall)
+
+
+def _score_panel(p: Panel, *, heads, input_size, runtime, seed, dlsa, progress):
+    """(rows, failures, timings) of panel ``p`` on each of its datasets."""
     rows, failures, timings = [], [], []
-    loaded = {d: load_dataset(d, seed=seed, **SPLITS[d]) for d in datasets}  # fail early
+    loaded = {d: load_dataset(d, seed=seed, **o) for d, o in p.splits.items()}  # fail early
     for d, ds in loaded.items():
-        for i, m in enumerate(members, 1):
-            tag, t1 = f"[{d} {i}/{len(members)}] {m}", time.perf_counter()
+        for i, m in enumerate(p.members, 1):
+            tag, t1 = f"[{p.name} {d} {i}/{len(p.members)}] {m}", time.perf_counter()
             # one member's failure must not end the study: the pipeline's guard and rows
             got = guarded(
                 tag,
@@ -121,15 +179,15 @@ def run_study(
                     dlsa_overrides=dict(dlsa) if dlsa else None,
                     heads=heads,
                 )
+            where = {"panel": p.name, "dataset": d, "member": m}
             if not got.ok:
-                failures.append({"dataset": d, "member": m, **got.row, "backbone": m})
+                failures.append({**where, **got.row, "backbone": m})
                 continue
-            bs = got
-            row = {k: v for k, v in bs.row.items() if k not in TIMINGS}
-            row.update(dataset=d, member=m, **facts)
+            row = {k: v for k, v in got.row.items() if k not in TIMINGS}
+            row.update(**where, **facts)
             timings.append(
-                {"dataset": d, "member": m, "seconds": round(time.perf_counter() - t1, 1)}
-                | {k: bs.row.get(k) for k in TIMINGS}
+                {**where, "seconds": round(time.perf_counter() - t1, 1)}
+                | {k: got.row.get(k) for k in TIMINGS}
             )
             row.update(ground_truth(row, ["dlsa", "probe", *heads]))
             rows.append(row)
@@ -137,26 +195,11 @@ def run_study(
                 f"{tag}: separability {row['separability']:.3f} (p {row['separability_p']:.2g}), "
                 f"truth few {row['truth_few']:.3f} via {row['truth_method']}"
             )
-    short = [d for d in datasets if sum(r["dataset"] == d for r in rows) < MIN_SCORED]
+    short = [d for d in p.splits if sum(r["dataset"] == d for r in rows) < MIN_SCORED]
     if short:  # as for a ranking: a user error only when every failure was one
         bug = any(f["error_kind"] == "bug" for f in failures)
         raise (RuntimeError if bug else UsageError)(
-            f"fewer than {MIN_SCORED} feature sets scored on {short} "
+            f"panel {p.name}: fewer than {MIN_SCORED} feature sets scored on {short} "
             f"({len(failures)} failed; see the log): no study written"
         )
-    corr = correlations(rows, SCORES, TRUTHS, n_boot=bootstrap, seed=seed)
-    record = {
-        "command": command,
-        "seed": seed,
-        "datasets": {d: SPLITS[d] for d in datasets},
-        "panel": members,
-        "n_boot": bootstrap,
-        "scores": SCORES,
-        "correlations": corr,
-        "verdicts": {t: verdicts(corr, t) for t in TRUTHS},
-        "feature_sets": rows,
-        "failed": failures,
-        "dlsa_overrides": dict(dlsa) if dlsa else dlsa,
-    }
-    wall = {"wall_seconds": round(time.perf_counter() - t0, 1), "feature_sets": timings}
-    return StudyResult(record, wall)
+    return rows, failures, timings
