@@ -211,3 +211,40 @@ def test_run_study_is_the_library_call_behind_the_program(tmp_path):
     assert demo_backbones()[-1] == CONTROL and len(study_panel()) == 16
     members = {m.split("@")[0] for m in study_panel() if not m.startswith("cnn:")}
     assert members == set(demo_backbones())
+
+
+def test_more_panels_get_their_own_correlations_and_answer(monkeypatch):
+    """A second panel is scored on its own datasets and correlated on its own rows;
+    validate.json's 'panels' and the published summary carry each one."""
+    from lteval.rank import panel as panel_module
+    from lteval.rank import run_study, validation
+    from lteval.rank.panel import Panel
+    from lteval.report import study as study_page
+
+    tiny = Panel("tiny", ("lt:ce:1", "lt:ldam-drw:1", "lt:supcon:1"), {"mnist5k-lt": {}})
+    monkeypatch.setattr(validation, "panels", lambda: {"default": None, "tiny": tiny})
+    monkeypatch.setattr(panel_module, "LT_EPOCHS", 1)
+    with pytest.raises(ValueError, match=r"more_panels=\['nope'\]: choose from \['tiny'\]"):
+        run_study(["cnn:1", "cnn:2", "cnn:3"], ["mnist5k-lt"], more_panels=["nope"])
+    fast = {"flow_epochs": 2, "num_stages": 1, "classifier": {"epochs": 5}}
+    got = run_study(
+        ["cnn:1", "cnn:2", "cnn:3"],
+        ["mnist5k-lt"],
+        more_panels=["tiny"],
+        heads=["ncm"],
+        bootstrap=40,
+        dlsa=fast,
+        progress=False,
+    ).record
+    assert [p["name"] for p in got["panels"]] == ["custom", "tiny"]
+    rows = got["feature_sets"]
+    assert [r["panel"] for r in rows] == ["custom"] * 3 + ["tiny"] * 3
+    assert {r["method"] for r in rows[3:]} == {"ce", "ldam-drw", "supcon"}
+    assert got["correlations"] == got["panels"][0]["correlations"]  # the first panel's
+    tiny_corr = got["panels"][1]["correlations"]
+    np.testing.assert_equal(correlations(rows[3:], n_boot=40, seed=0), tiny_corr)  # own rows
+    assert got["panels"][1]["answer"].startswith("Separability's pooled weighted tau")
+    assert {"filtered_balance", "separability_signed"} <= {c["score"] for c in tiny_corr}
+    summary = study_page.summary(got)
+    assert summary["feature_sets"] == 3 and summary["panels"]["tiny"]["members"] == 3
+    assert summary["panels"]["tiny"]["answer"] == got["panels"][1]["answer"]

@@ -27,19 +27,35 @@ SUMMARY = Path(__file__).with_name("study_summary.json")
 report can quote them (refreshed with ``python -m lteval.validate --publish``)."""
 
 
-def summary(result: dict) -> dict:
-    """The part of a study every rank report quotes: pooled correlations per score."""
+def _pooled(correlations: list[dict]) -> dict:
+    """{score: {truth: pooled weighted and plain tau with intervals}}."""
+    keep = ("weighted_tau", "weighted_lo", "weighted_hi", "tau", "tau_lo", "tau_hi")
     pooled: dict = {}
-    for c in result["correlations"]:
+    for c in correlations:
         if c["dataset"] == "pooled":
-            keep = ("weighted_tau", "weighted_lo", "weighted_hi", "tau", "tau_lo", "tau_hi")
             pooled.setdefault(c["score"], {})[c["truth"]] = {k: c[k] for k in keep}
+    return pooled
+
+
+def summary(result: dict) -> dict:
+    """The part of a study every rank report quotes: pooled correlations per score
+    (of the first panel), and each panel's pooled correlations and answer."""
+    first = result.get("panels", [{}])[0].get("name", "default")
     return {
         "command": result["command"],
         "datasets": list(result["datasets"]),
-        "feature_sets": len(result["feature_sets"]),
+        "feature_sets": sum(r.get("panel", first) == first for r in result["feature_sets"]),
         "n_boot": result["n_boot"],
-        "pooled": pooled,
+        "pooled": _pooled(result["correlations"]),
+        "panels": {
+            p["name"]: {
+                "datasets": list(p["datasets"]),
+                "members": len(p["members"]),
+                "pooled": _pooled(p["correlations"]),
+                "answer": p["answer"],
+            }
+            for p in result.get("panels", [])
+        },
     }
 
 
