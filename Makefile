@@ -80,7 +80,7 @@ benchmark-replicate: install install-fashion-mnist
 # head's accuracy, per panel. 34 minutes on 2 cores with the ImageNet features cached
 # and the CNNs trained, 20 minutes once their features are cached too (docs/results.md).
 validate: install install-fashion-mnist
-	$(BIN)/python -m lteval.validate --out reports/validate
+	$(BIN)/python -m lteval.validate --more-panels lt-methods --out reports/validate
 
 # Does the demo's ranking survive what differs between machines (float32 vs bfloat16
 # flows, thread count, fused vs per-tensor Adam, other flow seeds)? 0 order flips outside

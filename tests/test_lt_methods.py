@@ -53,6 +53,7 @@ def test_supcon_is_low_when_classes_cluster_and_high_when_they_mix():
     apart = F.normalize(torch.tensor([[1.0, 0], [1, 0.01], [0, 1], [0.01, 1]]), dim=1)
     mixed = F.normalize(torch.tensor([[1.0, 0], [0, 1], [1, 0.01], [0.01, 1]]), dim=1)
     assert supcon(apart, y) < 0.01 < 5 < supcon(mixed, y)
+    assert supcon(apart, torch.arange(4)) == 0  # no anchor has a positive: no loss, no NaN
     # by hand: anchors 0 and 1 are each other's one positive; -log softmax over the
     # other three samples at it, averaged over the two anchors (2 and 3 have none)
     z = F.normalize(torch.randn(4, 3, generator=torch.Generator().manual_seed(1)), dim=1)
@@ -98,13 +99,19 @@ def test_lt_members_are_parsed_and_their_features_cached(isolated_caches, monkey
     assert set(lt.splits) == {"animal-mnist-lt", "fashion-mnist-lt"}
     _, _, cfg, offset = parse_member("lt:ldam-drw:2")
     assert cfg.method == "ldam-drw" and offset == 2
-    with pytest.raises(UsageError, match="lt:METHOD:SEED"):
-        parse_member("lt:focal:1")
+    for bad in ("lt:focal:1", "lt:ce:1:junk", "lt:ce:01", "lt:ce:1009", "lt:ce"):
+        with pytest.raises(UsageError, match="lt:METHOD:SEED"):
+            parse_member(bad)
     ds = load_dataset("mnist5k-lt", seed=0)
     run = RunOptions(device=torch.device("cpu"))
     member = "lt:balanced-softmax:1"
     first, facts = member_features(member, ds, seed=0, input_size=None, run=run, progress=False)
     entries = list(isolated_caches.glob("lteval-cache/*/manifest.json"))
+
+    def no_training(*a, **k):
+        raise AssertionError("a cached member must not train again")
+
+    monkeypatch.setattr(panel, "cnn_features", no_training)
     again, _ = member_features(member, ds, seed=0, input_size=None, run=run, progress=False)
     assert len(entries) == 1 and facts["method"] == "balanced-softmax" and facts["cnn_seed"] == 1
     for split in ("train", "val", "eval"):

@@ -248,3 +248,23 @@ def test_more_panels_get_their_own_correlations_and_answer(monkeypatch):
     summary = study_page.summary(got)
     assert summary["feature_sets"] == 3 and summary["panels"]["tiny"]["members"] == 3
     assert summary["panels"]["tiny"]["answer"] == got["panels"][1]["answer"]
+
+
+def test_answer_says_what_a_missing_interval_or_rival_means():
+    from lteval.rank.study import answer
+
+    def c(score, w, lo=float("nan"), hi=float("nan")):
+        return {
+            "dataset": "pooled",
+            "score": score,
+            "truth": "truth_few",
+            "weighted_tau": w,
+            "weighted_lo": lo,
+            "weighted_hi": hi,
+        }
+
+    text = answer([c("separability", 0.4), c("logme", float("nan")), c("ncm_val_balanced", 0.2)])
+    assert "no interval" in text and "nan" not in text and "above NCM (0.20)" in text
+    assert "LogME" not in text and "beats every other score" in text
+    ranked = answer([c("separability", 0.7, 0.65, 0.8), c("logme", 0.1, 0.0, 0.2)])
+    assert "orders the feature sets by their tail accuracy" in ranked and "meets the 0.6" in ranked

@@ -17,10 +17,13 @@ With n_c the train count of class c, pi_c = n_c / N, z the logits, y the label:
   margin ``m_y = C_m / n_y^(1/4)``, C_m set so the largest margin is 0.5; deferred
   re-weighting (DRW) from 80% of the epochs on, class weights
   ``(1 - beta) / (1 - beta^n_c)`` (beta = 0.9999, the effective number of Cui et
-  al., CVPR 2019), normalised to sum to C.
+  al., CVPR 2019), normalised to sum to C (DRW starts at epoch floor(0.8 epochs):
+  at 1 epoch, from the start).
 - ``supcon``: the supervised contrastive loss (Khosla et al., NeurIPS 2020, L_out)
   over two augmented views, on an L2-normalised 128-d projection of the features,
-  temperature 0.1, plus cross-entropy of the linear classifier on the first view
+  temperature 0.1 (the views: the batch shifted by two random offsets, one per view
+  for the whole batch: a weak augmentation), plus cross-entropy of the linear
+  classifier on the first view
   (as PaCo, Cui et al., ICCV 2021, trains a contrastive and a classification loss
   together; PaCo's parametric class centres are left out).
 """
@@ -61,12 +64,14 @@ def supcon(z: torch.Tensor, y: torch.Tensor, temperature: float = SUPCON_TEMPERA
     (2B,) labels; the mean over anchors with a positive of -mean_p log
     softmax_{a != i}(z_i . z_a / T)_p."""
     sim = z @ z.T / temperature
-    self_mask = torch.eye(len(z), dtype=torch.bool)
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
     sim = sim.masked_fill(self_mask, float("-inf"))
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     pos = (y[:, None] == y[None, :]) & ~self_mask
     n_pos = pos.sum(1)
     has = n_pos > 0
+    if not has.any():  # no anchor has a positive: nothing to pull together
+        return z.sum() * 0.0
     mean_pos = log_prob.masked_fill(~pos, 0.0).sum(1)[has] / n_pos[has]
     return -mean_pos.mean()
 

@@ -42,7 +42,7 @@ def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--more-panels",
-        default="lt-methods",
+        default="none",
         help="panels scored after the default one, on their own datasets: "
         "'lt-methods' (the small CNN trained by 6 long-tailed methods, 3 seeds each) "
         "or 'none' (default: %(default)s)",

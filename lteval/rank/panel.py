@@ -12,16 +12,19 @@ are cached like extracted ones (the key: dataset split, settings and seed).
 
 from __future__ import annotations
 
+import datetime
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lteval.backbones import WeightsKind, read_name_list
 from lteval.backbones.lt_losses import METHODS
 from lteval.backbones.small_cnn import SmallCNNConfig, cnn_features
 from lteval.errors import UsageError
-from lteval.features import FeatureOptions, RunOptions, backbone_features, cache
+from lteval.features import FeatureOptions, RunOptions, backbone_features, cache, versions
 
 DEMO_FILE = Path(__file__).with_name("demo_backbones.txt")
 """The demo's backbones, one per line: the packaged ImageNet-1k ones and a control."""
@@ -66,6 +69,12 @@ images per class on animal-mnist-lt) so that the panel runs within 20 minutes on
 cores."""
 
 LT_EPOCHS, LT_SEEDS = 15, (1, 2, 3)
+SEED_OFFSETS = 1009
+"""A member's CNN trains from ``study seed * SEED_OFFSETS + its SEED``, so that no two
+(study seed, SEED) pairs share a network; SEED must be below it."""
+TRAINER_VERSION = 1
+"""Part of a small-CNN cache key: raise it whenever training changes, so that no
+cached features of an older trainer are reused."""
 LT_SPLITS = {
     "animal-mnist-lt": {"n_max": 900, "eval_per_class": 50},
     "fashion-mnist-lt": {"n_max": 1000, "eval_per_class": 100},
@@ -109,10 +118,18 @@ def parse_member(member: str) -> tuple[str, str | None, SmallCNNConfig | None, i
             raise UsageError(f"panel member {member!r}: write cnn:EPOCHS with EPOCHS >= 1")
         return "cnn", None, SmallCNNConfig(epochs=int(epochs)), 0
     if member.startswith("lt:"):
-        _, method, seed = (member.split(":") + ["", ""])[:3]
-        if method not in METHODS or not seed.isdigit():
+        parts = member.split(":")
+        method, seed = (parts + ["", ""])[1:3]
+        if (
+            len(parts) != 3
+            or method not in METHODS
+            or not seed.isdigit()
+            or str(int(seed)) != seed
+            or int(seed) >= SEED_OFFSETS
+        ):
             raise UsageError(
-                f"panel member {member!r}: write lt:METHOD:SEED, METHOD one of {', '.join(METHODS)}"
+                f"panel member {member!r}: write lt:METHOD:SEED, METHOD one of "
+                f"{', '.join(METHODS)}, SEED a whole number below {SEED_OFFSETS}"
             )
         return "cnn", None, SmallCNNConfig(epochs=LT_EPOCHS, method=method), int(seed)
     name, _, layer = member.partition("@")
@@ -127,9 +144,9 @@ def member_features(
     name, layer, cnn, offset = parse_member(member)
     if cnn is not None:
         facts = {"kind": "cnn", "epochs": cnn.epochs}
-        if cnn.method != "ce" or offset:
+        if member.startswith("lt:"):
             facts.update(method=cnn.method, cnn_seed=offset)
-        splits, params = _cnn_features(dataset, seed * 1009 + offset, cnn, run.lock_timeout)
+        splits, params = _cnn_features(dataset, seed * SEED_OFFSETS + offset, cnn, run.lock_timeout)
         return splits, {**facts, "num_params": params}
     feats, _, backbone = backbone_features(
         name,
@@ -151,6 +168,8 @@ def _cnn_features(dataset, seed: int, config: SmallCNNConfig, lock_timeout: floa
     trained (under the entry's lock, so that concurrent studies train it once)."""
     identity = {
         "backbone": "small_cnn",
+        "trainer_version": TRAINER_VERSION,
+        "torch": torch.__version__,
         "config": config.to_dict(),
         "seed": seed,
         "dataset": dataset.name,
@@ -160,16 +179,36 @@ def _cnn_features(dataset, seed: int, config: SmallCNNConfig, lock_timeout: floa
     key = cache.cache_key(identity)
     got = cache.load_entry(key)
     if got is None:
-        with cache.entry_lock(key, timeout=lock_timeout):
-            got = cache.load_entry(key)
-            if got is None:
-                splits, model = cnn_features(dataset, seed, config)
-                params = sum(p.numel() for m in (model.body, model.embed) for p in m.parameters())
-                index = {"train": dataset.splits.train, "val": dataset.splits.val}
-                index["eval"] = dataset.splits.eval
-                manifest = {"identity": identity, "num_params": int(params)}
-                arrays = {s: (X, y, index[s]) for s, (X, y) in splits.items()}
-                cache.write_entry(key, lambda: arrays, manifest)
+        try:
+            with cache.entry_lock(key, timeout=lock_timeout):
                 got = cache.load_entry(key)
+                if got is None:
+                    _train_into_cache(key, identity, dataset, seed, config)
+                    got = cache.load_entry(key)
+        except OSError as e:  # read-only, no permission or full: name the folder
+            if e.errno in cache.DISK_ERRORS:
+                raise cache.unwritable(cache.cache_root(), e) from None
+            raise
+        if got is None:  # pragma: no cover - the entry just written is unreadable
+            raise OSError(f"feature cache entry {cache.cache_root() / key} could not be read")
     arrays, manifest = got
     return {s: (np.asarray(X), y) for s, (X, y, _) in arrays.items()}, manifest["num_params"]
+
+
+def _train_into_cache(key: str, identity: dict, dataset, seed: int, config) -> None:
+    """Train the small CNN and write its features under ``key`` (atomically)."""
+    t0 = time.perf_counter()
+    splits, model = cnn_features(dataset, seed, config)
+    params = sum(p.numel() for m in (model.body, model.embed) for p in m.parameters())
+    index = {"train": dataset.splits.train, "val": dataset.splits.val, "eval": dataset.splits.eval}
+    manifest = {
+        "identity": identity,
+        "dataset": dataset.manifest(),
+        "num_params": int(params),
+        "device": "cpu",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "versions": versions(),
+        "train_seconds": time.perf_counter() - t0,
+    }
+    arrays = {s: (X, y, index[s]) for s, (X, y) in splits.items()}
+    cache.write_entry(key, lambda: arrays, manifest)

@@ -53,18 +53,17 @@ SEPARATION = (
 
 METRICS = [
     "separability",
-    *SEPARATION,
+    *(s for s in SEPARATION if s != "separability_signed"),
     *(f"{m}_{k}" for m in METHODS for k in ACCURACY_KEYS),
     "lift_balanced",
     "logme",
 ]
 """The metric columns a row can carry; ``--by`` may name any of them (higher is better
-for each, except ``separability_signed``, whose sign says which end of the label
-distribution the flows prefer). ``separability_p`` is a row column too, but not a
-ranking one."""
+for each). ``separability_p`` and ``separability_signed`` (whose sign says which end of
+the label distribution the flows prefer) are row columns too, but not ranking ones."""
 BOOTSTRAPPED = [m for m in METRICS if m not in ("logme", *SEPARATION)]
 """Metrics given bootstrap intervals over the eval split (and, for separability, over
-the flows of its ensemble). LogME and balance_gain use
+the flows of its ensemble). LogME, balance_gain and filtered_balance use
 the train split only; separability_z is a test statistic with its own null; the
 cluster coverage columns are reported as measured."""
 

@@ -171,6 +171,12 @@ def verdicts(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> 
     return out
 
 
+TRUTH_WORDS = {
+    "truth_few": "few-shot accuracy",
+    "truth_balanced": "balanced accuracy",
+    "probe_few": "the probe's few-shot accuracy",
+}
+
 DLSA_SCORES = (
     "separability",
     "separability_signed",
@@ -196,14 +202,21 @@ def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> st
         return "Separability is undefined on this panel."
     lo, hi = sep["weighted_lo"], sep["weighted_hi"]
     order = (
-        "orders the feature sets by their tail accuracy"
+        "has no interval (no bootstrap), so no verdict on its ordering"
+        if not (np.isfinite(lo) and np.isfinite(hi))
+        else "orders the feature sets by their tail accuracy"
         if lo > 0
         else "orders them backwards"
         if hi < 0
         else "shows no evidence of ordering them by their tail accuracy (interval includes 0)"
     )
+    bounds = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
     others = [(name, w(key)) for name, key in (("LogME", "logme"), ("NCM", "ncm_val_balanced"))]
-    sides = [f"{'above' if sep['weighted_tau'] > v else 'below'} {n} ({v:.2f})" for n, v in others]
+    sides = [
+        f"{'above' if sep['weighted_tau'] > v else 'below'} {n} ({v:.2f})"
+        for n, v in others
+        if np.isfinite(v)
+    ] or ["with neither LogME nor NCM defined"]
     scored = {s: w(s) for s in DLSA_SCORES if np.isfinite(w(s))}
     best = max(scored, key=scored.get)
     rivals = {s: w(s) for s in ("logme", "ncm_val_balanced", *NAIVE) if np.isfinite(w(s))}
@@ -218,8 +231,9 @@ def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> st
         else f"trails {top_rival} ({rivals[top_rival]:.2f}) by {gap:.2f}"
     )
     return (
-        f"Separability's pooled weighted tau against few-shot accuracy is "
-        f"{sep['weighted_tau']:.2f} [{lo:.2f}, {hi:.2f}]: it {order}, "
-        f"{' and '.join(sides)}. The best DLSA-derived score, {best} "
+        f"Separability's pooled weighted tau against {TRUTH_WORDS.get(truth, truth)} is "
+        f"{sep['weighted_tau']:.2f}{bounds}: it {order}, "
+        f"{' and '.join(sides)}. The DLSA-derived score with the highest tau "
+        f"(picked after the fact among {len(scored)}), {best} "
         f"({scored[best]:.2f}), {verdict} the {goal} goal and {beat}."
     )
