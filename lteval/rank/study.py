@@ -177,15 +177,10 @@ TRUTH_WORDS = {
     "probe_few": "the probe's few-shot accuracy",
 }
 
-DLSA_SCORES = (
-    "separability",
-    "separability_signed",
-    "separability_z",
-    "balance_gain",
-    "filtered_balance",
-    "cluster_coverage",
-)
-"""The DLSA-derived scores among ``SCORES``."""
+OTHER_SCORES = ("logme", "ncm_val_balanced", "knn_val_balanced", *NAIVE)
+DLSA_SCORES = tuple(s for s in SCORES if s not in OTHER_SCORES)
+"""The DLSA-derived scores among ``SCORES``: all but LogME, the validation
+accuracies and the naive baselines."""
 
 
 def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> str:
