@@ -173,9 +173,43 @@ def test_rank_reports_quote_the_shipped_study(tmp_path, monkeypatch):
     assert (
         q["below_logme"] and q["naive"] == (0.51, "num_params") and q["by"]["weighted_tau"] == 0.24
     )
+    assert q["panels"] == []  # a study of one panel: nothing more to quote
     summary["pooled"]["separability"] = entry(0.7)
+    later = {"datasets": ["a"], "members": 18, "pooled": {}, "answer": "Separability's ..."}
+    summary["panels"] = {"default": {**later, "answer": "quoted above"}, "lt-methods": later}
     study.write_json_atomic(study.SUMMARY, summary)
-    assert not study_quote("separability")["below_logme"]
+    q = study_quote("separability")
+    assert not q["below_logme"]
+    assert q["panels"] == [{"name": "lt-methods", **later}]  # the later panels' answers
+
+
+def test_validate_exits_non_zero_when_a_later_panel_ended_short(tmp_path, monkeypatch, capsys):
+    """The finished panels are written, nothing is published, and the exit says so."""
+    from markupsafe import escape
+
+    from lteval.cli import validate
+    from lteval.rank.validation import StudyResult
+    from lteval.report import study
+
+    monkeypatch.setattr(study, "SUMMARY", tmp_path / "published.json")
+    first = {"name": "default", "members": [], "datasets": {}, "correlations": [], "verdicts": {}}
+    first["answer"] = "..."
+    error = "panel lt-methods: fewer than 3 feature sets scored on ['a'] (16 failed; see the log)"
+    later = {**first, "name": "lt-methods", "error": error, "error_kind": "user"}
+    later["answer"] = f"Not answered: {error}."
+    record = {"panels": [first, later], "feature_sets": [], "failed": [], "datasets": {}}
+    record.update(command="c", seed=0, panel=[], n_boot=0, scores=[], verdicts={})
+    record["correlations"] = []
+    monkeypatch.setattr(validate, "run_study", lambda *a, **k: StudyResult(record))
+    out = tmp_path / "study"
+    assert validate.main(["--out", str(out), "--publish"]) == 2
+    err = capsys.readouterr().err
+    assert f"{error}: written without its correlations" in err and "not published" in err
+    assert json.loads((out / "validate.json").read_text())["panels"][1]["error"] == error
+    assert str(escape(later["answer"])) in (out / "index.html").read_text()  # as Jinja wrote it
+    assert not study.SUMMARY.exists()
+    later["error_kind"] = "bug"  # a bug in a later panel: exit 1, as for a ranking
+    assert validate.main(["--out", str(out)]) == 1
 
 
 def test_run_study_is_the_library_call_behind_the_program(tmp_path):
@@ -222,27 +256,39 @@ def test_more_panels_get_their_own_correlations_and_answer(monkeypatch):
     from lteval.report import study as study_page
 
     tiny = Panel("tiny", ("lt:ce:1", "lt:ldam-drw:1", "lt:supcon:1"), {"mnist5k-lt": {}})
-    monkeypatch.setattr(validation, "panels", lambda: {"default": None, "tiny": tiny})
+    failing = ("timm:no_such_model_at_all", "timm:nor_this_one")
+    broken = Panel("broken", ("lt:ce:1", *failing), {"mnist5k-lt": {}})
+    choices = {"default": None, "tiny": tiny, "broken": broken}
+    monkeypatch.setattr(validation, "panels", lambda: choices)
     monkeypatch.setattr(panel_module, "LT_EPOCHS", 1)
-    with pytest.raises(ValueError, match=r"more_panels=\['nope'\]: choose from \['tiny'\]"):
+    with pytest.raises(
+        ValueError, match=r"more_panels=\['nope'\]: choose from \['tiny', 'broken'\]"
+    ):
         run_study(["cnn:1", "cnn:2", "cnn:3"], ["mnist5k-lt"], more_panels=["nope"])
     fast = {"flow_epochs": 2, "num_stages": 1, "classifier": {"epochs": 5}}
-    got = run_study(
+    result = run_study(
         ["cnn:1", "cnn:2", "cnn:3"],
         ["mnist5k-lt"],
-        more_panels=["tiny"],
+        more_panels=["tiny", "broken"],
         heads=["ncm"],
         bootstrap=40,
         dlsa=fast,
         progress=False,
-    ).record
-    assert [p["name"] for p in got["panels"]] == ["custom", "tiny"]
+    )
+    got = result.record
+    assert [p["name"] for p in got["panels"]] == ["custom", "tiny", "broken"]
+    # a later panel that ends short is recorded with its error; the others are kept
+    (short,) = result.incomplete
+    assert short["name"] == "broken" and short["error_kind"] == "user"
+    assert "fewer than 3 feature sets scored" in short["error"] and not short["correlations"]
+    assert short["answer"].startswith("Not answered: panel broken")
+    assert [f["member"] for f in result.failed] == list(broken.members[1:])
     rows = got["feature_sets"]
-    assert [r["panel"] for r in rows] == ["custom"] * 3 + ["tiny"] * 3
-    assert {r["method"] for r in rows[3:]} == {"ce", "ldam-drw", "supcon"}
+    assert [r["panel"] for r in rows] == ["custom"] * 3 + ["tiny"] * 3 + ["broken"]
+    assert {r["method"] for r in rows[3:6]} == {"ce", "ldam-drw", "supcon"}
     assert got["correlations"] == got["panels"][0]["correlations"]  # the first panel's
     tiny_corr = got["panels"][1]["correlations"]
-    np.testing.assert_equal(correlations(rows[3:], n_boot=40, seed=0), tiny_corr)  # own rows
+    np.testing.assert_equal(correlations(rows[3:6], n_boot=40, seed=0), tiny_corr)  # own rows
     assert got["panels"][1]["answer"].startswith("Separability's pooled weighted tau")
     assert {"filtered_balance", "separability_signed"} <= {c["score"] for c in tiny_corr}
     summary = study_page.summary(got)

@@ -108,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
     )
     path = study.write_study(args.out, result.record, result.timings)
     log.info(f"study: {path}")
+    if result.incomplete:  # the finished panels are written; the run still failed
+        for p in result.incomplete:
+            log.error(f"{p['error']}: written without its correlations")
+        if args.publish:
+            log.error("not published: the study is incomplete")
+        return 1 if any(p["error_kind"] == "bug" for p in result.incomplete) else 2
     if args.publish:
         study.write_json_atomic(study.SUMMARY, study.summary(result.record))
         log.info(f"published: {study.SUMMARY}")

@@ -139,15 +139,26 @@ def correlations(
     return out
 
 
+def shown_gap(a: float, b: float) -> str:
+    """``|a - b|`` as the difference of the two values shown to 2 decimals, so that a
+    reader's arithmetic on the printed numbers agrees with the printed gap."""
+    return f"{abs(round(a, 2) - round(b, 2)):.2f}"
+
+
+def pooled(corr: list[dict], truth: str = "truth_few") -> dict[str, dict]:
+    """``{score: its pooled correlation row against truth}`` from ``correlations()``."""
+    return {c["score"]: c for c in corr if c["dataset"] == "pooled" and c["truth"] == truth}
+
+
 def verdicts(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> dict[str, str]:
     """One line per score on its pooled weighted tau against ``truth``: whether it
     predicts accuracy at all, and how it stands against LogME and the best naive
     baseline."""
-    pooled = {c["score"]: c for c in corr if c["dataset"] == "pooled" and c["truth"] == truth}
-    logme = pooled.get("logme", {}).get("weighted_tau", np.nan)
-    naive = max((pooled[k]["weighted_tau"] for k in NAIVE if k in pooled), default=np.nan)
+    by_score = pooled(corr, truth)
+    logme = by_score.get("logme", {}).get("weighted_tau", np.nan)
+    naive = max((by_score[k]["weighted_tau"] for k in NAIVE if k in by_score), default=np.nan)
     out = {}
-    for score, c in pooled.items():
+    for score, c in by_score.items():
         w, lo, hi = c["weighted_tau"], c["weighted_lo"], c["weighted_hi"]
         head = f"weighted tau {w:.2f} [{lo:.2f}, {hi:.2f}]"
         if not np.isfinite(w):
@@ -159,12 +170,11 @@ def verdicts(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> 
             sign = "ranks feature sets backwards"
         else:
             sign = "no evidence that it predicts accuracy (interval includes 0)"
-        parts = [sign, "meets" if w >= goal else f"{goal - w:.2f} below", f"the {goal} goal"]
+        parts = [sign, "meets" if w >= goal else f"{shown_gap(goal, w)} below", f"the {goal} goal"]
         text = f"{head}: {parts[0]}; {parts[1]} {parts[2]}"
         if score != "logme" and np.isfinite(logme):
-            text += (
-                f"; {'above' if w > logme else 'below'} LogME ({logme:.2f}) by {abs(w - logme):.2f}"
-            )
+            side = "above" if w > logme else "below"
+            text += f"; {side} LogME ({logme:.2f}) by {shown_gap(w, logme)}"
         if score not in NAIVE and np.isfinite(naive):
             text += f"; {'above' if w > naive else 'below'} the best naive baseline ({naive:.2f})"
         out[score] = text
@@ -187,12 +197,12 @@ def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> st
     """One sentence on a panel's pooled weighted tau against ``truth``: does
     separability order the feature sets by it, against LogME and NCM, and how far
     the best DLSA-derived score is from ``goal`` and the other scores."""
-    pooled = {c["score"]: c for c in corr if c["dataset"] == "pooled" and c["truth"] == truth}
+    by_score = pooled(corr, truth)
 
     def w(score: str) -> float:
-        return pooled.get(score, {}).get("weighted_tau", np.nan)
+        return by_score.get(score, {}).get("weighted_tau", np.nan)
 
-    sep = pooled.get("separability")
+    sep = by_score.get("separability")
     if not sep or not np.isfinite(sep["weighted_tau"]):
         return "Separability is undefined on this panel."
     lo, hi = sep["weighted_lo"], sep["weighted_hi"]
@@ -216,14 +226,15 @@ def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> st
     best = max(scored, key=scored.get)
     rivals = {s: w(s) for s in ("logme", "ncm_val_balanced", *NAIVE) if np.isfinite(w(s))}
     top_rival = max(rivals, key=rivals.get) if rivals else None
-    verdict = "meets" if scored[best] >= goal else f"is {goal - scored[best]:.2f} short of"
+    verdict = "meets" if scored[best] >= goal else f"is {shown_gap(goal, scored[best])} short of"
     gap = rivals[top_rival] - scored[best] if top_rival else np.nan
     beat = (
         "has no rival score defined"
         if top_rival is None
         else f"beats every other score (best: {top_rival} {rivals[top_rival]:.2f})"
         if gap < 0
-        else f"trails {top_rival} ({rivals[top_rival]:.2f}) by {gap:.2f}"
+        else f"trails {top_rival} ({rivals[top_rival]:.2f}) by "
+        f"{shown_gap(rivals[top_rival], scored[best])}"
     )
     return (
         f"Separability's pooled weighted tau against {TRUTH_WORDS.get(truth, truth)} is "

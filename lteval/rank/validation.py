@@ -47,6 +47,12 @@ class StudyResult:
         """The feature sets that could not be scored, each with its error row."""
         return self.record["failed"]
 
+    @property
+    def incomplete(self) -> list[dict]:
+        """The later panels that ended short (each with its ``error``): recorded
+        without correlations, while the finished panels are kept."""
+        return [p for p in self.record["panels"] if "error" in p]
+
 
 def run_study(
     panel: Sequence[str] | None = None,
@@ -74,7 +80,10 @@ def run_study(
     pipeline's guard and failure row (``lteval.rank.scoring.guarded``) and the study
     goes on. When a dataset of a panel ends with fewer than ``MIN_SCORED`` feature
     sets scored: UsageError if every failure was a user error, RuntimeError (a bug)
-    otherwise. The record's top-level ``correlations`` are the first panel's.
+    otherwise, for the first panel; a later panel is kept in ``record["panels"]``
+    with that ``error`` and no correlations (``StudyResult.incomplete``), so that
+    the finished panels are not lost. Every panel's datasets are loaded before any
+    scoring. The record's top-level ``correlations`` are the first panel's.
     """
     check_names(panel=panel, datasets=datasets, heads=heads, more_panels=more_panels)
     members = list(study_panel() if panel is None else panel)
@@ -111,18 +120,33 @@ def run_study(
         dlsa=dlsa,
         progress=progress,
     )
+    # every panel's datasets load before any scoring: a missing one fails in seconds
+    loaded = [{d: load_dataset(d, seed=seed, **o) for d, o in p.splits.items()} for p in todo]
     rows, failures, timings, done = [], [], [], []
-    for p in todo:
-        got = _score_panel(p, **options)
-        rows += got[0]
-        failures += got[1]
-        timings += got[2]
+    for p, data in zip(todo, loaded):
+        got, short = _score_panel(p, data, **options)
+        rows, failures, timings = rows + got[0], failures + got[1], timings + got[2]
+        entry = {"name": p.name, "members": list(p.members), "datasets": p.splits}
+        if short and p is first:  # without the first panel there is no study
+            raise type(short)(f"{short}: no study written")
+        if short:  # a later panel's shortfall keeps the finished ones: recorded, not dropped
+            log.error(f"{short}; the other panels are kept")
+            kind = "user" if isinstance(short, UsageError) else "bug"
+            done.append(
+                {
+                    **entry,
+                    "error": str(short),
+                    "error_kind": kind,
+                    "correlations": [],
+                    "verdicts": {},
+                    "answer": f"Not answered: {short}.",
+                }
+            )
+            continue
         corr = correlations(got[0], SCORES, TRUTHS, n_boot=bootstrap, seed=seed)
         done.append(
             {
-                "name": p.name,
-                "members": list(p.members),
-                "datasets": p.splits,
+                **entry,
                 "correlations": corr,
                 "verdicts": {t: verdicts(corr, t) for t in TRUTHS},
                 "answer": answer(corr),
@@ -146,10 +170,11 @@ def run_study(
     return StudyResult(record, wall)
 
 
-def _score_panel(p: Panel, *, heads, input_size, runtime, seed, dlsa, progress):
-    """(rows, failures, timings) of panel ``p`` on each of its datasets."""
+def _score_panel(p: Panel, loaded: dict, *, heads, input_size, runtime, seed, dlsa, progress):
+    """((rows, failures, timings), shortfall) of panel ``p`` on each of its ``loaded``
+    datasets; shortfall: None, or the error to raise when a dataset ended with fewer
+    than ``MIN_SCORED`` feature sets scored."""
     rows, failures, timings = [], [], []
-    loaded = {d: load_dataset(d, seed=seed, **o) for d, o in p.splits.items()}  # fail early
     for d, ds in loaded.items():
         for i, m in enumerate(p.members, 1):
             tag, t1 = f"[{p.name} {d} {i}/{len(p.members)}] {m}", time.perf_counter()
@@ -196,10 +221,10 @@ def _score_panel(p: Panel, *, heads, input_size, runtime, seed, dlsa, progress):
                 f"truth few {row['truth_few']:.3f} via {row['truth_method']}"
             )
     short = [d for d in p.splits if sum(r["dataset"] == d for r in rows) < MIN_SCORED]
-    if short:  # as for a ranking: a user error only when every failure was one
-        bug = any(f["error_kind"] == "bug" for f in failures)
-        raise (RuntimeError if bug else UsageError)(
-            f"panel {p.name}: fewer than {MIN_SCORED} feature sets scored on {short} "
-            f"({len(failures)} failed; see the log): no study written"
-        )
-    return rows, failures, timings
+    if not short:
+        return (rows, failures, timings), None
+    bug = any(f["error_kind"] == "bug" for f in failures)  # as for a ranking
+    return (rows, failures, timings), (RuntimeError if bug else UsageError)(
+        f"panel {p.name}: fewer than {MIN_SCORED} feature sets scored on {short} "
+        f"({len(failures)} failed; see the log)"
+    )

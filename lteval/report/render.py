@@ -79,6 +79,8 @@ def study_quote(by: str) -> dict | None:
         "below_logme": bool(sep and logme and not sep["weighted_tau"] > logme["weighted_tau"]),
         "feature_sets": study["feature_sets"],
         "datasets": study["datasets"],
+        # the later panels' one-sentence answers (the first panel is quoted above)
+        "panels": [{"name": k, **v} for k, v in list(study.get("panels", {}).items())[1:]],
     }
 
 

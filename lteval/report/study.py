@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from lteval import atomic
+from lteval.rank.study import pooled
 from lteval.report.pages import fmt, render_page
 
 
@@ -30,11 +31,11 @@ report can quote them (refreshed with ``python -m lteval.validate --publish``)."
 def _pooled(correlations: list[dict]) -> dict:
     """{score: {truth: pooled weighted and plain tau with intervals}}."""
     keep = ("weighted_tau", "weighted_lo", "weighted_hi", "tau", "tau_lo", "tau_hi")
-    pooled: dict = {}
-    for c in correlations:
-        if c["dataset"] == "pooled":
-            pooled.setdefault(c["score"], {})[c["truth"]] = {k: c[k] for k in keep}
-    return pooled
+    out: dict = {}
+    for truth in dict.fromkeys(c["truth"] for c in correlations):
+        for score, c in pooled(correlations, truth).items():
+            out.setdefault(score, {})[truth] = {k: c[k] for k in keep}
+    return out
 
 
 def summary(result: dict) -> dict:
