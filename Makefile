@@ -77,8 +77,8 @@ benchmark-replicate: install install-fashion-mnist
 # lteval's validation study: 16 real feature sets on each of animal-mnist-lt and
 # fashion-mnist-lt, then the lt-methods panel (one small CNN trained by 6 long-tailed
 # methods x 3 seeds, 36 feature sets); rank correlation of every score with the best
-# head's accuracy, per panel. 34 minutes on 2 cores with the ImageNet features cached
-# and the CNNs trained, 20 minutes once their features are cached too (docs/results.md).
+# head's accuracy, per panel. 36 minutes on 2 cores from a fresh clone with nothing
+# cached (install included), 20 minutes with every feature set cached (docs/results.md).
 validate: install install-fashion-mnist
 	$(BIN)/python -m lteval.validate --more-panels lt-methods --out reports/validate
 
