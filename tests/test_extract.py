@@ -195,7 +195,7 @@ def test_torchrun_two_ranks_equal_a_single_process(image_folder, tmp_path):
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=29533",
+        "--standalone",  # a free port: other test processes may run torchrun too
         "-m",
         "lteval.extract",
         *args,
