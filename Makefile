@@ -44,11 +44,12 @@ demo: install
 		--backbones-file lteval/rank/demo_backbones.txt --out reports/demo --seed 0
 
 # Two test processes of one torch thread each (pytest-xdist): the 2 cores are used
-# without oversubscribing them (6 min 14 s in one process, 4 min 20 s in two).
-# TEST_WORKERS=1 runs them in one process.
+# without oversubscribing them (6 min 14 s in one process, 4 min 20 s in two). The
+# byte-identity tests set 2 threads themselves. TEST_WORKERS=0: one process, torch's
+# default threads.
 TEST_WORKERS ?= 2
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1) $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The report in headless Chromium with the network off. Installs Debian's chromium
 # and chromium-driver (as root via apt-get; otherwise it says what to run) and
@@ -82,7 +83,8 @@ benchmark-replicate: install install-fashion-mnist
 # fashion-mnist-lt, then the lt-methods panel (one small CNN trained by 6 long-tailed
 # methods x 3 seeds, 36 feature sets); rank correlation of every score with the best
 # head's accuracy, per panel. 36 minutes on 2 cores from a fresh clone with nothing
-# cached (install included), 20 minutes with every feature set cached (docs/results.md).
+# cached but pip's downloads (install included), 20 minutes with every feature set
+# cached (docs/results.md).
 validate: install install-fashion-mnist
 	$(BIN)/python -m lteval.validate --more-panels lt-methods --out reports/validate
 

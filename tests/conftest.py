@@ -21,6 +21,17 @@ INSTALLED_ASSETS = assets_root()
 INSTALLED_TORCH_CHECKPOINTS = Path(torch.hub.get_dir()) / "checkpoints"
 
 
+@pytest.fixture
+def two_threads(monkeypatch):
+    """torch at 2 threads here and in the programs a test starts: ``make test`` runs
+    each process at 1 thread, where a thread-order race could not show."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def isolated_caches(tmp_path, monkeypatch):
     """Every test gets empty lteval, Hugging Face and torch caches of its own, and no

@@ -307,7 +307,9 @@ def test_out_holding_other_files_is_refused(image_folder, tmp_path, capsys):
     assert (out / "notes.txt").read_text() == "keep"
 
 
-def test_same_seed_gives_byte_identical_results_files(image_folder, tmp_path, monkeypatch):
+def test_same_seed_gives_byte_identical_results_files(
+    image_folder, tmp_path, monkeypatch, two_threads
+):
     args = folder_args(image_folder, "random:timm:test_resnet")
     runs = []
     for i in range(2):

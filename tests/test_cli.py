@@ -79,7 +79,9 @@ def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
     assert first.returncode == 0, first.stderr
     res = check_report(out, 2, num_classes=3)
     assert "RANDOM weights" in first.stderr and "extracting" in first.stderr
-    assert 'id="weights-warning"' in (out / "index.html").read_text()
+    html = (out / "index.html").read_text()
+    assert 'id="weights-warning"' in html
+    assert 'id="study-panel-lt-methods"' in html  # the shipped study's later panel, quoted
     assert res["run"]["random_weights"] == ["timm:test_resnet", "timm:test_vit"]
     assert all(r["pretrained"] is False and r["weights"] == "random-init" for r in res["backbones"])
     assert res["backbones"][0]["dlsa_settings"]["num_clusters"] >= 6

@@ -247,7 +247,7 @@ def test_presets_and_yaml(tmp_path):
         preset("coco-lt")
 
 
-def test_flow_training_is_bitwise_reproducible_on_cpu():
+def test_flow_training_is_bitwise_reproducible_on_cpu(two_threads):
     """At this size, two threads summed a gather's backward in varying order before
     ``deterministic`` (log p differed by ~6e-5 between identical runs)."""
     from lteval.dlsa.density import score
@@ -257,12 +257,7 @@ def test_flow_training_is_bitwise_reproducible_on_cpu():
     y = torch.as_tensor(rng.integers(0, 100, 6000))
     X = torch.as_tensor(rng.normal(size=(6000, 384)).astype(np.float32))
     cfg = replace(DLSAConfig(), flow_epochs=1, flow_autocast="float32")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # make test runs 1 thread per process: the race needs 2
-    try:
-        a = score(fit_stage(X, y, cfg, 0).model, X)[0]
-        b = score(fit_stage(X, y, cfg, 0).model, X)[0]
-    finally:
-        torch.set_num_threads(threads)
+    a = score(fit_stage(X, y, cfg, 0).model, X)[0]
+    b = score(fit_stage(X, y, cfg, 0).model, X)[0]
     assert torch.equal(a, b)
     assert not torch.are_deterministic_algorithms_enabled()  # the global setting is restored

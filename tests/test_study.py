@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau, weightedtau
 
+from lteval.errors import UsageError
 from lteval.rank.study import correlations, ground_truth, taus, verdicts
 
 
@@ -98,7 +99,7 @@ def test_ground_truth_is_chosen_on_validation_never_on_eval():
         ground_truth({"member": "m"}, ["dlsa"])
 
 
-def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypatch):
+def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypatch, two_threads):
     from lteval.cli.validate import main
     from lteval.report import study
     from lteval.report.render import study_quote
@@ -184,7 +185,8 @@ def test_rank_reports_quote_the_shipped_study(tmp_path, monkeypatch):
 
 
 def test_validate_exits_non_zero_when_a_later_panel_ended_short(tmp_path, monkeypatch, capsys):
-    """The finished panels are written, nothing is published, and the exit says so."""
+    """The finished panels are written beside --out (which keeps the previous study),
+    nothing is published, and the exit says so."""
     from markupsafe import escape
 
     from lteval.cli import validate
@@ -201,12 +203,18 @@ def test_validate_exits_non_zero_when_a_later_panel_ended_short(tmp_path, monkey
     record.update(command="c", seed=0, panel=[], n_boot=0, scores=[], verdicts={})
     record["correlations"] = []
     monkeypatch.setattr(validate, "run_study", lambda *a, **k: StudyResult(record))
-    out = tmp_path / "study"
+    out, beside = tmp_path / "study", tmp_path / "study.incomplete"
+    study.write_study(out, {**record, "panels": [first]})  # a previous, complete study
+    before = (out / "validate.json").read_bytes()
     assert validate.main(["--out", str(out), "--publish"]) == 2
     err = capsys.readouterr().err
-    assert f"{error}: written without its correlations" in err and "not published" in err
-    assert json.loads((out / "validate.json").read_text())["panels"][1]["error"] == error
-    assert str(escape(later["answer"])) in (out / "index.html").read_text()  # as Jinja wrote it
+    assert "study incomplete (lt-methods without correlations)" in err
+    assert f"{beside}" in err and "nothing published" in err
+    assert (out / "validate.json").read_bytes() == before  # a failed run changes no study
+    assert json.loads((beside / "validate.json").read_text())["panels"][1]["error"] == error
+    html = (beside / "index.html").read_text()
+    assert f'<p class="warning">{escape(later["answer"])}</p>' in html  # as Jinja wrote it
+    assert 'id="panel-lt-methods-pooled"' not in html  # no empty table for it
     assert not study.SUMMARY.exists()
     later["error_kind"] = "bug"  # a bug in a later panel: exit 1, as for a ranking
     assert validate.main(["--out", str(out)]) == 1
@@ -232,6 +240,9 @@ def test_run_study_is_the_library_call_behind_the_program(tmp_path):
     with pytest.raises(ValueError, match="datasets takes a list of names"):
         run_study(datasets="mnist5k-lt")
     fast = {"flow_epochs": 2, "num_stages": 1, "classifier": {"epochs": 5}}
+    short = ["cnn:1", "timm:no_such_model_at_all", "timm:nor_this_one"]
+    with pytest.raises(UsageError, match="fewer than 3 .* no study written"):  # first panel
+        run_study(short, ["mnist5k-lt"], heads=["ncm"], bootstrap=40, dlsa=fast, progress=False)
     panel = ["cnn:1", "timm:no_such_model_at_all", "cnn:2", "cnn:3"]
     study = run_study(panel, ["mnist5k-lt"], heads=["ncm"], bootstrap=40, dlsa=fast, progress=False)
     (bad,) = study.failed
@@ -261,6 +272,8 @@ def test_more_panels_get_their_own_correlations_and_answer(monkeypatch):
     choices = {"default": None, "tiny": tiny, "broken": broken}
     monkeypatch.setattr(validation, "panels", lambda: choices)
     monkeypatch.setattr(panel_module, "LT_EPOCHS", 1)
+    with pytest.raises(ValueError, match=r"more_panels=\['tiny', 'tiny'\] names a panel twice"):
+        run_study(["cnn:1", "cnn:2", "cnn:3"], ["mnist5k-lt"], more_panels=["tiny", "tiny"])
     with pytest.raises(
         ValueError, match=r"more_panels=\['nope'\]: choose from \['tiny', 'broken'\]"
     ):
@@ -312,5 +325,10 @@ def test_answer_says_what_a_missing_interval_or_rival_means():
     text = answer([c("separability", 0.4), c("logme", float("nan")), c("ncm_val_balanced", 0.2)])
     assert "no interval" in text and "nan" not in text and "above NCM (0.20)" in text
     assert "LogME" not in text and "beats every other score" in text
+    # a printed gap is the difference of the printed values, and never "0.00"
+    text = answer([c("separability", 0.4531), c("logme", 0.4976)])
+    assert "(0.45)" in text and "trails logme (0.50) by 0.05" in text
+    text = answer([c("separability", 0.597), c("logme", 0.3)])
+    assert "is 0.003 short of the 0.6 goal" in text
     ranked = answer([c("separability", 0.7, 0.65, 0.8), c("logme", 0.1, 0.0, 0.2)])
     assert "orders the feature sets by their tail accuracy" in ranked and "meets the 0.6" in ranked

@@ -15,6 +15,7 @@ import argparse
 import logging
 import shlex
 import sys
+from pathlib import Path
 
 from lteval.cli import common
 from lteval.cli.config import Parser
@@ -81,11 +82,19 @@ def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
     return p
 
 
+def incomplete_dir(out: str) -> Path:
+    """Where a study with a panel that ended short goes: beside ``out``, which keeps
+    the previous complete study."""
+    return Path(str(out).rstrip("/") + ".incomplete")
+
+
 def run(args: argparse.Namespace) -> int:
     """``lteval.rank.run_study`` with the parsed options, then the study's folder."""
     from lteval.report import study
 
     common.check_out(args.out)
+    incomplete = incomplete_dir(args.out)  # checked now, not after the study
+    common.check_out(incomplete, "--out (its .incomplete sibling)")
     result = run_study(
         None if args.members is None else common.split_list(args.members),
         common.split_list(args.datasets),
@@ -106,14 +115,16 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command="python -m lteval.validate " + shlex.join(args.argv),
     )
+    if result.incomplete:  # a failed run: the previous study in --out stays as it was
+        path = study.write_study(incomplete, result.record, result.timings)
+        log.error(
+            f"study incomplete ({', '.join(p['name'] for p in result.incomplete)} without "
+            f"correlations): the finished panels are in {path}; {args.out} is unchanged"
+            + ("; nothing published" if args.publish else "")
+        )
+        return 1 if any(p["error_kind"] == "bug" for p in result.incomplete) else 2
     path = study.write_study(args.out, result.record, result.timings)
     log.info(f"study: {path}")
-    if result.incomplete:  # the finished panels are written; the run still failed
-        for p in result.incomplete:
-            log.error(f"{p['error']}: written without its correlations")
-        if args.publish:
-            log.error("not published: the study is incomplete")
-        return 1 if any(p["error_kind"] == "bug" for p in result.incomplete) else 2
     if args.publish:
         study.write_json_atomic(study.SUMMARY, study.summary(result.record))
         log.info(f"published: {study.SUMMARY}")

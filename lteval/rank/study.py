@@ -141,8 +141,10 @@ def correlations(
 
 def shown_gap(a: float, b: float) -> str:
     """``|a - b|`` as the difference of the two values shown to 2 decimals, so that a
-    reader's arithmetic on the printed numbers agrees with the printed gap."""
-    return f"{abs(round(a, 2) - round(b, 2)):.2f}"
+    reader's arithmetic on the printed numbers agrees with the printed gap; to 3
+    decimals when both print the same (never "by 0.00")."""
+    gap = abs(round(a, 2) - round(b, 2))
+    return f"{gap:.2f}" if round(gap, 2) > 0 else f"{abs(a - b):.3f}"
 
 
 def pooled(corr: list[dict], truth: str = "truth_few") -> dict[str, dict]:

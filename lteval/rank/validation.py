@@ -94,6 +94,8 @@ def run_study(
         raise UsageError(f"{named}: choose from {sorted(SPLITS)}")
     known = panels()
     unknown = [p for p in more_panels if p not in known or p == "default"]
+    if len(set(more_panels)) != len(more_panels):
+        raise UsageError(f"{arg('more_panels', list(more_panels))} names a panel twice")
     if unknown:
         more = [k for k in known if k != "default"]
         raise UsageError(f"{arg('more_panels', list(more_panels))}: choose from {more}")
@@ -123,23 +125,24 @@ def run_study(
     # every panel's datasets load before any scoring: a missing one fails in seconds
     loaded = [{d: load_dataset(d, seed=seed, **o) for d, o in p.splits.items()} for p in todo]
     rows, failures, timings, done = [], [], [], []
-    for p, data in zip(todo, loaded):
-        got, short = _score_panel(p, data, **options)
+    for i, p in enumerate(todo):
+        got, short = _score_panel(p, loaded[i], **options)
+        loaded[i] = None  # its images are no longer needed
         rows, failures, timings = rows + got[0], failures + got[1], timings + got[2]
         entry = {"name": p.name, "members": list(p.members), "datasets": p.splits}
         if short and p is first:  # without the first panel there is no study
-            raise type(short)(f"{short}: no study written")
+            kind, message = short
+            raise (RuntimeError if kind == "bug" else UsageError)(f"{message}: no study written")
         if short:  # a later panel's shortfall keeps the finished ones: recorded, not dropped
-            log.error(f"{short}; the other panels are kept")
-            kind = "user" if isinstance(short, UsageError) else "bug"
+            log.warning(f"{short[1]}; the other panels are kept")
             done.append(
                 {
                     **entry,
-                    "error": str(short),
-                    "error_kind": kind,
+                    "error": short[1],
+                    "error_kind": short[0],
                     "correlations": [],
                     "verdicts": {},
-                    "answer": f"Not answered: {short}.",
+                    "answer": f"Not answered: {short[1]}.",
                 }
             )
             continue
@@ -172,8 +175,9 @@ def run_study(
 
 def _score_panel(p: Panel, loaded: dict, *, heads, input_size, runtime, seed, dlsa, progress):
     """((rows, failures, timings), shortfall) of panel ``p`` on each of its ``loaded``
-    datasets; shortfall: None, or the error to raise when a dataset ended with fewer
-    than ``MIN_SCORED`` feature sets scored."""
+    datasets; shortfall: None, or (error kind, message) when a dataset ended with
+    fewer than ``MIN_SCORED`` feature sets scored: kind "user" when every failure
+    was a user error (as for a ranking), else "bug"."""
     rows, failures, timings = [], [], []
     for d, ds in loaded.items():
         for i, m in enumerate(p.members, 1):
@@ -223,8 +227,9 @@ def _score_panel(p: Panel, loaded: dict, *, heads, input_size, runtime, seed, dl
     short = [d for d in p.splits if sum(r["dataset"] == d for r in rows) < MIN_SCORED]
     if not short:
         return (rows, failures, timings), None
-    bug = any(f["error_kind"] == "bug" for f in failures)  # as for a ranking
-    return (rows, failures, timings), (RuntimeError if bug else UsageError)(
+    bug = any(f["error_kind"] == "bug" for f in failures)
+    return (rows, failures, timings), (
+        "bug" if bug else "user",
         f"panel {p.name}: fewer than {MIN_SCORED} feature sets scored on {short} "
-        f"({len(failures)} failed; see the log)"
+        f"({len(failures)} failed; see the log)",
     )
