@@ -82,10 +82,11 @@ def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
     return p
 
 
-def incomplete_dir(out: str) -> Path:
+def incomplete_dir(out: str | Path) -> Path:
     """Where a study with a panel that ended short goes: beside ``out``, which keeps
     the previous complete study."""
-    return Path(str(out).rstrip("/") + ".incomplete")
+    out = Path(out).expanduser().resolve()  # "." and "a/" have their name
+    return out.with_name(out.name + ".incomplete")
 
 
 def run(args: argparse.Namespace) -> int:

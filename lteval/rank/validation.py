@@ -130,19 +130,22 @@ def run_study(
         loaded[i] = None  # its images are no longer needed
         rows, failures, timings = rows + got[0], failures + got[1], timings + got[2]
         entry = {"name": p.name, "members": list(p.members), "datasets": p.splits}
-        if short and p is first:  # without the first panel there is no study
+        if short:
             kind, message = short
-            raise (RuntimeError if kind == "bug" else UsageError)(f"{message}: no study written")
-        if short:  # a later panel's shortfall keeps the finished ones: recorded, not dropped
-            log.warning(f"{short[1]}; the other panels are kept")
+            if p is first:  # without the first panel there is no study
+                raise (RuntimeError if kind == "bug" else UsageError)(
+                    f"{message}: no study written"
+                )
+            # a later panel's shortfall keeps the finished ones: recorded, not dropped
+            log.warning(f"{message}; the other panels are kept")
             done.append(
                 {
                     **entry,
-                    "error": short[1],
-                    "error_kind": short[0],
+                    "error": message,
+                    "error_kind": kind,
                     "correlations": [],
                     "verdicts": {},
-                    "answer": f"Not answered: {short[1]}.",
+                    "answer": f"Not answered: {message}.",
                 }
             )
             continue
