@@ -126,7 +126,12 @@ def write_manifest(root: str | Path, names: Iterable[str] | None = None) -> None
     added to or updated in the existing manifest, or (None) every file, replacing
     it."""
     root = Path(root)
-    files = (_manifest_files(root) or {}) if names is not None else {}
+    files = _manifest_files(root) if names is not None else {}
+    if files is None:  # never rewrite a manifest lteval cannot read: it may be the user's
+        raise OutputError(
+            f"{root / MANIFEST} is not a manifest lteval can read; move it away, or name "
+            "another folder"
+        )
     todo = (
         names
         if names is not None
@@ -187,6 +192,8 @@ def foreign(root: str | Path) -> list[str]:
             name = p.relative_to(root).as_posix()
             if name == MANIFEST and readable:
                 continue
+            if _our_temporary(name, files):  # a report being written there right now
+                continue
             if p.is_symlink():
                 out.append(f"{name} (a link)")
             elif name not in files:
@@ -194,6 +201,61 @@ def foreign(root: str | Path) -> list[str]:
             elif _sha256(p) != files[name]:
                 out.append(f"{name} (changed since lteval wrote it)")
     return sorted(out)
+
+
+def _our_temporary(name: str, files: dict[str, str]) -> bool:
+    """True when ``name`` is the temporary file ``writing`` makes while it replaces a
+    file the manifest lists (``.index.html.<random>.tmp`` beside ``index.html``)."""
+    head, _, base = name.rpartition("/")
+    if not (base.startswith(".") and base.endswith(".tmp")):
+        return False
+    return any(base.startswith(f".{Path(n).name}.") and n.rpartition("/")[0] == head for n in files)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _leftovers(target: Path) -> None:
+    """Clean up after an earlier ``folder`` on ``target`` that was killed (SIGKILL, a
+    power cut) on this machine: its temporary folder is removed, and the old folder it
+    had renamed away is put back when ``target`` is missing, else removed (the swap
+    had finished). Each is logged. A leftover of a process still alive, or of another
+    machine, is left alone."""
+    import glob
+    import logging
+    import re
+    import socket
+
+    host = socket.gethostname()
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(\d+)@(.+)-[^-]+$")
+    log = logging.getLogger(__name__)
+    for p in sorted(target.parent.glob(glob.escape(f".{target.name}.") + "*@*")):
+        m = pattern.match(p.name)
+        if not m or m.group(3) != host or _pid_alive(int(m.group(2))) or not p.is_dir():
+            continue
+        if m.group(1) == "old" and not target.exists():
+            os.replace(p, target)
+            log.warning(
+                f"{target}: put back the previous folder, left as {p.name} by a run "
+                "that was killed while replacing it"
+            )
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            log.warning(f"{target}: removed {p.name}, left by a run that was killed")
+
+
+def _tag(kind: str) -> str:
+    """The part of a temporary folder's name that says whose it is."""
+    import socket
+
+    return f"{kind}-{os.getpid()}@{socket.gethostname()}-"
 
 
 def _same(path: Path, want: str | None) -> bool:
@@ -232,7 +294,13 @@ def check_overwrite(root: str | Path, names: Iterable[str], what: str) -> None:
     ``root``) is absent or as lteval wrote it: a file the user wrote or edited there
     is never overwritten."""
     root = Path(root)
-    files = _manifest_files(root) or {}
+    files = _manifest_files(root)
+    if files is None:
+        raise OutputError(
+            f"{what} {root} holds a {MANIFEST} that lteval cannot read (not its JSON), so "
+            "lteval cannot tell its files from yours there; move it away, or name another "
+            "folder"
+        )
     mine = [n for n in names if (root / n).exists() and not _same(root / n, files.get(n))]
     if mine:
         raise OutputError(
@@ -266,7 +334,8 @@ def folder(target: str | Path) -> Iterator[Path]:
         raise OutputError(f"{target} is a link; name the folder it points to, or a new one")
     with _as_output_error(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        _leftovers(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_tag('tmp')}", dir=target.parent))
         os.chmod(tmp, 0o777 & ~_umask())  # as mkdir would make it, not mkdtemp's 0700
     old = None
     try:
@@ -275,7 +344,9 @@ def folder(target: str | Path) -> Iterator[Path]:
             write_manifest(tmp)
         try:
             if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                old = Path(
+                    tempfile.mkdtemp(prefix=f".{target.name}.{_tag('old')}", dir=target.parent)
+                )
                 os.replace(target, old)  # the empty placeholder is replaced
                 found = foreign(old)
                 if found:

@@ -52,18 +52,74 @@ def _describe(tp) -> str:
     return KIND.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-def check_fields(obj, choices: dict[str, tuple] | None = None) -> None:
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The numbers a setting takes: ``low`` <= v <= ``high`` (``*_open``: strict);
+    None for an end means unbounded. A None value (where the annotation allows it)
+    is not checked; a list setting has each item checked and must not be empty."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, v) -> bool:
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return self.high is None or (v < self.high if self.high_open else v <= self.high)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'<' if self.high_open else '<='} {self.high:g}"
+
+
+POSITIVE = Range(0, low_open=True)
+AT_LEAST_1 = Range(1)
+NON_NEGATIVE = Range(0)
+UNIT = Range(0, 1)
+
+
+def check_fields(
+    obj, choices: dict[str, tuple] | None = None, ranges: dict[str, Range] | None = None
+) -> None:
     """Raise ValueError for the first field of dataclass ``obj`` whose value does not
-    fit its annotation, or is not one of ``choices[field]``."""
+    fit its annotation, is not one of ``choices[field]``, or is outside
+    ``ranges[field]``."""
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if not _fits(value, hints[f.name]):
-            raise ValueError(f"{f.name} = {value!r} takes {_describe(hints[f.name])}")
+            raise ValueError(f"{f.name} = {short(value)} takes {_describe(hints[f.name])}")
         if choices and f.name in choices and value not in choices[f.name]:
             raise ValueError(not_a_choice(f.name, value, choices[f.name]))
+        if ranges and f.name in ranges and value is not None:
+            r = ranges[f.name]
+            items = value if isinstance(value, tuple | list) else (value,)
+            if not items:
+                raise ValueError(f"{f.name} = {short(value)} is empty; give at least one value")
+            bad = [v for v in items if v not in r]
+            if bad:
+                each = " (each value)" if isinstance(value, tuple | list) else ""
+                raise ValueError(f"{f.name} = {short(value)} must be {r}{each}")
+
+
+def short(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, without building the whole
+    repr of a large or deeply shared value (a YAML alias bomb prints as a few lines)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 6
+    r.maxlevel = 3
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def not_a_choice(name: str, value, choices: tuple) -> str:
     """The message for setting ``name`` = ``value`` that is not one of ``choices``."""
-    return f"{name} = {value!r}; choose one of {', '.join(repr(c) for c in choices)}"
+    return f"{name} = {short(value)}; choose one of {', '.join(repr(c) for c in choices)}"

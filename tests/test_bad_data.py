@@ -316,7 +316,56 @@ def test_h5_groups_and_broken_links_are_one_line(tmp_path):
     with h5py.File(path, "w") as f:
         f["features"] = h5py.ExternalLink(str(tmp_path / "missing.h5"), "/x")
         f["labels"] = [0, 1, 2]
-    with pytest.raises(FeatureFileError, match="is not a readable HDF5 file"):
+    with pytest.raises(FeatureFileError, match="'features' is a link to '/x' in .*missing.h5"):
+        read_h5(path)
+
+
+def test_h5_data_kept_outside_the_file_is_never_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with h5py.File(outside / "real.h5", "w") as f:
+        f["x"] = np.ones((3, 2), np.float32)
+    (outside / "raw.bin").write_bytes(np.ones((3, 2), np.float32).tobytes())
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:  # an existing target: h5py would read it silently
+        f["features"] = h5py.ExternalLink(str(outside / "real.h5"), "/x")
+        f["labels"] = [0, 1, 2]
+    with pytest.raises(FeatureFileError, match="'features' is a link .* write the array itself"):
+        read_h5(path)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("features", (3, 2), "f4", external=[(str(outside / "raw.bin"), 0, 24)])
+        f["labels"] = [0, 1, 2]
+    with pytest.raises(FeatureFileError, match="keeps its data in other files .*external"):
+        read_h5(path)
+
+
+def test_h5_sizes_are_checked_before_anything_is_allocated(tmp_path, monkeypatch):
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:  # 10M x 10k declared, nothing stored: 373 GiB of fill
+        f.create_dataset("features", (10_000_000, 10_000), "f4")
+        f["labels"] = [0, 1, 2]
+    assert path.stat().st_size < 100_000
+    with pytest.raises(FeatureFileError, match=r"declares shape \(10000000, 10000\) \(373 GiB\)"):
+        read_h5(path)
+    with h5py.File(path, "w") as f:  # compressed: more than deflate could expand to
+        f.create_dataset("features", (10_000_000, 10_000), "f4", chunks=(64, 64), compression=4)
+        f["labels"] = [0, 1, 2]
+    with pytest.raises(FeatureFileError, match="the file stores 0 bytes of it"):
+        read_h5(path)
+    with h5py.File(path, "w") as f:  # within the budget, but mostly unwritten chunks
+        f.create_dataset("features", (200_000, 100), "f4", chunks=(64, 64), compression=4)
+        f["features"][:10] = 1.0
+        f["labels"] = [0, 1, 2]
+    with pytest.raises(FeatureFileError, match="the file stores .* bytes of it"):
+        read_h5(path)
+    with h5py.File(path, "w") as f:  # a real, compressed file of the same size reads
+        f.create_dataset(
+            "features", data=np.ones((200_000, 100), "f4"), chunks=(64, 64), compression=4
+        )
+        f["labels"] = np.zeros(200_000, np.int64)
+    assert read_h5(path)[0].shape == (200_000, 100)
+    monkeypatch.setenv("LTEVAL_H5_MAX_BYTES", str(10_000))
+    with pytest.raises(FeatureFileError, match="over the memory budget of 9.31e-06 GiB"):
         read_h5(path)
 
 
@@ -356,4 +405,4 @@ def test_config_paths_expand_home_and_duplicate_keys_are_refused(tmp_path, monke
     assert args.out == str(tmp_path / "runs" / "r1") and args.features == str(tmp_path / "feats")
     config.write_text("bootstrap: 100\nseed: 1\nbootstrap: 200\n")
     assert rank_main(["--config", str(config)]) == 2
-    assert "'bootstrap' is given twice (line 3); keep one" in _one_line(capsys)
+    assert "line 3 holds 'bootstrap' given twice (keep one)" in _one_line(capsys)

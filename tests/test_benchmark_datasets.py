@@ -64,6 +64,65 @@ def test_cifar_missing_archive_names_file_and_layout(tmp_path):
         load_dataset("cifar10-lt", tmp_path)
 
 
+class _RunsShell:
+    """A pickle payload that would run a shell command when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("target", ["data_batch_1", "batches.meta"])
+def test_a_crafted_cifar_pickle_runs_no_code(tmp_path, target):
+    root = fake_cifar(tmp_path / "data")
+    marker = tmp_path / "ran"
+    with open(root / "cifar-10-batches-py" / target, "wb") as fh:
+        pickle.dump({b"data": _RunsShell(marker), b"labels": [0]}, fh, protocol=2)
+    with pytest.raises(DatasetError, match=rf"{target} is not a CIFAR python batch: .*system"):
+        load_dataset("cifar10-lt", root)
+    assert not marker.exists()
+
+
+def test_every_cifar_file_is_found_before_any_is_read(tmp_path, monkeypatch):
+    root = fake_cifar(tmp_path)
+    (root / "cifar-10-batches-py" / "test_batch").unlink()
+    import lteval.data.benchmarks as bm
+
+    monkeypatch.setattr(bm, "load_data_pickle", lambda *a, **k: pytest.fail("read first"))
+    with pytest.raises(DatasetError, match="test_batch not found"):
+        load_dataset("cifar10-lt", root)
+
+
+@pytest.mark.parametrize(
+    "payload, match",
+    [
+        ([1, 2], "holds a list, not a CIFAR batch"),
+        ({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]}, "not 3072"),
+        ({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, "uint8"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "one integer label"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "outside the 10"),
+    ],
+)
+def test_a_malformed_cifar_batch_is_named(tmp_path, payload, match):
+    root = fake_cifar(tmp_path)
+    with open(root / "cifar-10-batches-py" / "data_batch_3", "wb") as fh:
+        pickle.dump(payload, fh, protocol=2)
+    with pytest.raises(DatasetError, match=f"data_batch_3.*{match}"):
+        load_dataset("cifar10-lt", root)
+
+
+def test_a_truncated_cifar_pickle_is_named(tmp_path):
+    root = fake_cifar(tmp_path)
+    path = root / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DatasetError, match="data_batch_2 is not a readable CIFAR python batch"):
+        load_dataset("cifar10-lt", root)
+
+
 def _images(root, rel_paths):
     for rel in rel_paths:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -129,13 +129,14 @@ def test_progress_counts_every_flow_epoch_with_its_stage():
     early stop skipped: num_stages * flow_epochs in all, each call naming its stage."""
     X, y = _blobs(2)
     calls = []
-    # no epoch qualifies (largest cluster >= 0), so patience 1 stops every flow at epoch 1
-    cfg = replace(CFG, flow_epochs=6, flow_patience=1, max_cluster_size=0)
+    # no epoch qualifies (every largest cluster >= 1), so patience 1 stops every flow at epoch 1
+    cfg = replace(CFG, flow_epochs=6, flow_patience=1, max_cluster_size=1)
     model = DLSA.from_config(cfg, random_state=0).fit(
         X, y, X_val=X[::4], y_val=y[::4], progress=lambda n, what: calls.append((n, what))
     )
     assert sum(n for n, _ in calls) == len(model.stages_) * cfg.flow_epochs
-    assert {w for _, w in calls} == {
+    assert calls[0] == (0, "regular classifier")  # named before it trains
+    assert {w for _, w in calls[1:]} == {
         f"stage {s + 1}/{cfg.num_stages}: {cfg.flow_seeds} flows" for s in range(len(model.stages_))
     }
     assert any(n > 1 for n, _ in calls)  # a jump: some stage stopped early

@@ -130,7 +130,7 @@ def test_divergence_note_survives_when_no_epoch_qualifies():
         flow_optimizer="sgd",
         flow_lr=1.0,
         flow_grad_clip=None,
-        max_cluster_size=0,  # no epoch can qualify
+        max_cluster_size=1,  # no epoch can qualify
     )
     fit = fit_stage(X, y, cfg, 0)
     assert fit.dropped and fit.selection, "this setting must give both outcomes"

@@ -190,7 +190,9 @@ def test_export_report_and_compare_never_overwrite_a_users_file(image_folder, tm
     (exp / "feature_train.h5").write_text("mine")
     args = [*folder_args(image_folder, "random:timm:test_resnet"), "--quiet"]
     assert extract_main([*args, "--export-h5", str(tmp_path / "exp")]) == 2
-    assert "feature_train.h5, which lteval did not write" in capsys.readouterr().err
+    assert (
+        "random_timm_test_resnet holds feature_train.h5, and it has no" in capsys.readouterr().err
+    )
     assert (exp / "feature_train.h5").read_text() == "mine"
     (exp / "feature_train.h5").unlink()
     for _ in range(2):  # its own files: written, then replaced by a rerun

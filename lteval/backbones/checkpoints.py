@@ -11,6 +11,7 @@ removes the classifier afterwards.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -147,10 +148,20 @@ def timm_from_file(full: str, path: str | Path, keep_classifier: bool = False) -
     return model
 
 
+def load_weights_only(path: str | Path):
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain
+    containers only, no code from the file runs. torch's note on a pickle protocol
+    other than 2 (a checkpoint written by plain ``pickle``) is not passed on: the
+    file either loads whole or raises."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def torch_state(path: str | Path) -> dict:
     """A torch checkpoint's state dict (``state_dict`` entry unwrapped), weights only."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)
     except Exception as e:
         raise unreadable(path, e) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

@@ -170,11 +170,12 @@ def remap_lukemelas(state: dict, model) -> dict:
 
 def _convert_lite(pw: PackagedWeights, src: Path, dst: Path) -> None:
     import timm
-    import torch
     from safetensors.torch import save_file
 
+    from lteval.backbones.checkpoints import load_weights_only
+
     model = timm.create_model(pw.arch, pretrained=False)
-    state = remap_lukemelas(torch.load(src, map_location="cpu", weights_only=True), model)
+    state = remap_lukemelas(load_weights_only(src), model)
     model.load_state_dict(state, strict=True)  # the check: every key, every shape
     with writing(dst) as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))

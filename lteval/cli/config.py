@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lteval.cli.options import PATHS
 from lteval.errors import UsageError, read_user_text
-from lteval.fields import KIND
+from lteval.fields import KIND, short
 
 
 class Parser(argparse.ArgumentParser):
@@ -86,7 +86,7 @@ def parse_with_config(parser: Parser, argv: list[str]) -> argparse.Namespace:
                 value = ",".join(str(v) for v in value)
             if action.choices is not None and value not in action.choices:
                 raise UsageError(
-                    f"--config {known.config}: {key} = {value!r}; choose one of "
+                    f"--config {known.config}: {key} = {short(value)}; choose one of "
                     f"{sorted(action.choices)}"
                 )
             if action.type is not None and isinstance(value, str):
@@ -95,7 +95,7 @@ def parse_with_config(parser: Parser, argv: list[str]) -> argparse.Namespace:
                 except (TypeError, ValueError):
                     kind = KIND.get(action.type, "a value")
                     raise UsageError(
-                        f"--config {known.config}: {key} = {value!r}; "
+                        f"--config {known.config}: {key} = {short(value)}; "
                         f"{action.option_strings[0]} takes {kind}"
                     ) from None
             extra[dest] = value
@@ -113,42 +113,60 @@ def _config_value(path: str, key: str, value, action: argparse.Action, repeatabl
     if action.nargs == 0:  # a switch (store_true / store_false)
         if not isinstance(value, bool):
             raise UsageError(
-                f"--config {path}: {key} = {value!r}; {action.option_strings[0]} is a "
+                f"--config {path}: {key} = {short(value)}; {action.option_strings[0]} is a "
                 f"switch: write true or false (unquoted)"
             )
         return value
     if repeatable:
         if isinstance(value, str):
             value = [value]
-        elif isinstance(value, dict):
+        elif isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
             value = [f"{k}={v}" for k, v in value.items()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UsageError(
-                f"--config {path}: {key} = {value!r}; give a list of strings "
+                f"--config {path}: {key} = {short(value)}; give a list of strings "
                 f"(e.g. {key}: [NAME=PATH])"
             )
         return value
     if isinstance(value, dict | list) and action.type is not None:
-        raise UsageError(f"--config {path}: {key} = {value!r}; give a single value")
+        raise UsageError(f"--config {path}: {key} = {short(value)}; give a single value")
     return value
 
 
-class _Twice(Exception):
-    def __init__(self, key, line: int):
-        self.key, self.line = key, line
+class _Refused(Exception):
+    """What a --config file holds that lteval refuses: ``what``, at ``line``."""
+
+    def __init__(self, what: str, line: int):
+        self.what, self.line = what, line
 
 
 def _loader(yaml):
-    """yaml's SafeLoader, except that a key given twice in one mapping raises
-    ``_Twice`` (PyYAML keeps the last one in silence)."""
+    """yaml's SafeLoader, except that it refuses (``_Refused``) a key given twice in
+    one mapping (PyYAML keeps the last one in silence), a key that is a list or a
+    mapping, and an alias (``*name``) of a list or mapping: nested aliases expand
+    exponentially when read (a 600-byte "billion laughs" file)."""
 
     class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                node = self.anchors.get(event.anchor)
+                if isinstance(node, yaml.CollectionNode):
+                    raise _Refused(
+                        f"an alias *{event.anchor} of a list or mapping (write it out)",
+                        event.start_mark.line + 1,
+                    )
+            return super().compose_node(parent, index)
+
         def construct_mapping(self, node, deep=False):
             seen = set()
             for key_node, _ in node.value:
+                line = key_node.start_mark.line + 1
+                if isinstance(key_node, yaml.CollectionNode):
+                    raise _Refused("a key that is a list or mapping (keys are option names)", line)
                 key = self.construct_object(key_node, deep=deep)
                 if key in seen:
-                    raise _Twice(key, key_node.start_mark.line + 1)
+                    raise _Refused(f"{short(key)} given twice (keep one)", line)
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
@@ -164,10 +182,8 @@ def read_config(path: str) -> dict:
         raise UsageError(f"--config {path}: no such file")
     try:
         data = yaml.load(read_user_text(p, "--config", UsageError), _loader(yaml)) or {}
-    except _Twice as e:
-        raise UsageError(
-            f"--config {path}: {e.key!r} is given twice (line {e.line}); keep one"
-        ) from None
+    except _Refused as e:
+        raise UsageError(f"--config {path}: line {e.line} holds {e.what}") from None
     except yaml.YAMLError as e:
         raise UsageError(f"--config {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

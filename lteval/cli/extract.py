@@ -21,6 +21,7 @@ import numpy as np
 from lteval import atomic
 from lteval.cli import common
 from lteval.cli.torchrun import init_process_group
+from lteval.errors import OutputError, UsageError
 from lteval.features import backbone_features, check_backbones, resolve_device, write_h5
 from lteval.features.cache import check_writable
 from lteval.features.h5io import H5_FILES
@@ -37,6 +38,34 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
+def export_folders(root: str, names: list[str]) -> dict[str, Path]:
+    """{backbone: its --export-h5 folder}; UsageError naming both backbones when two
+    would share one folder (``file:/x/m/a.pt`` and ``file:/x/m_a.pt`` both map to
+    ``file_x_m_a.pt``; case is ignored, as some file systems do), and OutputError
+    when a folder is a link (writing there would write outside ``root``) or holds
+    anything lteval did not write."""
+    out, seen = {}, {}
+    for name in names:
+        folder = safe_name(name)
+        other = seen.setdefault(folder.lower(), name)
+        if other != name:
+            raise UsageError(
+                f"--export-h5: backbones {other!r} and {name!r} would both be written to "
+                f"{Path(root) / folder}; export them in two runs, to two folders"
+            )
+        d = Path(root) / folder
+        if d.is_symlink():
+            raise OutputError(
+                f"--export-h5 {d} is a link; lteval writes only into real folders under "
+                "--export-h5: remove the link, or name another --export-h5"
+            )
+        found = atomic.foreign(d)
+        if found:
+            raise OutputError(atomic.refusal(d, found, "--export-h5"))
+        out[name] = d
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     rank, _ = init_process_group(args.device)
     resolve_device(args.device)  # a bad --device fails before any data is read
@@ -47,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
         atomic.check_writable_dir(args.export_h5, "--export-h5")
         inputs = [("--data-root", args.data_root)]
         common.check_not_inside(args.export_h5, "--export-h5", inputs, "the h5 files")
-        for name in names:
-            atomic.check_overwrite(Path(args.export_h5) / safe_name(name), H5_FILES, "--export-h5")
+        folders = export_folders(args.export_h5, names)
     dataset = common.load_data(args)
     missing = check_backbones(names, weights, args.allow_random_init)
     if missing:
@@ -71,12 +99,13 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"{name}\t{manifest['key']}")
         if args.export_h5:
-            d = Path(args.export_h5) / safe_name(name)
             Xtr = np.concatenate([feats["train"][0], feats["val"][0]])
             ytr = np.concatenate([feats["train"][1], feats["val"][1]])
-            write_h5(d / H5_FILES[0], Xtr, ytr)
-            write_h5(d / H5_FILES[1], *feats["eval"])
-            atomic.write_manifest(d, H5_FILES)  # so that a rerun may replace them
+            # the folder appears whole, with its manifest, or not at all: a run killed
+            # half-way leaves nothing that a rerun would take for a user's files
+            with atomic.folder(folders[name]) as tmp:
+                write_h5(tmp / H5_FILES[0], Xtr, ytr)
+                write_h5(tmp / H5_FILES[1], *feats["eval"])
     return 0
 
 

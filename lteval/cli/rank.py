@@ -74,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
     # at once, where a check on rank 0 alone would leave the others waiting for it
     common.check_out(args.out, inputs=_inputs(args))
     runtime = common.run_options(args)
-    names, weights = None, None
+    names = None
     if args.backbones or args.backbones_file:
         names = common.backbone_list(args.backbones, args.backbones_file)
-        weights = common.parse_weights(args.weights)
+    weights = common.parse_weights(args.weights) if args.weights else None  # run() checks
     result = pipeline.run(
         names,
         dataset=args.dataset,

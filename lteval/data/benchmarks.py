@@ -17,13 +17,14 @@ expects under ``--data-root``.
 from __future__ import annotations
 
 import hashlib
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from lteval.data.profiles import Splits, carve_validation, long_tailed_train_split
+from lteval.data.safe_pickle import RefusedGlobal, load_data_pickle
 from lteval.errors import DatasetError, arg, read_user_json, read_user_text
+from lteval.fields import short
 
 CIFAR = {
     "cifar10-lt": (
@@ -59,8 +60,65 @@ def _need(path: Path, layout: str) -> Path:
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        return pickle.load(fh, encoding="bytes")
+    """A CIFAR python archive's dict, read without running code (``safe_pickle``)."""
+    try:
+        data = load_data_pickle(path.read_bytes(), encoding="bytes")
+    except RefusedGlobal as e:
+        raise DatasetError(
+            f"{path} is not a CIFAR python batch: its pickle asks to run {e.qualname}, "
+            "which lteval never does; replace it with the official archive "
+            "(cifar-10-python.tar.gz / cifar-100-python.tar.gz, unpacked)"
+        ) from None
+    except OSError as e:
+        raise DatasetError(f"{path} cannot be read ({e.strerror or e})") from None
+    except Exception as e:  # a damaged pickle raises many kinds
+        raise DatasetError(
+            f"{path} is not a readable CIFAR python batch ({type(e).__name__}: "
+            f"{str(e)[:100]}); replace it with the official archive, unpacked"
+        ) from None
+    if not isinstance(data, dict):
+        raise DatasetError(
+            f"{path} holds a {type(data).__name__}, not a CIFAR batch's dict; replace it "
+            "with the official archive, unpacked"
+        )
+    return data
+
+
+def _batch(path: Path, key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, 3072) uint8, labels (n,) int64) of one CIFAR batch, checked."""
+    d = _unpickle(path)
+    images, labels = d.get(b"data"), d.get(key)
+    fix = "replace it with the official archive, unpacked"
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2:
+        raise DatasetError(f"{path}: b'data' is not an (n, 3072) uint8 array; {fix}")
+    if images.shape[1] != 3 * 32 * 32:
+        raise DatasetError(f"{path}: b'data' rows hold {images.shape[1]} values, not 3072; {fix}")
+    try:
+        y = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        y = None
+    if y is None or y.shape != (len(images),):
+        raise DatasetError(f"{path}: {key!r} is not one integer label per image; {fix}")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DatasetError(
+            f"{path}: {key!r} holds {int(y.min())}..{int(y.max())}, outside the "
+            f"{num_classes} classes 0..{num_classes - 1}; {fix}"
+        )
+    return images, y
+
+
+def _names(path: Path, key: bytes, num_classes: int) -> list[str]:
+    names = _unpickle(path).get(key)
+    if (
+        not isinstance(names, list)
+        or len(names) != num_classes
+        or not all(isinstance(n, bytes | str) for n in names)
+    ):
+        raise DatasetError(
+            f"{path}: {key!r} is not a list of {num_classes} class names; replace it with "
+            "the official archive, unpacked"
+        )
+    return [n.decode(errors="replace") if isinstance(n, bytes) else n for n in names]
 
 
 def load_cifar(
@@ -76,15 +134,17 @@ def load_cifar(
     """(images (N, 32, 32, 3) uint8, labels, class names, source, Splits) for CIFAR-LT."""
     folder, train_files, test_files, key, meta, names_key, default_max = CIFAR[name]
     layout = f"{folder}/{{{','.join(train_files + test_files)},{meta}}} (the python archive)"
-    parts = [_unpickle(_need(root / folder / f, layout)) for f in train_files + test_files]
-    images = np.concatenate([p[b"data"] for p in parts]).reshape(-1, 3, 32, 32)
-    labels = np.concatenate([np.asarray(p[key], np.int64) for p in parts])
-    n_train = sum(len(p[key]) for p in parts[: len(train_files)])
+    num_classes = 10 if name == "cifar10-lt" else 100
+    paths = [_need(root / folder / f, layout) for f in train_files + test_files]
+    parts = [_batch(p, key, num_classes) for p in paths]
+    images = np.concatenate([im for im, _ in parts]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([y for _, y in parts])
+    n_train = sum(len(y) for _, y in parts[: len(train_files)])
     meta_path = root / folder / meta
     names = (
-        [n.decode() for n in _unpickle(meta_path)[names_key]]
+        _names(meta_path, names_key, num_classes)
         if meta_path.is_file()
-        else [str(c) for c in range(int(labels.max()) + 1)]
+        else [str(c) for c in range(num_classes)]
     )
     splits = long_tailed_train_split(
         labels,
@@ -106,10 +166,27 @@ def _read_list(path: Path, root: Path) -> tuple[list[Path], list[int]]:
             continue
         rel, _, lab = line.strip().rpartition(" ")
         if not rel or not lab.lstrip("-").isdigit():
-            raise DatasetError(f"{path}:{n}: expected '<relative path> <label>', got {line!r}")
+            raise DatasetError(f"{path}:{n}: expected '<relative path> <label>', got {short(line)}")
         paths.append(root / rel)
-        labels.append(int(lab))
+        labels.append(check_class_id(int(lab), f"{path}:{n}"))
     return paths, labels
+
+
+MAX_CLASS_ID = 1_000_000
+"""The largest class id a benchmark list or annotation file may hold (the largest
+standard benchmarks have about 22,000 classes): every id up to the largest gets a
+name, so a stray 2,000,000,000 would build billions of them."""
+
+
+def check_class_id(label: int, where: str) -> int:
+    """``label`` when it is a class id in 0..``MAX_CLASS_ID``; DatasetError naming
+    ``where`` otherwise."""
+    if not 0 <= label <= MAX_CLASS_ID:
+        raise DatasetError(
+            f"{where}: label {label} is not a class id in 0..{MAX_CLASS_ID:,}; number the "
+            "classes 0, 1, 2, ..."
+        )
+    return label
 
 
 def load_split_lists(name: str, root: Path, *, seed: int, **_):
@@ -149,8 +226,12 @@ def load_inat(name: str, root: Path, *, seed: int, val_fraction: float, **_):
         try:
             cat = {a["image_id"]: a["category_id"] for a in d["annotations"]}
             parts.append([(root / im["file_name"], cat[im["id"]]) for im in d["images"]])
-        except KeyError as e:
-            raise DatasetError(f"{root / fn} lacks {e} ({layout})") from None
+        except (KeyError, TypeError) as e:
+            raise DatasetError(f"{root / fn} lacks {short(str(e))} ({layout})") from None
+        for _, c in parts[-1]:
+            if isinstance(c, bool) or not isinstance(c, int):
+                raise DatasetError(f"{root / fn}: category_id {short(c)} is not an integer")
+            check_class_id(c, str(root / fn))
     paths = [p for part in parts for p, _ in part]
     y = np.asarray([c for part in parts for _, c in part], np.int64)
     n_train = len(parts[0])

@@ -19,6 +19,8 @@ import importlib.resources
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +84,10 @@ class ImageDataset:
         sideways with such a tag)."""
         if isinstance(self.images, np.ndarray):
             return to_rgb(Image.fromarray(self.images[i]))
-        with Image.open(self.images[i]) as im:
+        path = self.images[i]
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block for ever
+            raise OSError(f"{path} is not a regular file (a FIFO or a device?)")
+        with Image.open(path) as im:
             return to_rgb(ImageOps.exif_transpose(im))
 
     def describe(self, i: int) -> str:
@@ -122,10 +127,21 @@ def _digits() -> tuple[np.ndarray, np.ndarray, list[str], str]:
 
 def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str, dict]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {
+    named = {
         c: sorted(f for f in (root / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
         for c in classes
     }
+    # a FIFO or a device named x.png would block or never end when opened: never opened
+    files = {c: [f for f in fs if f.is_file()] for c, fs in named.items()}
+    special = [f for c in classes for f in named[c] if not f.is_file() and not f.is_dir()]
+    if special:
+        log.warning(
+            "%d image name(s) under %s are not regular files (a FIFO, a device or a broken "
+            "link) and are skipped: %s",
+            len(special),
+            root,
+            ", ".join(str(f) for f in special[:5]) + (" ..." if len(special) > 5 else ""),
+        )
     empty = [c for c in classes if not files[c]]
     if empty:  # a class without images would be a phantom class of every head
         log.warning(
@@ -149,6 +165,8 @@ def _folder(root: Path) -> tuple[list[Path], np.ndarray, list[str], str, dict]:
         paths += files[name]
         labels += [c] * len(files[name])
     notes = {"empty_class_folders_left_out": empty} if empty else {}
+    if special:
+        notes["special_files_skipped"] = [str(f.relative_to(root)) for f in special]
     return paths, np.asarray(labels, dtype=np.int64), classes, f"folder:{root.resolve()}", notes
 
 

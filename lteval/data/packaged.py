@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import logging
 import pickle
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lteval.atomic import writing
+from lteval.data.safe_pickle import RefusedGlobal, load_data_pickle
 from lteval.errors import DatasetError
 from lteval.packaged import (
     AssetError,
@@ -92,26 +92,13 @@ def foolbox_dir() -> Path:
     return assets_root() / "datasets" / "foolbox-imagenet"
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles numpy arrays and nothing else (no code from the package runs)."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
-        return super().find_class(module, name)
-
-
 def read_gzip_array(path: Path) -> np.ndarray:
     """A gzip-compressed pickle of one numpy array, read without running other code."""
     with gzip.open(path, "rb") as fh:
-        arr = _ArraysOnly(io.BytesIO(fh.read())).load()
+        try:
+            arr = load_data_pickle(fh.read())
+        except RefusedGlobal as e:
+            raise pickle.UnpicklingError(f"refusing to unpickle {e.qualname}") from None
     if not isinstance(arr, np.ndarray):
         raise AssetError(f"{path} does not hold a numpy array")
     return arr

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field, replace
 
-from lteval.fields import check_fields
+from lteval.fields import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check_fields, short
 from lteval.heads.linear import LinearConfig
 from lteval.heads.params import ParamsMixin
 
@@ -105,25 +106,25 @@ class DLSAConfig(ParamsMixin):
 
     def validate(self) -> DLSAConfig:
         """Self, after checking every setting's type, choice and range (ValueError)."""
-        check_fields(self, CHOICES)
-        self.classifier.validate()
-        if min(self.num_clusters, self.num_stages, self.flow_epochs, self.flow_seeds) < 1:
-            raise ValueError("num_clusters, num_stages, flow_epochs and flow_seeds must be >= 1")
-        if self.flow_patience is not None and self.flow_patience < 1:
-            raise ValueError(f"flow_patience must be >= 1 or None, got {self.flow_patience}")
-        if self.flow_epoch_samples is not None and self.flow_epoch_samples < 2:
-            raise ValueError(
-                f"flow_epoch_samples must be >= 2 or None, got {self.flow_epoch_samples}"
-            )
-        if self.hidden is not None and self.hidden < 1:
-            raise ValueError(f"hidden must be >= 1 or None, got {self.hidden}")
-        if not 0 < self.rho < 1:
-            raise ValueError(f"rho must be in (0, 1), got {self.rho}")
-        if not 0 <= self.stage_check_fraction < 1:
-            raise ValueError(
-                f"stage_check_fraction must be in [0, 1), got {self.stage_check_fraction}"
-            )
+        check_fields(self, CHOICES, RANGES)
+        try:
+            self.classifier.validate()
+        except ValueError as e:
+            raise ValueError(f"classifier.{e}") from None
+        check_device(self.device)
         return self
+
+
+def check_device(device: str) -> None:
+    """ValueError unless ``device`` names a torch device this machine has."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device = {short(device)} is not a torch device (cpu, cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device = {device!r} asked for CUDA but none is available; use 'cpu'")
 
 
 CHOICES = {
@@ -131,6 +132,37 @@ CHOICES = {
     "flow_autocast": ("auto", "bfloat16", "float32"),
 }
 """The string settings of ``DLSAConfig`` and their values."""
+
+RANGES = {
+    "num_clusters": AT_LEAST_1,
+    "num_stages": AT_LEAST_1,
+    "rho": Range(0, 1, low_open=True, high_open=True),
+    "flow_epochs": AT_LEAST_1,
+    "flow_batch_size": Range(2),  # batch-norm statistics need two rows
+    "flow_lr": POSITIVE,
+    "flow_grad_clip": POSITIVE,
+    "flow_seeds": AT_LEAST_1,
+    "flow_patience": AT_LEAST_1,
+    "flow_epoch_samples": Range(2),
+    "hidden": AT_LEAST_1,
+    "lambda_lh": NON_NEGATIVE,
+    "lambda_bal": NON_NEGATIVE,
+    "lambda_pur": NON_NEGATIVE,
+    "q": NON_NEGATIVE,
+    "prior_std": POSITIVE,
+    "bn_momentum": UNIT,
+    "made_init_std": POSITIVE,
+    "ema_momentum": UNIT,
+    "purity_threshold": UNIT,
+    "min_cluster_size": AT_LEAST_1,
+    "max_cluster_size": AT_LEAST_1,
+    "stage_check_fraction": Range(0, 1, high_open=True),
+}
+"""The numeric settings of ``DLSAConfig`` and their ranges (None, where the
+annotation allows it, means "off" or "the default" and is not checked). The
+margins (``stage_check_margin_se``, ``classifier.warm_start_margin_se``) take any
+finite number: a negative margin accepts a stage classifier, or a trained epoch,
+that is up to that many standard errors worse."""
 
 
 PRESETS: dict[str, dict] = {
@@ -225,8 +257,12 @@ def scaled_for(n_train: int, num_classes: int, base: DLSAConfig | None = None) -
 
     K = min(base K, max(2 C, n_train // 20)) so that clusters can still hold more
     than ``min_cluster_size`` samples; the flow batch is at most a quarter of the
-    training set (so an epoch has at least 4 SGD steps), at least 64.
+    training set (so an epoch has at least 4 SGD steps), at least 64. ValueError
+    unless ``n_train`` and ``num_classes`` are whole numbers >= 1 and >= 2.
     """
+    for name, value, low in (("n_train", n_train, 1), ("num_classes", num_classes, 2)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"scaled_for: {name} = {value!r} must be a whole number >= {low}")
     base = base or DLSAConfig()
     if n_train >= 20 * base.num_clusters:
         return base

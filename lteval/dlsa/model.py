@@ -194,6 +194,8 @@ class DLSA(ClassifierMixin, BaseEstimator):
         self.scaler_ = Standardizer().fit(X)
         Xs, Xv = self.scaler_.transform(X), self.scaler_.transform(X_val)
         Xt = torch.as_tensor(Xs)
+        if progress:  # it can take minutes at scale: say so before the first flow epoch
+            progress(0, "regular classifier")
         self.regular_ = train_balanced_softmax(
             Xs, y, C, X_val=Xv, y_val=y_val, config=cfg.classifier, seed=seed0
         )

@@ -7,6 +7,7 @@ class ids, or class names as (byte) strings, UTF-8.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -33,11 +34,7 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
                     "Write 'features' (N x D float) and 'labels' (N int ids or class names)."
                 )
             for key in ("features", "labels"):
-                if not isinstance(f[key], h5py.Dataset):
-                    raise FeatureFileError(
-                        f"{path}: {key!r} is a {type(f[key]).__name__}, not a dataset; write "
-                        "it as one array"
-                    )
+                _check_stored(f, key, path)
             X, y = np.asarray(f["features"]), np.asarray(f["labels"])
     except (OSError, KeyError, ValueError, TypeError) as e:  # h5py raises all of them
         if isinstance(e, FeatureFileError):
@@ -89,6 +86,76 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             "(renumber them, or write class names)"
         )
     return X32, y.astype(np.int64)
+
+
+MAX_RATIO = 1100
+"""The most a compressed dataset may expand on reading (deflate's limit is about
+1,032:1): a chunked dataset declaring more than that over what it stores is mostly
+unwritten fill values."""
+
+
+def memory_budget() -> int:
+    """Bytes one feature file may take once read: half of this machine's physical
+    memory (``LTEVAL_H5_MAX_BYTES`` overrides it)."""
+    env = os.environ.get("LTEVAL_H5_MAX_BYTES")
+    if env:
+        return int(env)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX: 8 GiB
+        return 8 << 30
+
+
+def _check_stored(f: h5py.File, key: str, path: Path) -> None:
+    """FeatureFileError, before anything is read, unless ``f[key]`` is a dataset kept in
+    this file (no external link, external raw storage or virtual mapping: those read
+    other files), whose stored bytes can hold what it declares, and whose size fits
+    ``memory_budget``. A file of a few kB can declare a 10M x 10k dataset that reads
+    as 373 GiB of fill values."""
+    link = f.get(key, getlink=True)
+    if isinstance(link, h5py.ExternalLink | h5py.SoftLink):
+        raise FeatureFileError(
+            f"{path}: {key!r} is a link to {link.path!r}"
+            + (f" in {link.filename}" if isinstance(link, h5py.ExternalLink) else "")
+            + "; write the array itself into this file"
+        )
+    ds = f[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise FeatureFileError(
+            f"{path}: {key!r} is a {type(ds).__name__}, not a dataset; write it as one array"
+        )
+    if ds.external or ds.is_virtual:
+        raise FeatureFileError(
+            f"{path}: {key!r} keeps its data in other files "
+            f"({'virtual' if ds.is_virtual else 'external'} storage); write the array "
+            "itself into this file"
+        )
+    if ds.shape is None:  # an empty dataspace: nothing to read
+        return
+    if ds.dtype.kind in "OSU":
+        nbytes = int(np.prod(ds.shape, dtype=np.float64)) * 64  # strings: a generous guess
+    else:
+        nbytes = int(np.prod(ds.shape, dtype=np.float64)) * max(ds.dtype.itemsize, 4)
+    stored = ds.id.get_storage_size()
+    raw = ds.size * ds.dtype.itemsize
+    short_by = stored < raw if ds.chunks is None else raw > 64 << 20 and stored * MAX_RATIO < raw
+    if ds.dtype.kind not in "OSU" and short_by:
+        raise FeatureFileError(
+            f"{path}: {key!r} declares shape {ds.shape} ({_gib(ds.size * ds.dtype.itemsize)}) "
+            f"but the file stores {stored:,} bytes of it; the file is truncated or not "
+            "written whole: write it again"
+        )
+    budget = memory_budget()
+    if nbytes > budget:
+        raise FeatureFileError(
+            f"{path}: {key!r} declares shape {ds.shape}, {_gib(nbytes)} once read, over the "
+            f"memory budget of {_gib(budget)} (half this machine's memory; "
+            "LTEVAL_H5_MAX_BYTES sets it); give fewer rows or dimensions"
+        )
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
 
 
 def _names(y: np.ndarray, path: Path) -> np.ndarray:

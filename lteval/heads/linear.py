@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lteval.fields import check_fields, not_a_choice
+from lteval.fields import AT_LEAST_1, NON_NEGATIVE, POSITIVE, check_fields, not_a_choice
 from lteval.heads.metrics import balanced_accuracy, balanced_accuracy_se
 from lteval.heads.params import ParamsMixin
 from lteval.heads.seeding import seeded_torch
@@ -93,9 +93,7 @@ class LinearConfig(ParamsMixin):
 
     def validate(self) -> LinearConfig:
         """Self, after checking every setting's type and choice (ValueError naming it)."""
-        check_fields(self, CHOICES)
-        if self.epoch_samples is not None and self.epoch_samples < 1:
-            raise ValueError(f"epoch_samples must be >= 1 or None, got {self.epoch_samples}")
+        check_fields(self, CHOICES, RANGES)
         return self
 
 
@@ -104,6 +102,18 @@ CHOICES = {
     "sampling": ("instance", "class-balanced"),
 }
 """The string settings of ``LinearConfig`` and their values."""
+
+RANGES = {
+    "epochs": AT_LEAST_1,
+    "batch_size": AT_LEAST_1,
+    "lr": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "patience": AT_LEAST_1,
+    "lr_grid": POSITIVE,
+    "epoch_samples": AT_LEAST_1,
+}
+"""The numeric settings of ``LinearConfig`` and their ranges (None: where the
+annotation allows it, "off")."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from lteval.errors import DatasetError, FeatureError, arg
+from lteval.heads.inputs import FEATURE_RMS, FEATURE_RMS_LIMIT, feature_rms
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -49,19 +50,6 @@ def some_classes(classes: np.ndarray, class_names: list[str] | None) -> str:
     return ", ".join(names) + (", ..." if len(classes) > 5 else "")
 
 
-FEATURE_RMS = (1e-6, 1e6)
-"""The range of a split's root-mean-square feature value where every head works as
-tuned. Measured on planted 4-class features scaled by 1e-12..1e18: every head is
-within 0.05 of its unscaled accuracy from 1e-6 to 1e6; the linear probes degrade at
-1e-9 and 1e12 and fall to chance at 1e-12; at 1e18 float32 overflows and every
-head is at chance. Outside it the report warns (random-init controls often are:
-a random MobileNetV2's features have RMS 4e-9)."""
-
-FEATURE_RMS_LIMIT = (1e-15, 1e15)
-"""Outside this range a split's features are refused: float32 squares under- or
-overflow."""
-
-
 def check_features(splits: dict[str, Split]) -> list[str]:
     """FeatureError when a split's features hold NaN or inf, are the same vector for
     every sample (all zero: a dead layer or a wrong --layer), or have a scale outside
@@ -85,7 +73,7 @@ def check_features(splits: dict[str, Split]) -> list[str]:
                 f"dims): a dead layer or a wrong {arg('layer')}? check the backbone and "
                 f"{arg('layer')}"
             )
-        rms = float(np.sqrt(np.mean(np.square(X, dtype=np.float64)))) if X.size else 1.0
+        rms = feature_rms(X)
         lo, hi = FEATURE_RMS_LIMIT
         if not lo <= rms <= hi:
             raise FeatureError(

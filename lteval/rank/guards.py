@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from lteval.constraints import check_params
 from lteval.errors import UsageError, arg
-from lteval.features import RunOptions
+from lteval.features import RunOptions, resolve_device
 from lteval.rank.scoring import HEADS, check_heads, check_metric
 from lteval.rank.validity import BOOTSTRAP_MIN
 
@@ -54,7 +54,13 @@ def check_names(**lists) -> None:
 
 
 def check_runtime(runtime: RunOptions) -> None:
-    """UsageError naming the first field of ``runtime`` outside its range."""
+    """UsageError naming the first field of ``runtime`` outside its range, or a
+    device this machine does not have."""
+    if not isinstance(runtime, RunOptions):
+        raise UsageError(
+            f"{arg('runtime')} must be a lteval.features.RunOptions, got {type(runtime).__name__}"
+        )
+    resolve_device(str(runtime.device))
     check_params(
         batch_size=runtime.batch_size,
         num_workers=runtime.num_workers,

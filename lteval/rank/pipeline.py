@@ -16,12 +16,14 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from lteval.atomic import check_overwrite, check_writable_dir, write_manifest
 from lteval.constraints import check_params
 from lteval.data import ImageDataset, load_dataset
 from lteval.errors import UsageError, arg
@@ -37,7 +39,7 @@ from lteval.features.cache import check_writable
 from lteval.rank.distributed import Share
 from lteval.rank.guards import check_bootstrap, check_names, check_runtime, check_settings
 from lteval.rank.precomputed import from_feature_dir, log_score, progress_bar
-from lteval.rank.results import result_rows, write_results
+from lteval.rank.results import RESULT_FILES, result_rows, write_results
 from lteval.rank.row import Row
 from lteval.rank.scoring import (
     HEADS,
@@ -83,10 +85,19 @@ class RankResult:
         return pd.DataFrame([r.to_dict() for r in self.rows])
 
     def write(self, folder: str | Path) -> None:
-        """Write the results files into ``folder`` (see ``lteval.rank.results``)."""
+        """Write the results files (``RESULT_FILES``) into ``folder`` (see
+        ``lteval.rank.results``) and record them in its manifest, as ``lteval rank``
+        does. OutputError, before writing, when one of them there is not as lteval
+        wrote it (a user's file of that name is never overwritten)."""
         if not self.ok:
             raise ValueError("every backbone failed: there are no results to write")
-        write_results(Path(folder), self.run, self.scores, self.by, self.validity)
+        if not isinstance(folder, str | PathLike):
+            raise UsageError(f"{arg('folder')} must be a path, got {type(folder).__name__}")
+        folder = Path(folder)
+        check_writable_dir(folder, arg("folder"))
+        check_overwrite(folder, RESULT_FILES, arg("folder"))
+        write_results(folder, self.run, self.scores, self.by, self.validity)
+        write_manifest(folder, RESULT_FILES)
 
 
 def run(
@@ -130,6 +141,20 @@ def run(
     check_names(backbones=backbones, heads=heads)
     if (feature_dir is None) == (not backbones):
         raise UsageError(f"give exactly one of {arg('backbones')} and {arg('feature_dir')}")
+    if feature_dir is not None and not isinstance(feature_dir, str | PathLike):
+        raise UsageError(
+            f"{arg('feature_dir')} must be a folder path, got {type(feature_dir).__name__}"
+        )
+    if not isinstance(dataset, ImageDataset | str):
+        raise UsageError(
+            f"{arg('dataset')} must be a dataset name or a lteval.data.ImageDataset, got "
+            f"{type(dataset).__name__}"
+        )
+    if feature_dir is not None and weights:
+        raise UsageError(
+            f"{arg('weights')} is for backbones extracted here; with {arg('feature_dir')} the "
+            f"features are already extracted: drop {arg('weights')}"
+        )
     heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
     check_params(
         seed=seed,
@@ -141,6 +166,10 @@ def run(
     if runtime is not None:
         check_runtime(runtime)
     check_bootstrap(bootstrap)
+    seed, bootstrap = int(seed), int(bootstrap)  # numpy ints pass the checks; JSON needs int
+    input_size, eval_per_class = (
+        None if v is None else int(v) for v in (input_size, eval_per_class)
+    )
     share = Share.current()  # under torchrun: this rank scores its share of the backbones
     progress = progress and share.root  # one bar: rank 0's
     runtime = runtime or RunOptions(device=resolve_device("auto"))

@@ -39,6 +39,28 @@ def _clean(obj):
     return obj
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell that starts with one of these as a formula (OWASP,
+"CSV Injection")."""
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """``df`` as CSV text, with every text cell that starts with ``FORMULA_START``
+    prefixed by a single quote, as OWASP recommends, so that a spreadsheet shows it
+    as text instead of running it (a backbone named ``=HYPERLINK(...)``). Numbers,
+    negative ones included, are written as they are; results.json keeps the names
+    unchanged."""
+
+    def safe(v):
+        return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+
+    out = df.copy()
+    for col in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].map(safe)
+    return out.to_csv(index=False)
+
+
 def result_rows(scores: list[BackboneScore], by: str, validity: dict | None = None) -> list[Row]:
     """Each backbone's typed row, best first by ``by``, built once: its scores, and
     with ``validity`` (``lteval.rank.validate_ranking``) its ``{metric}_lo`` /
@@ -88,10 +110,10 @@ def write_results(
         if col in flat:
             flat[col] = flat[col].map(lambda v: ";".join(v) if isinstance(v, list) else v)
     timing = [c for c in flat if c.split(".")[0] in TIMINGS]
-    write_text(out / "results.csv", flat.drop(columns=timing).to_csv(index=False))
-    write_text(out / "timings.csv", flat[["backbone", *timing]].to_csv(index=False))
-    write_text(out / "stages.csv", pd.DataFrame(results["stages"]).to_csv(index=False))
-    write_text(out / "per_class.csv", pd.DataFrame(results["per_class"]).to_csv(index=False))
+    write_text(out / "results.csv", csv_text(flat.drop(columns=timing)))
+    write_text(out / "timings.csv", csv_text(flat[["backbone", *timing]]))
+    write_text(out / "stages.csv", csv_text(pd.DataFrame(results["stages"])))
+    write_text(out / "per_class.csv", csv_text(pd.DataFrame(results["per_class"])))
     return results
 
 

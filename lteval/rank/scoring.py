@@ -278,7 +278,7 @@ def _advance(bar, name: str) -> Callable[[int, str], None]:
     """DLSA's progress callback: name the stage on ``bar`` and advance it."""
 
     def advance(n: int, what: str) -> None:
-        bar.set_description(f"  {name}: DLSA {what}", refresh=False)
+        bar.set_description(f"  {name}: DLSA {what}", refresh=not n)  # n 0: shown now
         bar.update(n)
 
     return advance

@@ -111,6 +111,8 @@ def run_study(
     heads = check_settings("separability", list(HEADS) if heads is None else heads, dlsa)
     check_params(seed=seed, input_size=input_size)
     check_bootstrap(bootstrap)
+    seed, bootstrap = int(seed), int(bootstrap)  # numpy ints pass the checks; JSON needs int
+    input_size = None if input_size is None else int(input_size)
     runtime = runtime or RunOptions(device=resolve_device("auto"))
     check_runtime(runtime)
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from scipy.stats import kendalltau
 from lteval.atomic import check_overwrite, check_writable_dir, write_manifest, write_text
 from lteval.errors import UsageError, arg, render
 from lteval.rank import check_metric, read_results, reading_runs
+from lteval.rank.results import csv_text
 from lteval.rank.row import Status, is_ok
 from lteval.report.pages import render_page
 
@@ -179,7 +180,7 @@ def render_comparison(cmp: dict, dir_a, dir_b, out: str | Path) -> Path:
     page = render_page(
         "compare.html", a=str(dir_a), b=str(dir_b), text=format_text(cmp, dir_a, dir_b)
     )
-    for name, text in (("compare.html", page), ("compare.csv", cmp["table"].to_csv(index=False))):
+    for name, text in (("compare.html", page), ("compare.csv", csv_text(cmp["table"]))):
         write_text(out / name, text)
     write_manifest(out, OUT_FILES)  # a run folder that holds them may still be rerun
     return out / "compare.html"

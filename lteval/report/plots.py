@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -18,11 +20,48 @@ PNGS = ("ranking.png", "groups.png", "separability_vs_tail.png", "stages.png", "
 """The plots a report holds."""
 
 
+LABEL_MAX = 40
+"""Longest backbone name a plot shows whole; longer ones keep their start and end
+(the tables show them whole)."""
+
+
+def literal(fn):
+    """Run plotting function ``fn`` with mathtext off: a backbone named ``net$x$``
+    is drawn as those characters, never parsed as TeX (which could fail)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def shown(name: str) -> str:
+    """``name`` as a plot shows it: at most ``LABEL_MAX`` characters (the middle
+    replaced by an ellipsis)."""
+    if len(name) <= LABEL_MAX:
+        return name
+    half = (LABEL_MAX - 1) // 2
+    return name[:half] + "\u2026" + name[-(LABEL_MAX - 1 - half) :]
+
+
+def legend(ax, handles: list, names: list[str], **kwargs) -> None:
+    """A legend of ``handles`` labelled ``names`` as given: matplotlib's own legend
+    skips labels that start with "_", which a backbone's may."""
+    if handles:
+        ax.legend(handles, [shown(n) for n in names], **kwargs)
+
+
 def _save(fig, path: Path) -> str:
-    fig.tight_layout()
+    with warnings.catch_warnings():
+        # long labels can leave tight_layout nothing to fit; bbox_inches="tight"
+        # below still keeps every label inside the image
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        fig.tight_layout()
     try:
         with writing(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
+            fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
     return path.name
@@ -43,22 +82,26 @@ def _err(rows: list[dict], key: str) -> np.ndarray | None:
     return np.nan_to_num(np.stack([mid - lo, hi - mid]).clip(min=0))
 
 
+@literal
 def ranking_bar(rows: list[dict], by: str, out: Path) -> str:
     """Horizontal bars of the ranking metric, best on top, with the 95% intervals;
     random-weight backbones (controls, or weights that were missing) in grey."""
     rows = rows[::-1]
-    names = [r["backbone"] for r in rows]
+    names = [shown(r["backbone"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
     err = _err(rows, by)
     random = [r.get("pretrained") is False for r in rows]
     colors = ["#bbbbbb" if rnd else "#4477aa" for rnd in random]
-    ax.barh(names, [_v(r, by) for r in rows], xerr=err, color=colors, capsize=4)
+    y = np.arange(len(rows))  # positions, not names: two long names may look alike
+    ax.barh(y, [_v(r, by) for r in rows], xerr=err, color=colors, capsize=4)
+    ax.set_yticks(y, names)
     note = "\ngrey: random weights" if any(random) else ""
     ax.set_xlabel(by + (" (bars: 95% bootstrap interval)" if err is not None else "") + note)
     ax.set_title(f"Backbones ranked by {by}")
     return _save(fig, out / "ranking.png")
 
 
+@literal
 def group_bars(rows: list[dict], out: Path) -> str:
     """Many/medium/few accuracy grouped per backbone, DLSA and the BSM probe, with intervals."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -78,7 +121,7 @@ def group_bars(rows: list[dict], out: Path) -> str:
                 color=colors[g],
                 label=g,
             )
-        ax.set_xticks(x, [r["backbone"] for r in rows], rotation=30, ha="right", fontsize=7)
+        ax.set_xticks(x, [shown(r["backbone"]) for r in rows], rotation=30, ha="right", fontsize=7)
         ax.set_title("DLSA" if method == "dlsa" else "Balanced-Softmax probe")
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("accuracy on the eval split")
@@ -86,6 +129,7 @@ def group_bars(rows: list[dict], out: Path) -> str:
     return _save(fig, out / "groups.png")
 
 
+@literal
 def separability_vs_tail(rows: list[dict], correlations: list[dict], out: Path) -> str:
     """Separability against few-shot accuracy (DLSA and probe), with Kendall's tau."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -110,7 +154,7 @@ def separability_vs_tail(rows: list[dict], correlations: list[dict], out: Path) 
         )
     for r in rows:
         ax.annotate(
-            r["backbone"],
+            shown(r["backbone"]),
             (_v(r, "separability"), _v(r, "dlsa_few")),
             fontsize=7,
             xytext=(4, 4),
@@ -123,21 +167,25 @@ def separability_vs_tail(rows: list[dict], correlations: list[dict], out: Path) 
     return _save(fig, out / "separability_vs_tail.png")
 
 
+@literal
 def stage_curves(stages: list[dict], out: Path) -> str:
     """Share of many/medium/few eval samples among those filtered at each stage."""
     df = pd.DataFrame(stages)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    handles, names = [], []
     for ax, g in zip(axes, GROUPS, strict=True):
+        handles, names = [], []
         for name, sub in df.groupby("backbone", sort=False) if len(df) else []:
-            ax.plot(sub["stage"], sub[f"filtered_{g}_share"], marker="o", label=name)
+            (line,) = ax.plot(sub["stage"], sub[f"filtered_{g}_share"], marker="o")
+            handles.append(line)
+            names.append(name)
         ax.set_title(f"{g}-shot share of filtered samples")
         ax.set_xlabel("stage")
         if len(df):
             ax.set_xticks(sorted(df["stage"].unique()))
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("share")
-    if len(df):
-        axes[2].legend(fontsize=7)
+    legend(axes[2], handles, names, fontsize=7)
     return _save(fig, out / "stages.png")
 
 
@@ -147,6 +195,7 @@ order of train count, cut into 20 groups of (nearly) equal size, as the DLSA pap
 Fig. 1 bins them."""
 
 
+@literal
 def accuracy_vs_frequency(per_class: list[dict], out: Path) -> str:
     """Per-class DLSA accuracy against the class's long-tailed train count (train plus
     validation, the count that sets its shot group; log scale). Above ``BINS``
@@ -156,15 +205,17 @@ def accuracy_vs_frequency(per_class: list[dict], out: Path) -> str:
     col = "lt_count" if "lt_count" in df else "train_count"  # older results lack lt_count
     fig, ax = plt.subplots(figsize=(7, 4))
     binned = len(df) and df.groupby("backbone").size().max() > BINS
+    handles, names = [], []
     for name, sub in df.groupby("backbone", sort=False) if len(df) else []:
+        names.append(name)
         sub = sub.sort_values([col, "class"], ascending=[True, True])
         if binned:
             parts = np.array_split(np.arange(len(sub)), BINS)
             x = [float(np.median(sub[col].to_numpy()[p])) for p in parts]
             acc = [float(sub["dlsa_accuracy"].to_numpy()[p].mean()) for p in parts]
-            ax.plot(x, acc, marker="o", alpha=0.8, label=name)
+            handles += ax.plot(x, acc, marker="o", alpha=0.8)
         else:
-            ax.plot(sub[col], sub["dlsa_accuracy"], marker="o", alpha=0.8, label=name)
+            handles += ax.plot(sub[col], sub["dlsa_accuracy"], marker="o", alpha=0.8)
     ax.set_xscale("log")
     ax.set_xlabel(
         f"images per class in train + validation ({BINS} frequency bins: median)"
@@ -173,6 +224,5 @@ def accuracy_vs_frequency(per_class: list[dict], out: Path) -> str:
     )
     ax.set_ylabel("DLSA accuracy" + (" (bin mean)" if binned else ""))
     ax.set_ylim(0, 1.02)
-    if len(df):
-        ax.legend(fontsize=7)
+    legend(ax, handles, names, fontsize=7)
     return _save(fig, out / "per_class.png")

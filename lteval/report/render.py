@@ -106,7 +106,7 @@ def render_report(results_dir: str | Path) -> Path:
     out = Path(results_dir)
     res = read_results(out)
     targets = ["index.html", *plots.PNGS]
-    check_overwrite(out, targets, "lteval report: the run folder")
+    check_overwrite(out, targets, "the run folder")
     try:
         with reading_runs(out):
             html, _ = _render(out, res)

@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lteval.backbones.checkpoints import timm_from_file
+from lteval.backbones.checkpoints import load_weights_only, timm_from_file
 from lteval.backbones.families.base import Family, pool_output
 from lteval.backbones.families.timm import timm_transform
 from lteval.backbones.names import BackboneSpec
 from lteval.errors import BackboneError, read_user_json
+from lteval.fields import short
 
 IMAGENET_DEFAULT = {
     "input_size": (3, 224, 224),
@@ -56,6 +57,58 @@ def _torchscript(path: Path) -> nn.Module | None:
             return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         return None
+
+
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+"""The resampling a sidecar may name (what timm's ``create_transform`` takes)."""
+
+
+def sidecar_config(sidecar: Path) -> dict:
+    """The timm data config in a TorchScript file's sidecar JSON, checked key by key:
+    ``input_size`` [3, H, W], ``mean`` / ``std`` three numbers (std > 0),
+    ``interpolation`` one of ``INTERPOLATIONS``, ``crop_pct`` in (0, 1]. BackboneError
+    naming the sidecar and the key otherwise (an unknown key included)."""
+    cfg = read_user_json(sidecar, "the transform sidecar", BackboneError)
+    example = '{"input_size": [3, 224, 224], "crop_pct": 0.875}'
+    if not isinstance(cfg, dict):
+        raise BackboneError(
+            f"the transform sidecar {sidecar} must hold a JSON object (a timm data config "
+            f"such as {example})"
+        )
+    unknown = sorted(set(cfg) - set(IMAGENET_DEFAULT))
+    if unknown:
+        raise BackboneError(
+            f"the transform sidecar {sidecar} holds unknown key(s) {short(unknown)}; "
+            f"known: {', '.join(IMAGENET_DEFAULT)}"
+        )
+
+    def numbers(v, n):
+        return (
+            isinstance(v, list)
+            and len(v) == n
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        )
+
+    checks = {
+        "input_size": (
+            lambda v: numbers(v, 3) and v[0] == 3 and all(16 <= x <= 4096 for x in v[1:]),
+            "[3, height, width], sides 16..4096 pixels",
+        ),
+        "mean": (lambda v: numbers(v, 3), "three numbers, one per RGB channel"),
+        "std": (lambda v: numbers(v, 3) and min(v) > 0, "three positive numbers"),
+        "interpolation": (lambda v: v in INTERPOLATIONS, f"one of {', '.join(INTERPOLATIONS)}"),
+        "crop_pct": (
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1,
+            "a number in (0, 1]",
+        ),
+    }
+    for key, value in cfg.items():
+        ok, takes = checks[key]
+        if not ok(value):
+            raise BackboneError(
+                f"the transform sidecar {sidecar}: {key} = {short(value)}; it takes {takes}"
+            )
+    return cfg
 
 
 class FileFamily(Family):
@@ -104,17 +157,7 @@ class FileFamily(Family):
             if keep_classifier:
                 raise BackboneError(f"{path} is TorchScript: its output is used as it is")
             sidecar = path.with_name(path.name + ".json")
-            cfg = (
-                read_user_json(sidecar, "the transform sidecar", BackboneError)
-                if sidecar.is_file()
-                else IMAGENET_DEFAULT
-            )
-            if not isinstance(cfg, dict):
-                raise BackboneError(
-                    f"the transform sidecar {sidecar} must hold a JSON object (a timm "
-                    'data config such as {"input_size": [3, 224, 224]})'
-                )
-            cfg = {**IMAGENET_DEFAULT, **cfg}
+            cfg = {**IMAGENET_DEFAULT, **(sidecar_config(sidecar) if sidecar.is_file() else {})}
             side = (3, input_size, input_size) if input_size else tuple(cfg["input_size"])
             cfg["input_size"] = side
             return _Pooled(scripted), create_transform(**cfg, is_training=False)
@@ -129,7 +172,7 @@ class FileFamily(Family):
         ckpt = None
         if not spec.tag:
             try:
-                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+                ckpt = load_weights_only(path)
             except Exception as e:
                 raise BackboneError(
                     f"{path} is neither TorchScript nor a torch checkpoint: {e}"
