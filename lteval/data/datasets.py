@@ -17,10 +17,10 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 import os
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

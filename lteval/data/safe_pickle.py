@@ -5,8 +5,9 @@ batch downloaded from a mirror or shared by a colleague could run anything. The
 unpickler here builds plain data only: dicts, lists, tuples, strings, bytes and
 numbers (pickle opcodes, no lookup needed), numpy arrays (the four globals
 that an array's pickle names), and bytes as protocol 2 writes them from Python 3
-(``_codecs.encode`` with latin-1, replaced by a function that does only that). Any other global is refused before it is looked
-up, so nothing the file names is imported or called.
+(``_codecs.encode`` with latin-1, replaced by a function that does only that).
+Any other global is refused before it is looked up, so nothing the file names is
+imported or called.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 from lteval.atomic import MANIFEST, check_overwrite, write_manifest, write_text
 from lteval.backbones import WeightsKind
 from lteval.rank import Evidence, Row, read_results, reading_runs
+from lteval.rank.results import FORMULA_START
 from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
 from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
@@ -184,6 +185,7 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
         environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),
+        csv_quoted=sorted({r.backbone for r in typed if r.backbone.startswith(FORMULA_START)}),
         config_text=config.read_text() if config.is_file() else None,
         settings_json=json.dumps(settings, indent=2),
     )
