@@ -132,6 +132,73 @@ def read_user_json(path, what: str, error: type[LtevalError], fix: str = "give a
         raise error(f"{what} {path} is not valid JSON ({e}); {fix}") from None
 
 
+def short(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, without building the whole
+    repr of a large or deeply shared value (a YAML alias bomb prints as a few lines)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 6
+    r.maxlevel = 3
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Refused(Exception):
+    """What a --config file holds that lteval refuses: ``what``, at ``line``."""
+
+    def __init__(self, what: str, line: int):
+        self.what, self.line = what, line
+
+
+def _loader(yaml):
+    """yaml's SafeLoader, except that it refuses (``_Refused``) a key given twice in
+    one mapping (PyYAML keeps the last one in silence), a key that is a list or a
+    mapping, and an alias (``*name``) of a list or mapping: nested aliases expand
+    exponentially when read (a 600-byte "billion laughs" file)."""
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                node = self.anchors.get(event.anchor)
+                if isinstance(node, yaml.CollectionNode):
+                    raise _Refused(
+                        f"an alias *{event.anchor} of a list or mapping (write it out)",
+                        event.start_mark.line + 1,
+                    )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                line = key_node.start_mark.line + 1
+                if isinstance(key_node, yaml.CollectionNode):
+                    raise _Refused("a key that is a list or mapping (keys are option names)", line)
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise _Refused(f"{short(key)} given twice (keep one)", line)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def read_user_yaml(path, what: str, error: type[LtevalError]):
+    """The YAML in a file the user gave, read with yaml's SafeLoader (no
+    ``!!python`` tags) less what ``_loader`` refuses; ``error`` naming ``what``, the
+    path and the line otherwise."""
+    import yaml
+
+    try:
+        return yaml.load(read_user_text(path, what, error, "give a YAML file"), _loader(yaml))
+    except _Refused as e:
+        raise error(f"{what} {path}: line {e.line} holds {e.what}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{what} {path} is not valid YAML: {short(str(e), 300)}") from None
+
+
 def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message, or its type name when the
     message is empty (``str(KeyError())`` is ``''``)."""

@@ -13,6 +13,8 @@ import math
 import types
 import typing
 
+from lteval.errors import short
+
 KIND = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 """How messages name a setting's type."""
 
@@ -105,19 +107,6 @@ def check_fields(
             if bad:
                 each = " (each value)" if isinstance(value, tuple | list) else ""
                 raise ValueError(f"{f.name} = {short(value)} must be {r}{each}")
-
-
-def short(value, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, without building the whole
-    repr of a large or deeply shared value (a YAML alias bomb prints as a few lines)."""
-    import reprlib
-
-    r = reprlib.Repr()
-    r.maxstring = r.maxother = limit
-    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 6
-    r.maxlevel = 3
-    text = r.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def not_a_choice(name: str, value, choices: tuple) -> str:

@@ -423,3 +423,15 @@ def test_a_failure_while_drawing_does_not_blame_results_json(tmp_path, monkeypat
     with pytest.raises(ValueError, match="a plotting bug"):
         rank_main([*args, "--out", str(out), "--quiet"])
     assert not out.exists()
+
+
+def test_a_dlsa_settings_file_is_read_as_safely_as_a_config_file(tmp_path):
+    from lteval.dlsa import from_yaml
+
+    f = tmp_path / "dlsa.yaml"
+    f.write_text("a: &a [1, 1, 1]\nb: [*a, *a]\n")
+    with pytest.raises(ValueError, match="line 2 holds an alias \\*a of a list or mapping"):
+        from_yaml(f)
+    f.write_text("num_clusters: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ValueError, match="is not valid YAML"):
+        from_yaml(f)

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from lteval.cli.options import PATHS
-from lteval.errors import UsageError, read_user_text
-from lteval.fields import KIND, short
+from lteval.errors import UsageError, read_user_yaml, short
+from lteval.fields import KIND
 
 
 class Parser(argparse.ArgumentParser):
@@ -133,59 +133,12 @@ def _config_value(path: str, key: str, value, action: argparse.Action, repeatabl
     return value
 
 
-class _Refused(Exception):
-    """What a --config file holds that lteval refuses: ``what``, at ``line``."""
-
-    def __init__(self, what: str, line: int):
-        self.what, self.line = what, line
-
-
-def _loader(yaml):
-    """yaml's SafeLoader, except that it refuses (``_Refused``) a key given twice in
-    one mapping (PyYAML keeps the last one in silence), a key that is a list or a
-    mapping, and an alias (``*name``) of a list or mapping: nested aliases expand
-    exponentially when read (a 600-byte "billion laughs" file)."""
-
-    class Loader(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.events.AliasEvent):
-                event = self.peek_event()
-                node = self.anchors.get(event.anchor)
-                if isinstance(node, yaml.CollectionNode):
-                    raise _Refused(
-                        f"an alias *{event.anchor} of a list or mapping (write it out)",
-                        event.start_mark.line + 1,
-                    )
-            return super().compose_node(parent, index)
-
-        def construct_mapping(self, node, deep=False):
-            seen = set()
-            for key_node, _ in node.value:
-                line = key_node.start_mark.line + 1
-                if isinstance(key_node, yaml.CollectionNode):
-                    raise _Refused("a key that is a list or mapping (keys are option names)", line)
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    raise _Refused(f"{short(key)} given twice (keep one)", line)
-                seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    return Loader
-
-
 def read_config(path: str) -> dict:
     """The mapping in a YAML config file (UsageError naming the file when it is not one)."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"--config {path}: no such file")
-    try:
-        data = yaml.load(read_user_text(p, "--config", UsageError), _loader(yaml)) or {}
-    except _Refused as e:
-        raise UsageError(f"--config {path}: line {e.line} holds {e.what}") from None
-    except yaml.YAMLError as e:
-        raise UsageError(f"--config {path} is not valid YAML: {e}") from None
+    data = read_user_yaml(p, "--config", UsageError) or {}
     if not isinstance(data, dict):
         raise UsageError(f"--config {path} must hold a mapping of option: value")
     return data

@@ -23,8 +23,7 @@ import numpy as np
 
 from lteval.data.profiles import Splits, carve_validation, long_tailed_train_split
 from lteval.data.safe_pickle import RefusedGlobal, load_data_pickle
-from lteval.errors import DatasetError, arg, read_user_json, read_user_text
-from lteval.fields import short
+from lteval.errors import DatasetError, arg, read_user_json, read_user_text, short
 
 CIFAR = {
     "cifar10-lt": (

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numbers
 from dataclasses import asdict, dataclass, field, replace
 
-from lteval.fields import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check_fields, short
+from lteval.errors import LtevalError, read_user_yaml, short
+from lteval.fields import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range, check_fields
 from lteval.heads.linear import LinearConfig
 from lteval.heads.params import ParamsMixin
 
@@ -242,14 +243,16 @@ def from_dict(d: dict) -> DLSAConfig:
 
 
 def from_yaml(path) -> DLSAConfig:
-    """A config from a YAML mapping, e.g. ``preset: places-lt`` plus overrides."""
-    import yaml
-
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+    """A config from a YAML mapping, e.g. ``preset: places-lt`` plus overrides (read
+    as ``--config`` files are: ``lteval.errors.read_user_yaml``)."""
+    data = read_user_yaml(path, "the DLSA settings file", _YamlError) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of DLSA settings")
     return from_dict(data)
+
+
+class _YamlError(LtevalError, ValueError):
+    """A DLSA settings file that cannot be read (a ValueError, as ``from_dict``'s)."""
 
 
 def scaled_for(n_train: int, num_classes: int, base: DLSAConfig | None = None) -> DLSAConfig:

@@ -24,8 +24,7 @@ from lteval.backbones.checkpoints import load_weights_only, timm_from_file
 from lteval.backbones.families.base import Family, pool_output
 from lteval.backbones.families.timm import timm_transform
 from lteval.backbones.names import BackboneSpec
-from lteval.errors import BackboneError, read_user_json
-from lteval.fields import short
+from lteval.errors import BackboneError, read_user_json, short
 
 IMAGENET_DEFAULT = {
     "input_size": (3, 224, 224),
