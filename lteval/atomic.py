@@ -204,12 +204,19 @@ def foreign(root: str | Path) -> list[str]:
 
 
 def _our_temporary(name: str, files: dict[str, str]) -> bool:
-    """True when ``name`` is the temporary file ``writing`` makes while it replaces a
-    file the manifest lists (``.index.html.<random>.tmp`` beside ``index.html``)."""
+    """True when ``name`` is exactly the temporary file ``writing`` makes while it
+    replaces a file the manifest lists (``.index.html.<8 random>.tmp`` beside
+    ``index.html``; ``mkstemp``'s random part, then ``writing``'s suffix)."""
+    import re
+
     head, _, base = name.rpartition("/")
-    if not (base.startswith(".") and base.endswith(".tmp")):
-        return False
-    return any(base.startswith(f".{Path(n).name}.") and n.rpartition("/")[0] == head for n in files)
+    for n in files:
+        parent, _, listed = n.rpartition("/")
+        if parent == head and re.fullmatch(
+            rf"\.{re.escape(listed)}\.[a-z0-9_]{{8}}(\.[a-z0-9]+)?\.tmp", base
+        ):
+            return True
+    return False
 
 
 def _pid_alive(pid: int) -> bool:

@@ -315,10 +315,11 @@ def test_a_report_being_written_is_not_a_users_file(tmp_path):
     run = tmp_path / "R"
     with atomic.folder(run) as tmp:
         (tmp / "index.html").write_text("x")
-    (run / ".index.html.abc123.tmp").write_text("being written")  # writing()'s temporary
+    (run / ".index.html.abc_1234.tmp").write_text("being written")  # writing()'s temporary
     assert atomic.foreign(run) == []
-    (run / ".notes.abc.tmp").write_text("mine")  # beside nothing lteval wrote: foreign
-    assert atomic.foreign(run) == [".notes.abc.tmp"]
+    (run / ".notes.abc_1234.tmp").write_text("mine")  # beside nothing lteval wrote
+    (run / ".index.html.mine.tmp").write_text("mine")  # not writing()'s name
+    assert atomic.foreign(run) == [".index.html.mine.tmp", ".notes.abc_1234.tmp"]
 
 
 def test_a_killed_runs_temporary_folder_is_cleaned_and_logged(tmp_path, caplog):
