@@ -224,45 +224,63 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except (PermissionError, OverflowError, ValueError):  # another user's, or no pid
         return True
     return True
 
 
+def _machine() -> str:
+    """This machine and pid namespace, as a temporary folder's name records them: a
+    pid means the same process only there (two containers may share a host name)."""
+    import socket
+
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        ns = 0
+    return f"{socket.gethostname()}~{ns}"
+
+
 def _leftovers(target: Path) -> None:
-    """Clean up after an earlier ``folder`` on ``target`` that was killed (SIGKILL, a
-    power cut) on this machine: its temporary folder is removed, and the old folder it
-    had renamed away is put back when ``target`` is missing, else removed (the swap
-    had finished). Each is logged. A leftover of a process still alive, or of another
-    machine, is left alone."""
+    """Clean up after an earlier ``folder`` on ``target`` whose process was killed
+    (SIGKILL, a power cut) on this machine, in this pid namespace: its temporary
+    folder is removed; the old folder it had renamed away is put back when ``target``
+    is missing, removed when it holds only what lteval wrote, and otherwise kept and
+    named. Each step is logged. A leftover of a live process, or of another machine,
+    is left alone."""
     import glob
     import logging
     import re
-    import socket
 
-    host = socket.gethostname()
+    here = _machine()
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(\d+)@(.+)-[^-]+$")
     log = logging.getLogger(__name__)
     for p in sorted(target.parent.glob(glob.escape(f".{target.name}.") + "*@*")):
         m = pattern.match(p.name)
-        if not m or m.group(3) != host or _pid_alive(int(m.group(2))) or not p.is_dir():
+        if not m or m.group(3) != here or _pid_alive(int(m.group(2))) or not p.is_dir():
             continue
-        if m.group(1) == "old" and not target.exists():
-            os.replace(p, target)
-            log.warning(
-                f"{target}: put back the previous folder, left as {p.name} by a run "
-                "that was killed while replacing it"
-            )
-        else:
-            shutil.rmtree(p, ignore_errors=True)
-            log.warning(f"{target}: removed {p.name}, left by a run that was killed")
+        try:
+            if m.group(1) == "old" and not target.exists():
+                os.replace(p, target)
+                log.warning(
+                    f"{target}: put back the previous folder, left as {p.name} by a run "
+                    "that was killed while replacing it"
+                )
+            elif m.group(1) == "old" and foreign(p):
+                log.warning(
+                    f"{target}: kept {p.name}, left by a run that was killed; it holds "
+                    f"files lteval did not write ({', '.join(foreign(p)[:3])}): move them out"
+                )
+            else:
+                shutil.rmtree(p)
+                log.warning(f"{target}: removed {p.name}, left by a run that was killed")
+        except FileNotFoundError:  # another run cleaned it first
+            continue
 
 
 def _tag(kind: str) -> str:
     """The part of a temporary folder's name that says whose it is."""
-    import socket
-
-    return f"{kind}-{os.getpid()}@{socket.gethostname()}-"
+    return f"{kind}-{os.getpid()}@{_machine()}-"
 
 
 def _same(path: Path, want: str | None) -> bool:

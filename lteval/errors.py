@@ -145,6 +145,11 @@ def short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+MERGE = "tag:yaml.org,2002:merge"
+"""The tag of a YAML merge key (``<<: *base``): it copies a mapping's keys one level
+deep, so an alias there cannot nest exponentially."""
+
+
 class _Refused(Exception):
     """What a --config file holds that lteval refuses: ``what``, at ``line``."""
 
@@ -163,7 +168,8 @@ def _loader(yaml):
             if self.check_event(yaml.events.AliasEvent):
                 event = self.peek_event()
                 node = self.anchors.get(event.anchor)
-                if isinstance(node, yaml.CollectionNode):
+                merge = isinstance(index, yaml.ScalarNode) and index.tag == MERGE
+                if isinstance(node, yaml.CollectionNode) and not merge:
                     raise _Refused(
                         f"an alias *{event.anchor} of a list or mapping (write it out)",
                         event.start_mark.line + 1,
@@ -174,6 +180,8 @@ def _loader(yaml):
             seen = set()
             for key_node, _ in node.value:
                 line = key_node.start_mark.line + 1
+                if key_node.tag == MERGE:  # "<<: *base": its keys may be overridden here
+                    continue
                 if isinstance(key_node, yaml.CollectionNode):
                     raise _Refused("a key that is a list or mapping (keys are option names)", line)
                 key = self.construct_object(key_node, deep=deep)

@@ -364,6 +364,24 @@ def test_h5_sizes_are_checked_before_anything_is_allocated(tmp_path, monkeypatch
         )
         f["labels"] = np.zeros(200_000, np.int64)
     assert read_h5(path)[0].shape == (200_000, 100)
+    with h5py.File(path, "w") as f:  # sorted labels compress beyond deflate's 1,032:1
+        f.create_dataset(
+            "features", data=np.ones((200_000, 100), "f4"), chunks=(64, 64), scaleoffset=0
+        )
+        f.create_dataset("labels", data=np.repeat(np.arange(4), 50_000), scaleoffset=0)
+    assert read_h5(path)[1].max() == 3
+    with h5py.File(path, "w") as f:  # 100 fixed-length labels of 2 MB each, none stored
+        f["features"] = np.ones((100, 2), "f4")
+        f.create_dataset("labels", (100,), "S2000000")
+    assert path.stat().st_size < 100_000
+    with pytest.raises(FeatureFileError, match="'labels' declares shape \\(100,\\) .* stores 0"):
+        read_h5(path)
+    monkeypatch.setenv("LTEVAL_H5_MAX_BYTES", "8 GB")
+    with pytest.raises(FeatureFileError, match="LTEVAL_H5_MAX_BYTES='8 GB' is not a whole"):
+        read_h5(path)
+    with h5py.File(path, "w") as f:
+        f["features"] = np.ones((100, 200), "f4")
+        f["labels"] = np.zeros(100, np.int64)
     monkeypatch.setenv("LTEVAL_H5_MAX_BYTES", str(10_000))
     with pytest.raises(FeatureFileError, match="over the memory budget of 9.31e-06 GiB"):
         read_h5(path)

@@ -201,6 +201,18 @@ def test_config_files_that_crash_or_explode_are_one_short_line(tmp_path, capsys,
     assert re.search(message, line) and len(line) < 400
 
 
+def test_yaml_merge_keys_still_work(tmp_path):
+    from lteval.errors import read_user_yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text("x: &short {flow_epochs: 2, num_stages: 1}\ndlsa: {<<: *short, rho: 0.2}\n")
+    assert read_user_yaml(config, "--config", UsageError)["dlsa"] == {
+        "flow_epochs": 2,
+        "num_stages": 1,
+        "rho": 0.2,
+    }
+
+
 def test_a_sidecar_with_an_unknown_key_is_one_line(tmp_path):
     from lteval.backbones.families.file import sidecar_config
     from lteval.errors import BackboneError
@@ -323,27 +335,35 @@ def test_a_report_being_written_is_not_a_users_file(tmp_path):
 
 
 def test_a_killed_runs_temporary_folder_is_cleaned_and_logged(tmp_path, caplog):
-    import socket
     import subprocess
 
     dead = subprocess.Popen(["true"])
     dead.wait()
-    host = socket.gethostname()
-    stale = tmp_path / f".R.tmp-{dead.pid}@{host}-abcd1234"
-    stale.mkdir()
-    (stale / "results.json").write_text("{}")
-    alive = tmp_path / f".R.tmp-{os.getpid()}@{host}-efgh5678"  # a live run's: kept
-    alive.mkdir()
+    here = atomic._machine()
+
+    def leftover(name: str, kind: str, pid: int, where: str = here, **files) -> Path:
+        p = tmp_path / f".{name}.{kind}-{pid}@{where}-abcd1234"
+        p.mkdir()
+        for f, text in files.items():
+            (p / f).write_text(text)
+        return p
+
+    stale = leftover("R", "tmp", dead.pid, **{"results.json": "{}"})
+    alive = leftover("R", "tmp", os.getpid())  # a live run's: kept
+    elsewhere = leftover("R", "tmp", dead.pid, "otherhost~1")  # another machine's: kept
+    huge = leftover("R", "tmp", 10**20)  # not a pid: kept, no OverflowError
     with atomic.folder(tmp_path / "R") as tmp:
         (tmp / "a.txt").write_text("a")
-    assert not stale.exists() and alive.exists()
+    assert not stale.exists() and alive.exists() and elsewhere.exists() and huge.exists()
     assert f"removed {stale.name}, left by a run that was killed" in caplog.text
-    old = tmp_path / f".S.old-{dead.pid}@{host}-abcd1234"  # killed mid-swap
-    old.mkdir()
-    (old / "results.json").write_text("previous")
+    old = leftover("S", "old", dead.pid, **{"results.json": "previous"})  # killed mid-swap
     atomic._leftovers(tmp_path / "S")  # what folder() does first: the old one put back
     assert (tmp_path / "S" / "results.json").read_text() == "previous" and not old.exists()
     assert "put back the previous folder" in caplog.text
+    mine = leftover("S", "old", dead.pid, **{"my_notes.txt": "mine"})  # S exists again
+    atomic._leftovers(tmp_path / "S")
+    assert (mine / "my_notes.txt").read_text() == "mine"  # a user's files: never removed
+    assert f"kept {mine.name}" in caplog.text and "my_notes.txt" in caplog.text
 
 
 # ---- 8. special files among images
@@ -376,9 +396,20 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
 
     from lteval.rank.results import csv_text
 
-    df = pd.DataFrame({"backbone": ["=HYPERLINK(1)", "+a", "-b", "@c", "ok"], "x": [-1.5] * 5})
+    names = ["=HYPERLINK(1)", "+a", "-b", "@c", "ok", "-1", "+2.5e3", "-1+1"]
+    df = pd.DataFrame({"backbone": names, "x": [-1.5] * len(names)})
     lines = csv_text(df).splitlines()
-    assert lines[1:] == ["'=HYPERLINK(1),-1.5", "'+a,-1.5", "'-b,-1.5", "'@c,-1.5", "ok,-1.5"]
+    assert [line.rsplit(",", 1)[0] for line in lines[1:]] == [
+        "'=HYPERLINK(1)",
+        "'+a",
+        "'-b",
+        "'@c",
+        "ok",
+        "-1",
+        "+2.5e3",
+        "'-1+1",
+    ]  # a class named "-1" is a number, not a formula: written as it is
+    assert all(line.endswith(",-1.5") for line in lines[1:])
 
 
 def test_a_checkpoint_of_another_pickle_protocol_gives_no_torch_warning(tmp_path):
@@ -433,6 +464,6 @@ def test_a_dlsa_settings_file_is_read_as_safely_as_a_config_file(tmp_path):
     f.write_text("a: &a [1, 1, 1]\nb: [*a, *a]\n")
     with pytest.raises(ValueError, match="line 2 holds an alias \\*a of a list or mapping"):
         from_yaml(f)
-    f.write_text("num_clusters: !!python/object/apply:os.system ['true']\n")
-    with pytest.raises(ValueError, match="is not valid YAML"):
+    f.write_text("a: 1\na: 2\n")  # safe_load kept the last one in silence
+    with pytest.raises(ValueError, match="line 2 holds 'a' given twice"):
         from_yaml(f)

@@ -179,3 +179,67 @@ def test_inat2018_json(tmp_path):
     (tmp_path / "val2018.json").unlink()
     with pytest.raises(DatasetError, match="val2018.json not found"):
         load_dataset("inat2018", tmp_path)
+
+
+def _python2_pickle(obj) -> bytes:
+    """``obj`` pickled as Python 2 wrote the CIFAR archives: protocol 2, bytes as
+    BINSTRING (a Python 2 ``str``), numpy under ``numpy.core.multiarray``."""
+    import io
+    import struct
+
+    class Py2(pickle._Pickler):
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_bytes(self, b):
+            self.write(pickle.BINSTRING + struct.pack("<i", len(b)) + b)
+            self.memoize(b)
+
+        dispatch[bytes] = save_bytes
+
+        def save_global(self, obj, name=None):
+            if getattr(obj, "__module__", "").startswith("numpy._core"):
+                module = obj.__module__.replace("numpy._core", "numpy.core")
+                self.write(pickle.GLOBAL + f"{module}\n{name or obj.__name__}\n".encode())
+                self.memoize(obj)
+            else:
+                super().save_global(obj, name)
+
+        dispatch[type] = save_global
+
+    buf = io.BytesIO()
+    Py2(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["python2", "protocol5"])
+def test_genuine_and_re_saved_cifar_batches_load(tmp_path, fmt):
+    root = fake_cifar(tmp_path)
+    folder = root / "cifar-10-batches-py"
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        with open(folder / name, "rb") as fh:
+            d = pickle.load(fh)
+        data = _python2_pickle(d) if fmt == "python2" else pickle.dumps(d, protocol=5)
+        if fmt == "python2":
+            assert b"_codecs" not in data
+            assert (b"numpy.core.multiarray\n_reconstruct" in data) == (b"data" in d)
+        (folder / name).write_bytes(data)
+    ds = load_dataset("cifar10-lt", root, imbalance_factor=10, n_max=50)
+    assert ds.class_names[3] == "c3" and ds.images.shape[1:] == (32, 32, 3)
+
+
+def test_a_self_nested_label_list_is_refused_without_walking_it(tmp_path):
+    root = fake_cifar(tmp_path)
+    x = [0]
+    for _ in range(40):  # 2**40 leaves if walked; a few hundred bytes pickled
+        x = [x, x]
+    with open(root / "cifar-10-batches-py" / "data_batch_1", "wb") as fh:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": x}, fh, protocol=2)
+    with pytest.raises(DatasetError, match="data_batch_1: b'labels' is not one integer label"):
+        load_dataset("cifar10-lt", root)
+
+
+@pytest.mark.parametrize("label", ["\u00b2", "9" * 5000, "1e3"])
+def test_a_list_label_that_is_not_a_plain_integer_is_one_line(tmp_path, label):
+    (tmp_path / "ImageNet_LT_train.txt").write_text(f"a.png {label}\n")
+    with pytest.raises(DatasetError, match="ImageNet_LT_train.txt:1: expected '<relative path>"):
+        load_dataset("imagenet-lt", tmp_path)

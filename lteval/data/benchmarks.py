@@ -17,6 +17,7 @@ expects under ``--data-root``.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,12 +93,22 @@ def _batch(path: Path, key: bytes, num_classes: int) -> tuple[np.ndarray, np.nda
         raise DatasetError(f"{path}: b'data' is not an (n, 3072) uint8 array; {fix}")
     if images.shape[1] != 3 * 32 * 32:
         raise DatasetError(f"{path}: b'data' rows hold {images.shape[1]} values, not 3072; {fix}")
+    # checked before any conversion: a pickle can nest one shared list in itself, and
+    # np.asarray would then walk an exponentially large tree
+    if isinstance(labels, np.ndarray):
+        ok = labels.ndim == 1 and labels.dtype.kind in "iu" and len(labels) == len(images)
+    else:
+        ok = (
+            isinstance(labels, list)
+            and len(labels) == len(images)
+            and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in labels)
+        )
+    if not ok:
+        raise DatasetError(f"{path}: {key!r} is not one integer label per image; {fix}")
     try:
         y = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        y = None
-    if y is None or y.shape != (len(images),):
-        raise DatasetError(f"{path}: {key!r} is not one integer label per image; {fix}")
+    except OverflowError:
+        raise DatasetError(f"{path}: {key!r} holds a label beyond int64; {fix}") from None
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise DatasetError(
             f"{path}: {key!r} holds {int(y.min())}..{int(y.max())}, outside the "
@@ -164,7 +175,7 @@ def _read_list(path: Path, root: Path) -> tuple[list[Path], list[int]]:
         if not line.strip():
             continue
         rel, _, lab = line.strip().rpartition(" ")
-        if not rel or not lab.lstrip("-").isdigit():
+        if not rel or not re.fullmatch(r"-?[0-9]{1,12}", lab):
             raise DatasetError(f"{path}:{n}: expected '<relative path> <label>', got {short(line)}")
         paths.append(root / rel)
         labels.append(check_class_id(int(lab), f"{path}:{n}"))

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from lteval.atomic import writing
-from lteval.errors import FeatureFileError, arg, first_line
+from lteval.errors import FeatureFileError, arg, first_line, short
 
 H5_FILES = ("feature_train.h5", "feature_test.h5")
 
@@ -88,17 +88,16 @@ def read_h5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return X32, y.astype(np.int64)
 
 
-MAX_RATIO = 1100
-"""The most a compressed dataset may expand on reading (deflate's limit is about
-1,032:1): a chunked dataset declaring more than that over what it stores is mostly
-unwritten fill values."""
-
-
 def memory_budget() -> int:
     """Bytes one feature file may take once read: half of this machine's physical
     memory (``LTEVAL_H5_MAX_BYTES`` overrides it)."""
     env = os.environ.get("LTEVAL_H5_MAX_BYTES")
     if env:
+        if not env.strip().isdigit():
+            raise FeatureFileError(
+                f"LTEVAL_H5_MAX_BYTES={short(env)} is not a whole number of bytes; set it "
+                "to one (e.g. 8000000000), or unset it"
+            )
         return int(env)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
@@ -132,17 +131,16 @@ def _check_stored(f: h5py.File, key: str, path: Path) -> None:
         )
     if ds.shape is None:  # an empty dataspace: nothing to read
         return
-    if ds.dtype.kind in "OSU":
-        nbytes = int(np.prod(ds.shape, dtype=np.float64)) * 64  # strings: a generous guess
-    else:
-        nbytes = int(np.prod(ds.shape, dtype=np.float64)) * max(ds.dtype.itemsize, 4)
-    stored = ds.id.get_storage_size()
-    raw = ds.size * ds.dtype.itemsize
-    short_by = stored < raw if ds.chunks is None else raw > 64 << 20 and stored * MAX_RATIO < raw
-    if ds.dtype.kind not in "OSU" and short_by:
+    n = int(np.prod(ds.shape, dtype=np.float64))
+    if ds.dtype.kind == "O":  # variable-length strings: their size is not declared
+        nbytes, raw = n * 64, 0  # a generous guess for the budget; nothing to compare
+    else:  # fixed-length strings too: b'x' * 2,000,000 per label is 2 MB each
+        raw = n * ds.dtype.itemsize
+        nbytes = n * max(ds.dtype.itemsize, 4)  # numbers are read as float32 / int64
+    if raw and not _stored_whole(ds):
         raise FeatureFileError(
-            f"{path}: {key!r} declares shape {ds.shape} ({_gib(ds.size * ds.dtype.itemsize)}) "
-            f"but the file stores {stored:,} bytes of it; the file is truncated or not "
+            f"{path}: {key!r} declares shape {ds.shape} ({_gib(raw)}) but the file stores "
+            f"{ds.id.get_storage_size():,} bytes of it; the file is truncated or not "
             "written whole: write it again"
         )
     budget = memory_budget()
@@ -152,6 +150,18 @@ def _check_stored(f: h5py.File, key: str, path: Path) -> None:
             f"memory budget of {_gib(budget)} (half this machine's memory; "
             "LTEVAL_H5_MAX_BYTES sets it); give fewer rows or dimensions"
         )
+
+
+def _stored_whole(ds: h5py.Dataset) -> bool:
+    """True when every byte ``ds`` declares is stored in the file: all of a
+    contiguous dataset's bytes, every chunk of a chunked one (whatever its filters
+    compress them to). Unwritten parts would read as fill values."""
+    if ds.chunks is None:
+        return ds.id.get_storage_size() >= ds.size * ds.dtype.itemsize
+    expected = 1
+    for side, chunk in zip(ds.shape, ds.chunks, strict=True):
+        expected *= -(-side // chunk)
+    return ds.id.get_num_chunks() >= expected
 
 
 def _gib(n: float) -> str:

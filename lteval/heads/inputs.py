@@ -73,9 +73,15 @@ the heads and DLSA fit to chance (``X * 1e20``: DLSA at chance, with only numpy'
 overflow warning)."""
 
 
-def feature_rms(X: np.ndarray) -> float:
-    """The root-mean-square value of ``X`` (float64, so that it cannot overflow)."""
-    return float(np.sqrt(np.mean(np.square(X, dtype=np.float64)))) if X.size else 1.0
+def feature_rms(X: np.ndarray, rows: int = 4096) -> float:
+    """The root-mean-square value of ``X`` (summed in float64, so that it cannot
+    overflow, ``rows`` rows at a time, so that it never copies all of ``X``)."""
+    if not X.size:
+        return 1.0
+    total = sum(
+        float(np.square(X[i : i + rows], dtype=np.float64).sum()) for i in range(0, len(X), rows)
+    )
+    return float(np.sqrt(total / X.size))
 
 
 def check_scale(X: np.ndarray, name: str = "X") -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,15 +45,21 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 "CSV Injection")."""
 
 
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+"""A cell that is one number: a spreadsheet reads it as that number, nothing more."""
+
+
 def csv_text(df: pd.DataFrame) -> str:
     """``df`` as CSV text, with every text cell that starts with ``FORMULA_START``
     prefixed by a single quote, as OWASP recommends, so that a spreadsheet shows it
     as text instead of running it (a backbone named ``=HYPERLINK(...)``). Numbers,
-    negative ones included, are written as they are; results.json keeps the names
-    unchanged."""
+    and text that is one number (a class named "-1"), are written as they are;
+    results.json keeps every value unchanged."""
 
     def safe(v):
-        return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+        if not isinstance(v, str) or not v.startswith(FORMULA_START) or NUMBER.fullmatch(v):
+            return v
+        return "'" + v
 
     out = df.copy()
     for col in out.columns:
