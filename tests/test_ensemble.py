@@ -136,7 +136,10 @@ def test_progress_counts_every_flow_epoch_with_its_stage():
     )
     assert sum(n for n, _ in calls) == len(model.stages_) * cfg.flow_epochs
     assert calls[0] == (0, "regular classifier")  # named before it trains
-    assert {w for _, w in calls[1:]} == {
+    trained = [w for n, w in calls if w.endswith(": classifier")]
+    assert all(n == 0 for n, w in calls if w.endswith("classifier"))
+    assert len(trained) == len(model.stages_)
+    assert {w for _, w in calls[1:] if not w.endswith("classifier")} == {
         f"stage {s + 1}/{cfg.num_stages}: {cfg.flow_seeds} flows" for s in range(len(model.stages_))
     }
     assert any(n > 1 for n, _ in calls)  # a jump: some stage stopped early

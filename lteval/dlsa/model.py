@@ -235,6 +235,8 @@ class DLSA(ClassifierMixin, BaseEstimator):
             lpv, clv = _ensemble(gmf, torch.as_tensor(Xv), cfg.device)
             filt_v = active_v & (lpv >= thr)
             sel_v = filt_v & ~check_v
+            if progress:
+                progress(0, f"stage {s + 1}/{cfg.num_stages}: classifier")
             stage.classifier = train_balanced_softmax(
                 Xs[filt],
                 y[filt],
