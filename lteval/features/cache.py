@@ -32,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lteval.atomic import writing
+from lteval.atomic import file_sha256, writing
 from lteval.errors import CacheError, arg, render
-from lteval.packaged import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,6 @@ def cache_key(identity: dict) -> str:
     """sha256 (first 20 hex digits) of the JSON of ``identity`` plus the format version."""
     blob = json.dumps({**identity, "cache_format": CACHE_FORMAT_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def file_sha256(path: Path) -> str:
-    return sha256_of(path)
 
 
 def _check(entry: Path, verify: bool) -> tuple[Arrays, dict] | None:
