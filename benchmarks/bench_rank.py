@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from lteval import atomic
-from lteval.rank.panel import demo_backbones
+from lteval.study.panels import demo_backbones
 
 DEMO = ",".join(demo_backbones())
 """The demo's backbones (``make demo``'s): the packaged ImageNet ones and a control."""

@@ -47,8 +47,8 @@ import torch
 
 from lteval.data import load_dataset
 from lteval.features import backbone_features, versions
+from lteval.rank.bootstrap import validate_ranking
 from lteval.rank.scoring import score_features
-from lteval.rank.validity import validate_ranking
 
 DEMO = [
     "torchvision:mobilenet_v2/IMAGENET1K_V1",

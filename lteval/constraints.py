@@ -1,5 +1,5 @@
 """The type and range of every numeric run parameter, checked where the library is
-entered (``lteval.rank.run``, ``lteval.rank.run_study``, ``lteval.data.load_dataset``),
+entered (``lteval.rank.run``, ``lteval.study.run_study``, ``lteval.data.load_dataset``),
 in the shape of
 scikit-learn's ``_parameter_constraints``: one table, one check.
 

@@ -9,8 +9,8 @@ from scipy.special import logsumexp
 
 from lteval.dlsa import DLSA, DLSAConfig, diagnostics, separability_score, somers_d
 from lteval.heads import LinearConfig
+from lteval.rank.bootstrap import validate_ranking
 from lteval.rank.scoring import BackboneScore, EvalArrays
-from lteval.rank.validity import validate_ranking
 
 CFG = DLSAConfig(
     num_clusters=12,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lteval"
-PIPELINE = ["data", "backbones", "features", "heads", "dlsa", "rank", "report", "cli"]
+PIPELINE = ["data", "backbones", "features", "heads", "dlsa", "rank", "study", "report", "cli"]
 BASE = {
     "errors",
     "atomic",

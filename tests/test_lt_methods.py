@@ -89,8 +89,8 @@ def test_lt_members_are_parsed_and_their_features_cached(isolated_caches, monkey
     from lteval.data import load_dataset
     from lteval.errors import UsageError
     from lteval.features import RunOptions
-    from lteval.rank import panel
-    from lteval.rank.panel import LT_SEEDS, member_features, panels, parse_member
+    from lteval.study import panels as panel
+    from lteval.study.panels import LT_SEEDS, member_features, panels, parse_member
 
     monkeypatch.setattr(panel, "LT_EPOCHS", 1)  # a short training: this checks the cache
 

@@ -13,7 +13,7 @@ from conftest import CHEAP, write_h5_dir
 import lteval.rank
 from lteval.errors import FeatureFileError, UsageError
 from lteval.features import RunOptions
-from lteval.rank.validity import _metrics
+from lteval.rank.bootstrap import _metrics
 
 DLSA = {"flow_epochs": 3, "num_stages": 2}
 

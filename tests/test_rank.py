@@ -15,8 +15,8 @@ from scipy.stats import kendalltau, spearmanr
 
 from lteval.errors import UsageError
 from lteval.rank import BackboneScore, validate_ranking
+from lteval.rank.bootstrap import kendall_tau_b, spearman_rho
 from lteval.rank.scoring import EvalArrays, rank_rows
-from lteval.rank.validity import kendall_tau_b, spearman_rho
 
 COUNTS = np.array([150, 150, 60, 60, 10, 10])
 

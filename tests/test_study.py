@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import kendalltau, weightedtau
 
 from lteval.errors import UsageError
-from lteval.rank.study import correlations, ground_truth, taus, verdicts
+from lteval.study.stats import correlations, ground_truth, taus, verdicts
 
 
 def panel(seed: int = 0, n: int = 12, noise: float = 0.3) -> list[dict]:
@@ -190,8 +190,8 @@ def test_validate_exits_non_zero_when_a_later_panel_ended_short(tmp_path, monkey
     from markupsafe import escape
 
     from lteval.cli import validate
-    from lteval.rank.validation import StudyResult
     from lteval.report import study
+    from lteval.study.runner import StudyResult
 
     monkeypatch.setattr(study, "SUMMARY", tmp_path / "published.json")
     first = {"name": "default", "members": [], "datasets": {}, "correlations": [], "verdicts": {}}
@@ -223,8 +223,8 @@ def test_validate_exits_non_zero_when_a_later_panel_ended_short(tmp_path, monkey
 def test_run_study_is_the_library_call_behind_the_program(tmp_path):
     """The study reuses the pipeline's guards (parameter names, the DLSA settings
     check) and its failure rows; a failing member does not end it."""
-    from lteval.rank import run_study
-    from lteval.rank.panel import CONTROL, DEMO_FILE, demo_backbones, study_panel
+    from lteval.study import run_study
+    from lteval.study.panels import CONTROL, DEMO_FILE, demo_backbones, study_panel
 
     with pytest.raises(ValueError, match=r"datasets=\['nope'\]: choose from") as e:
         run_study(datasets=["nope"])
@@ -261,10 +261,11 @@ def test_run_study_is_the_library_call_behind_the_program(tmp_path):
 def test_more_panels_get_their_own_correlations_and_answer(monkeypatch):
     """A second panel is scored on its own datasets and correlated on its own rows;
     validate.json's 'panels' and the published summary carry each one."""
-    from lteval.rank import panel as panel_module
-    from lteval.rank import run_study, validation
-    from lteval.rank.panel import Panel
     from lteval.report import study as study_page
+    from lteval.study import panels as panel_module
+    from lteval.study import run_study
+    from lteval.study import runner as validation
+    from lteval.study.panels import Panel
 
     tiny = Panel("tiny", ("lt:ce:1", "lt:ldam-drw:1", "lt:supcon:1"), {"mnist5k-lt": {}})
     failing = ("timm:no_such_model_at_all", "timm:nor_this_one")
@@ -310,7 +311,7 @@ def test_more_panels_get_their_own_correlations_and_answer(monkeypatch):
 
 
 def test_answer_says_what_a_missing_interval_or_rival_means():
-    from lteval.rank.study import answer
+    from lteval.study.stats import answer
 
     def c(score, w, lo=float("nan"), hi=float("nan")):
         return {

@@ -14,7 +14,7 @@ from argparse import Namespace
 
 from lteval.constraints import CONSTRAINTS, check_params
 from lteval.errors import UsageError
-from lteval.rank.guards import check_bootstrap
+from lteval.rank.arguments import check_bootstrap
 
 LIBRARY_FLAGS = {
     "feature_dir": "--features",

@@ -4,8 +4,8 @@ Scores a panel of real feature sets per dataset (packaged ImageNet backbones at
 their final layer and two intermediate depths, the random-init control, and small
 CNNs trained with cross-entropy on the dataset's own long-tailed train split for
 1, 3 and 10 epochs), then correlates every score with the accuracy the best head
-reaches (chosen on validation): ``lteval.rank.run_study`` (``lteval.rank.validation``),
-with the statistics in ``lteval.rank.study``. Writes ``validate.json`` (with every
+reaches (chosen on validation): ``lteval.study.run_study`` (``lteval.study.runner``),
+with the statistics in ``lteval.study.stats``. Writes ``validate.json`` (with every
 feature set's row), ``timings.json`` and ``index.html``.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 from lteval.cli import common
 from lteval.cli.config import Parser
 from lteval.features import RunOptions, resolve_device
-from lteval.rank.panel import SPLITS
-from lteval.rank.validation import run_study
+from lteval.study.panels import SPLITS
+from lteval.study.runner import run_study
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--members",
-        help="comma-separated panel members (default: the 16 of lteval.rank.panel.study_panel)",
+        help="comma-separated panel members (default: the 16 of lteval.study.panels.study_panel)",
     )
     p.add_argument(
         "--more-panels",
@@ -90,7 +90,7 @@ def incomplete_dir(out: str | Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``lteval.rank.run_study`` with the parsed options, then the study's folder."""
+    """``lteval.study.run_study`` with the parsed options, then the study's folder."""
     from lteval.report import study
 
     common.check_out(args.out)

@@ -1,5 +1,7 @@
-"""Scoring and ranking backbones; ``lteval.rank.run`` runs the whole pipeline."""
+"""Scoring and ranking backbones; ``lteval.rank.run`` runs the whole pipeline (the
+validation study of the scores is ``lteval.study``)."""
 
+from lteval.rank.bootstrap import validate_ranking
 from lteval.rank.pipeline import RankResult, run
 from lteval.rank.results import RESULT_FILES, read_results, reading_runs, write_results
 from lteval.rank.row import Evidence, Row, Status
@@ -13,8 +15,6 @@ from lteval.rank.scoring import (
     rank_rows,
     score_features,
 )
-from lteval.rank.validation import StudyResult, run_study
-from lteval.rank.validity import validate_ranking
 
 __all__ = [
     "BOOTSTRAPPED",
@@ -27,7 +27,6 @@ __all__ = [
     "RankResult",
     "Row",
     "Status",
-    "StudyResult",
     "check_heads",
     "check_metric",
     "failed",
@@ -35,7 +34,6 @@ __all__ = [
     "read_results",
     "reading_runs",
     "run",
-    "run_study",
     "score_features",
     "validate_ranking",
     "write_results",

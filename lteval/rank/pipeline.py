@@ -36,8 +36,9 @@ from lteval.features import (
     versions,
 )
 from lteval.features.cache import check_writable
+from lteval.rank.arguments import check_bootstrap, check_names, check_runtime, check_settings
+from lteval.rank.bootstrap import validate_ranking
 from lteval.rank.distributed import Share
-from lteval.rank.guards import check_bootstrap, check_names, check_runtime, check_settings
 from lteval.rank.precomputed import from_feature_dir, log_score, progress_bar
 from lteval.rank.results import RESULT_FILES, result_rows, write_results
 from lteval.rank.row import Row
@@ -49,7 +50,6 @@ from lteval.rank.scoring import (
     guarded,
     score_features,
 )
-from lteval.rank.validity import validate_ranking
 
 log = logging.getLogger(__name__)
 

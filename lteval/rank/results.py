@@ -17,10 +17,10 @@ import pandas as pd
 from lteval.atomic import MANIFEST, unchanged, write_text
 from lteval.errors import LtevalError, RunFolderError, read_user_json
 from lteval.rank import schema
+from lteval.rank.bootstrap import tied_with
 from lteval.rank.row import Row, Status, is_ok
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import BackboneScore, rank_rows
-from lteval.rank.validity import tied_with
 
 RESULT_FILES = ("results.json", "results.csv", "stages.csv", "per_class.csv", "timings.csv")
 

@@ -37,7 +37,7 @@ from lteval.heads import (
     logme,
     shot_groups,
 )
-from lteval.rank.checks import check_features, check_splits, some_classes
+from lteval.rank.data_checks import check_features, check_splits, some_classes
 from lteval.rank.row import Status, is_ok
 from lteval.rank.schema import (
     ACCURACY_KEYS,

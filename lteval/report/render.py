@@ -11,10 +11,10 @@ from lteval.backbones import WeightsKind
 from lteval.rank import Evidence, Row, read_results, reading_runs
 from lteval.rank.results import FORMULA_START
 from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
-from lteval.rank.study import GOAL, NAIVE
 from lteval.report import plots
 from lteval.report.pages import fmt, render_page
 from lteval.report.study import load_summary
+from lteval.study.stats import GOAL, NAIVE
 
 SUMMARY_COLUMNS = ("dlsa_balanced", "dlsa_few", "probe_balanced", "probe_few")
 """Next to rank, backbone and the ranking column in the report's first table, narrow

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from lteval import atomic
-from lteval.rank.study import pooled
 from lteval.report.pages import fmt, render_page
+from lteval.study.stats import pooled
 
 
 def _default(o):

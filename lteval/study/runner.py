@@ -1,13 +1,13 @@
 """The validation study as one library call: does a score predict tail accuracy?
 
-    from lteval.rank import run_study
+    from lteval.study import run_study
     study = run_study(datasets=["animal-mnist-lt"], bootstrap=200)
     study.record["verdicts"]["truth_few"]["separability"]
 
-``run_study`` scores every member of a panel (``lteval.rank.panel``) on each
+``run_study`` scores every member of a panel (``lteval.study.panels``) on each
 dataset with the pipeline's own scoring, guards and failure rows, then correlates
 every score with the accuracy the best-on-validation head reaches
-(``lteval.rank.study``). ``lteval validate`` parses its options, calls it and
+(``lteval.study.stats``). ``lteval validate`` parses its options, calls it and
 writes the folder (``lteval.report.study.write_study``).
 """
 
@@ -22,11 +22,11 @@ from lteval.constraints import check_params
 from lteval.data import load_dataset
 from lteval.errors import UsageError, arg
 from lteval.features import RunOptions, resolve_device
-from lteval.rank.guards import check_bootstrap, check_names, check_runtime, check_settings
-from lteval.rank.panel import SPLITS, Panel, member_features, panels, parse_member, study_panel
+from lteval.rank.arguments import check_bootstrap, check_names, check_runtime, check_settings
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import HEADS, BackboneScore, guarded, score_features
-from lteval.rank.study import SCORES, TRUTHS, answer, correlations, ground_truth, verdicts
+from lteval.study.panels import SPLITS, Panel, member_features, panels, parse_member, study_panel
+from lteval.study.stats import SCORES, TRUTHS, answer, correlations, ground_truth, verdicts
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.stats import kendalltau, weightedtau
 
 from lteval.dlsa.separability import finite_scores
-from lteval.rank.validity import percentile_interval
+from lteval.rank.bootstrap import percentile_interval
 
 SCORES = [
     "separability",

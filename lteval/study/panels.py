@@ -26,7 +26,7 @@ from lteval.backbones.small_cnn import SmallCNNConfig, cnn_features
 from lteval.errors import UsageError
 from lteval.features import FeatureOptions, RunOptions, backbone_features, cache, versions
 
-DEMO_FILE = Path(__file__).with_name("demo_backbones.txt")
+DEMO_FILE = Path(__file__).parents[1] / "rank" / "demo_backbones.txt"
 """The demo's backbones, one per line: the packaged ImageNet-1k ones and a control."""
 
 

@@ -1,5 +1,5 @@
 """The checks a ranking's and a study's arguments get before any work, shared by
-``lteval.rank.run`` and ``lteval.rank.run_study``; messages name parameters."""
+``lteval.rank.run`` and ``lteval.study.run_study``; messages name parameters."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from lteval.constraints import check_params
 from lteval.errors import UsageError, arg
 from lteval.features import RunOptions, resolve_device
+from lteval.rank.bootstrap import BOOTSTRAP_MIN
 from lteval.rank.scoring import HEADS, check_heads, check_metric
-from lteval.rank.validity import BOOTSTRAP_MIN
 
 
 def check_settings(by: str, heads: Sequence[str], dlsa: Mapping | None) -> list[str]:
