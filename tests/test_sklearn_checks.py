@@ -1,7 +1,12 @@
-"""scikit-learn's own estimator checks, on every head and on DLSA (tiny settings).
+"""scikit-learn's own estimator checks, on each distinct estimator class and on
+DLSA (tiny settings).
 
-Every check is expected to pass; ``EXPECTED_FAILURES`` names any that cannot, with
-the reason, and is empty when none fails.
+``BalancedSoftmaxProbe`` and ``CRT`` are ``LinearProbe``'s implementation with one
+switch each (the Balanced-Softmax loss; class-balanced sampling): they are checked
+through ``LinearProbe``, and ``test_the_linear_variants_share_linear_probe`` proves
+that they share every method but that switch. Every check is expected to pass;
+``EXPECTED_FAILURES`` names any that cannot, with the reason, and is empty when none
+fails.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -22,9 +27,7 @@ from lteval.heads import (
 FAST = dict(epochs=30, lr_grid=None)
 ESTIMATORS = [
     LinearProbe(**FAST),
-    BalancedSoftmaxProbe(**FAST),
     LogitAdjusted(**FAST),
-    CRT(**FAST),
     TauNorm(**FAST),
     LWS(**FAST),
     NCM(),
@@ -51,3 +54,28 @@ def _expected(est) -> dict[str, str]:
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected)
 def test_scikit_learn_contract(estimator, check):
     check(estimator)
+
+
+def test_the_linear_variants_share_linear_probe():
+    """What the checks of LinearProbe cover for BalancedSoftmaxProbe and CRT: every
+    method is LinearProbe's, except the one switch each sets."""
+    import inspect
+
+    own = {
+        BalancedSoftmaxProbe: {"balanced_softmax"},
+        CRT: {"__init__", "_settings"},  # no sampling parameter; class-balanced always
+    }
+    for cls, switch in own.items():
+        assert cls.__mro__[1] is LinearProbe
+        defined = {
+            n
+            for n in vars(cls)
+            if n == "__init__" or not (n.startswith("__") or n.endswith("_request"))
+        }  # scikit-learn adds set_fit_request to every class itself
+        assert defined == switch, cls.__name__
+        for name, member in inspect.getmembers(LinearProbe, inspect.isfunction):
+            if name not in switch and not name.endswith("_request"):
+                assert getattr(cls, name) is member, (cls.__name__, name)
+    assert BalancedSoftmaxProbe.balanced_softmax and not LinearProbe.balanced_softmax
+    assert CRT(**FAST)._settings().sampling == "class-balanced"
+    assert set(CRT._get_param_names()) == set(LinearProbe._get_param_names()) - {"sampling"}
