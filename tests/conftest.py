@@ -3,6 +3,7 @@ h5 feature folder, and running a program as a user does."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -116,6 +117,15 @@ def run_cli(*args: str, module: str = "lteval.rank") -> subprocess.CompletedProc
     return subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, env=os.environ
     )
+
+
+def call(capsys, *args: str, program: str = "rank") -> tuple[int, str, str]:
+    """Run ``lteval PROGRAM ARGS`` in this process, as its ``main`` is called from the
+    command line: (exit status, stdout, stderr). For tests whose subject is what the
+    program does, not how ``python -m`` starts it (that costs a torch import each)."""
+    code = importlib.import_module(f"lteval.cli.{program}").main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def cache_entries() -> list[str]:

@@ -12,7 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CHEAP, cache_entries, folder_args, run_cli, short_config, write_h5_dir
+from conftest import (
+    CHEAP,
+    cache_entries,
+    call,
+    folder_args,
+    run_cli,
+    short_config,
+    write_h5_dir,
+)
 
 TINY = "timm:test_resnet,timm:test_vit"
 
@@ -63,7 +71,7 @@ def check_report(out: Path, n: int, num_classes: int) -> dict:
 
 
 @pytest.mark.slow
-def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
+def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path, capsys):
     out = tmp_path / "report"
     args = [
         *folder_args(image_folder, TINY),
@@ -75,10 +83,10 @@ def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
         "--config",
         str(short_config(tmp_path)),
     ]
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stderr
+    code, _, first = call(capsys, *args)
+    assert code == 0, first
     res = check_report(out, 2, num_classes=3)
-    assert "RANDOM weights" in first.stderr and "extracting" in first.stderr
+    assert "RANDOM weights" in first and "extracting" in first
     html = (out / "index.html").read_text()
     assert 'id="weights-warning"' in html
     assert 'id="study-panel-lt-methods"' in html  # the shipped study's later panel, quoted
@@ -86,21 +94,25 @@ def test_rank_images_end_to_end_and_cache_reuse(image_folder, tmp_path):
     assert all(r["pretrained"] is False and r["weights"] == "random-init" for r in res["backbones"])
     assert res["backbones"][0]["dlsa_settings"]["num_clusters"] >= 6
     assert len(cache_entries()) == 2
-    second = run_cli(*args, "--out", str(tmp_path / "again"))
-    assert second.returncode == 0 and "extracting train" not in second.stderr
+    code, _, second = call(capsys, *args, "--out", str(tmp_path / "again"))
+    assert code == 0 and "extracting train" not in second
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert [r["separability"] for r in again["backbones"]] == [
         r["separability"] for r in res["backbones"]
     ]  # same seed, same result
-    assert run_cli("--out", str(out), module="lteval.report").returncode == 2  # needs RESULTS_DIR
-    assert run_cli(str(out), module="lteval.report").returncode == 0
+    with pytest.raises(SystemExit) as e:  # argparse: RESULTS_DIR is required
+        call(capsys, "--out", str(out), program="report")
+    assert e.value.code == 2
+    assert call(capsys, str(out), program="report")[0] == 0
 
 
 @pytest.mark.slow
-def test_rank_precomputed_h5_features(tmp_path):
+def test_rank_precomputed_h5_features(tmp_path, capsys):
     feats, out = write_h5_dir(tmp_path / "feats"), tmp_path / "out"
-    r = run_cli("--features", str(feats), "--out", str(out), "--by", "dlsa_balanced", *CHEAP)
-    assert r.returncode == 0, r.stderr
+    code, _, err = call(
+        capsys, "--features", str(feats), "--out", str(out), "--by", "dlsa_balanced", *CHEAP
+    )
+    assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     assert {x["backbone"] for x in res["backbones"]} == {"bb_a", "bb_b"}
     bal = [x["dlsa_balanced"] for x in res["backbones"]]
@@ -112,16 +124,12 @@ def test_rank_precomputed_h5_features(tmp_path):
 
 
 @pytest.mark.slow
-def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
+def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path, capsys):
     exp = tmp_path / "h5"
-    r = run_cli(
-        *folder_args(image_folder, "timm:test_resnet"),
-        "--export-h5",
-        str(exp),
-        module="lteval.extract",
-    )
-    assert r.returncode == 0, r.stderr
-    name, key = r.stdout.strip().split("\t")
+    args = [*folder_args(image_folder, "timm:test_resnet"), "--export-h5", str(exp)]
+    code, out_text, err = call(capsys, *args, program="extract")
+    assert code == 0, err
+    name, key = out_text.strip().split("\t")
     assert name == "timm:test_resnet" and cache_entries() == [key]
     cached = np.load(Path(os.environ["LTEVAL_CACHE"]) / key / "eval_features.npy")
     with h5py.File(exp / "timm_test_resnet" / "feature_test.h5") as f:
@@ -129,7 +137,7 @@ def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
     out = tmp_path / "out"
     cfg = short_config(tmp_path)  # plumbing: a short DLSA
     assert (
-        run_cli("--features", str(exp), "--out", str(out), *CHEAP, "--config", str(cfg)).returncode
+        call(capsys, "--features", str(exp), "--out", str(out), *CHEAP, "--config", str(cfg))[0]
         == 0
     )
     assert (
@@ -139,7 +147,10 @@ def test_extract_exports_h5_that_rank_reads_back(image_folder, tmp_path):
 
 
 def test_help_documents_the_options():
-    text = run_cli("--help").stdout
+    from lteval.cli.extract import build_parser as extract_parser
+    from lteval.cli.rank import build_parser
+
+    text = build_parser().format_help()
     for opt in (
         "--dataset",
         "--data-root",
@@ -153,7 +164,7 @@ def test_help_documents_the_options():
         "--weights",
     ):
         assert opt in text
-    assert "--export-h5" in run_cli("--help", module="lteval.extract").stdout
+    assert "--export-h5" in extract_parser().format_help()
 
 
 def test_bad_input_through_the_real_command(tmp_path):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import folder_args, run_cli, short_config
+from conftest import call, folder_args, short_config
 from scipy.stats import kendalltau, spearmanr
 
 from lteval.errors import UsageError
@@ -97,7 +97,7 @@ def test_failed_rows_rank_last_without_a_rank():
 
 
 @pytest.mark.slow
-def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path):
+def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path, capsys):
     corrupt = tmp_path / "broken.pt"
     corrupt.write_bytes(b"not a checkpoint")
     listing = tmp_path / "backbones.txt"
@@ -116,8 +116,8 @@ def test_a_failing_backbone_does_not_stop_the_run(image_folder, tmp_path):
     )
     out = tmp_path / "out"
     args = folder_args(image_folder, "timm:test_vit")
-    r = run_cli(*args, "--config", str(config), "--seed", "0", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    code, _, err = call(capsys, *args, "--config", str(config), "--seed", "0", "--out", str(out))
+    assert code == 0, err
     res = json.loads((out / "results.json").read_text())
     status = {b["backbone"]: b["status"] for b in res["backbones"]}
     assert status == {
