@@ -7,7 +7,7 @@ import torch
 
 from lteval.data import long_tailed_counts
 from lteval.dlsa import DLSA, DLSAConfig, PairSampler, diagnostics, scaled_for, somers_d
-from lteval.dlsa.model import Stage
+from lteval.dlsa.stages import Stage
 from lteval.heads import LinearConfig
 
 

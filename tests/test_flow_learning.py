@@ -159,7 +159,7 @@ def test_report_notes_unlearned_stages_and_no_lift():
 
 
 def test_stage_check_split_is_per_class_and_seeded():
-    from lteval.dlsa.model import _check_split
+    from lteval.dlsa.stages import check_split as _check_split
 
     y = np.repeat(np.arange(4), [40, 10, 3, 1])
     m = _check_split(y, 0.5, 3)

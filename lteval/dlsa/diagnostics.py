@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from lteval.dlsa.model import DLSA, Stage
+from lteval.dlsa.model import DLSA
 from lteval.dlsa.separability import (
     many_few_auroc,
     permutation_null,
@@ -15,6 +15,7 @@ from lteval.dlsa.separability import (
     somers_d,
     stouffer,
 )
+from lteval.dlsa.stages import Stage
 from lteval.heads import GROUPS, accuracy_report, shot_groups
 from lteval.heads.inputs import check_features, encode_labels
 

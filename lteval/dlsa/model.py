@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -56,96 +56,155 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from lteval.dlsa.config import DLSAConfig
-from lteval.dlsa.density import cluster_table, score
-from lteval.dlsa.flow import ensemble_log_density
 from lteval.dlsa.separability import imbalance
-from lteval.dlsa.train import StageFit, deterministic, fit_stage
+from lteval.dlsa.stages import (
+    Stage,
+    Trace,
+    check_split,
+    ensemble,
+    held_out_check,
+    new_stage,
+    top_quantile,
+)
+from lteval.dlsa.train import deterministic, fit_stage
 from lteval.heads import (
     Standardizer,
-    TrainedHead,
     balanced_accuracy,
-    balanced_accuracy_se,
     train_balanced_softmax,
 )
 from lteval.heads.inputs import check_features, check_fit_input
 from lteval.heads.linear import LinearConfig
-from lteval.heads.params import field_defaults, keyword_init, settings
+from lteval.heads.params import settings
 from lteval.heads.seeding import check_random_state
 
 MIN_STAGE_SAMPLES = 20
 
 
-@dataclass
-class Stage:
-    """One fitted stage: its flows, filter threshold, cluster histograms, classifier.
-
-    With R flows: ``hist`` (R, K, C) train class histogram per flow and cluster;
-    ``kept`` / ``majority`` (R, K) the clusters kept on the stage's active train
-    samples and their majority class.
-    """
-
-    gmf: StageFit
-    threshold: float
-    hist: np.ndarray
-    kept: np.ndarray
-    majority: np.ndarray
-    classifier: TrainedHead | None = None
-    # False: the held-out check found no gain, the regular classifier labels this stage
-    accepted: bool = True
-    check: str = "no check (stage_check_fraction = 0)"
-
-    def prior(self, clusters: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """Cluster prior P (N, C) from each flow's clusters (R, N): the mean over flows
-        of the class shares of the sample's cluster; with ``labels`` each sample is
-        left out of its own clusters."""
-        out = np.zeros((clusters.shape[1], self.hist.shape[2]), np.float32)
-        for hist, cl in zip(self.hist, clusters, strict=True):
-            h = hist[cl]  # (N, C) int32 counts, exact; no N x C float64 array
-            if labels is not None:
-                h[np.arange(len(labels)), labels] -= 1
-            tot = h.sum(1, keepdims=True)
-            share = h.astype(np.float32) / np.maximum(tot, 1).astype(np.float32)
-            out += np.where(tot > 0, share, np.float32(1.0 / h.shape[1]))
-        return out / np.float32(len(self.hist))
-
-
-@dataclass
-class Trace:
-    """What DLSA computes for each of N samples: ``features`` (N, D) standardised;
-    per stage s, ``log_density[s]`` (N,) the ensemble's log p(x), ``member_log_density[s]``
-    (R, N) each flow's, and ``clusters[s]`` (R, N) each flow's GMF component; ``route``
-    (N,) the claiming stage (``len(stages_)``: the regular classifier) and
-    ``predictions`` (N,) the labels (of ``classes_``)."""
-
-    features: np.ndarray
-    log_density: list[np.ndarray]
-    member_log_density: list[np.ndarray]
-    clusters: list[np.ndarray]
-    route: np.ndarray
-    predictions: np.ndarray
-
-
 class DLSA(ClassifierMixin, BaseEstimator):
     """Progressive head/tail filtering on frozen features (see lteval.dlsa).
 
-    Parameters (keyword-only), stored unchanged and checked at ``fit``: every
-    ``DLSAConfig`` setting under its own name, with its default (``classifier``:
-    a ``LinearConfig``, None = its defaults), and
-    random_state: non-negative int seed of the flows, the classifiers, the held-out
-        split and the diagnostics' permutations; it drives local generators only, so
-        fitting leaves torch's and numpy's global random states unchanged.
+    Every parameter is a ``DLSAConfig`` setting (its docstring says why each
+    default is what it is), stored unchanged and checked at ``fit``.
 
-    Fitted attributes: ``config_`` (the validated ``DLSAConfig``), ``seed_``,
-    ``classes_`` (C,), ``n_features_in_``, ``num_classes_``, ``class_counts_`` (C,),
-    ``group_counts_`` (C,) train + validation counts, ``scaler_``, ``regular_`` (the
-    Balanced-Softmax probe), ``stages_``, ``train_routing_``, ``train_imbalance_``,
-    ``remaining_train_imbalance_`` / ``filtered_train_imbalance_`` (per stage: the
-    train labels left active after it / the ones it filtered), ``stopped_`` (why
-    fewer stages ran, or None).
-    Class-indexed arrays follow ``classes_``.
+    Parameters
+    ----------
+    num_clusters : int, default=500
+        K, the mixture components of each flow (>= 1).
+    num_stages : int, default=3
+        Filtering stages (>= 1).
+    rho : float, default=0.3
+        Share of the active train samples filtered at each stage, in (0, 1).
+    flow_epochs, flow_batch_size, flow_lr : int, int, float, default=50, 1024, 1e-3
+        Flow training: most epochs (>= 1), pairs per step (>= 2), learning rate (> 0).
+    flow_optimizer : {"adam", "adam-per-tensor", "sgd"}, default="adam"
+        The flows' optimiser (published: "sgd" at 0.2).
+    flow_grad_clip : float or None, default=10.0
+        Gradient-norm clip of each flow step (> 0); None is off.
+    flow_autocast : {"float32", "bfloat16", "auto"}, default="float32"
+        Matmul precision of flow training; scoring always runs in float32.
+    flow_seeds : int, default=5
+        R, the flows per stage, each from its own seed; their mixture is the density.
+    flow_patience : int or None, default=10
+        Stop a flow this many epochs after its last gain in kept clusters (>= 1).
+    flow_epoch_samples : int or None, default=16384
+        At most this many pairs per flow epoch, and rows read by its criterion (>= 2).
+    hidden : int or None, default=64
+        MADE width (>= 1); None is the feature dimension (the published width).
+    lambda_lh, lambda_bal, lambda_pur, q : float, default=2.0, 1.0, 0.02, 2.0
+        Loss weights (likelihood, balance, purity) and the likelihood class-weight
+        exponent (each >= 0).
+    prior_std : float, default=0.05
+        Spread of the mixture's fixed-mean components (> 0).
+    bn_momentum : float, default=0.9
+        Batch-norm bijectors' running-statistics momentum, in [0, 1].
+    bn_recalibrate : bool, default=True
+        Set the batch-norm statistics to the active train set's after each epoch.
+    made_init_std : float or None, default=1e-3
+        Std of the MADE output layer's initial weights (> 0); None is torch's init.
+    ema_momentum : float, default=0.7
+        Momentum of the flow's weight average, in [0, 1].
+    purity_threshold, min_cluster_size, max_cluster_size : float, int, int
+        Epoch selection (defaults 0.7, 10, 5000): a cluster is kept above that
+        purity and size; an epoch qualifies while its largest is below the maximum.
+    classifier : LinearConfig or None, default=None
+        The stage and regular classifiers' settings; None is ``LinearConfig()``.
+    warm_start : bool, default=True
+        Stage classifiers start from the regular one.
+    stage_check_fraction : float, default=0.5
+        Share of validation held out to check each stage's classifier, in [0, 1).
+    stage_check_margin_se : float, default=1.0
+        Standard errors a stage classifier must beat the regular one by.
+    device : str, default="cpu"
+        Where the flows train ("cuda" on a GPU machine).
+    random_state : int, default=0
+        Non-negative seed of the flows, the classifiers, the held-out split and the
+        diagnostics' permutations; local generators only, so fitting leaves torch's
+        and numpy's global random states unchanged.
+
+    Attributes
+    ----------
+    config_, seed_ : DLSAConfig, int
+        The checked settings and seed.
+    classes_, n_features_in_, num_classes_, class_counts_, group_counts_, scaler_
+        Labels (C,), width, C, train counts (C,), train + validation counts (C,),
+        the train z-scoring. Class-indexed arrays follow ``classes_``.
+    regular_, stages_, stopped_ : TrainedHead, list of Stage, str or None
+        The Balanced-Softmax probe, the fitted stages, why fewer stages ran.
+    train_routing_, train_imbalance_, remaining_train_imbalance_, filtered_train_imbalance_
+        Per stage: the share of active train it filtered, and the imbalance of
+        all train, of what is left active after it, and of what it filtered.
     """
 
-    __init__ = keyword_init({**field_defaults(DLSAConfig), "random_state": 0})
+    def __init__(
+        self,
+        *,
+        num_clusters: int = 500,
+        num_stages: int = 3,
+        rho: float = 0.3,
+        flow_epochs: int = 50,
+        flow_batch_size: int = 1024,
+        flow_lr: float = 1e-3,
+        flow_optimizer: str = "adam",
+        flow_grad_clip: float | None = 10.0,
+        flow_autocast: str = "float32",
+        flow_seeds: int = 5,
+        flow_patience: int | None = 10,
+        flow_epoch_samples: int | None = 16384,
+        hidden: int | None = 64,
+        lambda_lh: float = 2.0,
+        lambda_bal: float = 1.0,
+        lambda_pur: float = 0.02,
+        q: float = 2.0,
+        prior_std: float = 0.05,
+        bn_momentum: float = 0.9,
+        bn_recalibrate: bool = True,
+        made_init_std: float | None = 1e-3,
+        ema_momentum: float = 0.7,
+        purity_threshold: float = 0.7,
+        min_cluster_size: int = 10,
+        max_cluster_size: int = 5000,
+        classifier: LinearConfig | None = None,
+        warm_start: bool = True,
+        stage_check_fraction: float = 0.5,
+        stage_check_margin_se: float = 1.0,
+        device: str = "cpu",
+        random_state: int = 0,
+    ):
+        self.num_clusters, self.num_stages, self.rho = num_clusters, num_stages, rho
+        self.flow_epochs, self.flow_batch_size = flow_epochs, flow_batch_size
+        self.flow_lr, self.flow_optimizer = flow_lr, flow_optimizer
+        self.flow_grad_clip, self.flow_autocast = flow_grad_clip, flow_autocast
+        self.flow_seeds, self.flow_patience = flow_seeds, flow_patience
+        self.flow_epoch_samples, self.hidden = flow_epoch_samples, hidden
+        self.lambda_lh, self.lambda_bal, self.lambda_pur = lambda_lh, lambda_bal, lambda_pur
+        self.q, self.prior_std, self.bn_momentum = q, prior_std, bn_momentum
+        self.bn_recalibrate, self.made_init_std = bn_recalibrate, made_init_std
+        self.ema_momentum, self.purity_threshold = ema_momentum, purity_threshold
+        self.min_cluster_size, self.max_cluster_size = min_cluster_size, max_cluster_size
+        self.classifier, self.warm_start = classifier, warm_start
+        self.stage_check_fraction = stage_check_fraction
+        self.stage_check_margin_se = stage_check_margin_se
+        self.device, self.random_state = device, random_state
 
     @classmethod
     def from_config(cls, config: DLSAConfig, random_state: int = 0) -> DLSA:
@@ -204,7 +263,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
         # it; a grid per stage also doubled the cost of the costliest heads at C = 1000)
         stage_config = replace(cfg.classifier, lr=self.regular_.lr, lr_grid=None)
         active, active_v = np.ones(len(y), bool), np.ones(len(y_val), bool)
-        check_v = _check_split(y_val, cfg.stage_check_fraction, seed0)
+        check_v = check_split(y_val, cfg.stage_check_fraction, seed0)
         self.stages_: list[Stage] = []
         self.train_routing_: list[float] = []
         self.remaining_train_imbalance_: list[dict] = []
@@ -225,14 +284,14 @@ class DLSA(ClassifierMixin, BaseEstimator):
             if not gmf.usable:
                 self.stopped_ = f"stage {s + 1}: every flow diverged in its first epoch"
                 break
-            lp, cl = _ensemble(gmf, Xt, cfg.device)
-            thr = _top_quantile(lp[active], cfg.rho)
+            lp, cl = ensemble(gmf, Xt, cfg.device)
+            thr = top_quantile(lp[active], cfg.rho)
             if not np.isfinite(thr):
                 self.stopped_ = f"stage {s + 1}: every flow diverged ({gmf.selection})"
                 break
-            stage = _stage(gmf, thr, cl, y, active, cfg.num_clusters, C, cfg)
+            stage = new_stage(gmf, thr, cl, y, active, cfg.num_clusters, C, cfg)
             filt = active & (lp >= thr)
-            lpv, clv = _ensemble(gmf, torch.as_tensor(Xv), cfg.device)
+            lpv, clv = ensemble(gmf, torch.as_tensor(Xv), cfg.device)
             filt_v = active_v & (lpv >= thr)
             sel_v = filt_v & ~check_v
             if progress:
@@ -252,7 +311,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
             )
             if cfg.stage_check_fraction > 0:
                 m = filt_v & check_v
-                stage.accepted, stage.check = _held_out_check(
+                stage.accepted, stage.check = held_out_check(
                     y_val[m],
                     stage.classifier.predict(Xv[m], stage.prior(clv[:, m])),
                     self.regular_.predict(Xv[m]),
@@ -272,7 +331,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         Xs = self.scaler_.transform(check_features(self, X))
         xt = torch.as_tensor(Xs)
-        return Xs, [_ensemble(st.gmf, xt, self.config_.device, True) for st in self.stages_]
+        return Xs, [ensemble(st.gmf, xt, self.config_.device, True) for st in self.stages_]
 
     def trace(self, X: np.ndarray) -> Trace:
         """Every per-sample quantity of inference on X (N, D), in one pass (``Trace``)."""
@@ -318,59 +377,3 @@ class DLSA(ClassifierMixin, BaseEstimator):
         """Balanced accuracy of ``predict(X)`` against y (N,): mean per-class recall
         over the classes present in y (``lteval.heads.balanced_accuracy``)."""
         return balanced_accuracy(np.asarray(y), self.predict(X))
-
-
-def _ensemble(gmf: StageFit, X: torch.Tensor, device: str, members: bool = False) -> tuple:
-    """(ensemble log p(x) (N,), each flow's clusters (R, N)[, each flow's log p (R, N)])."""
-    lp, cl = score(gmf.model, X.to(device))
-    out = (ensemble_log_density(lp).numpy(), cl.numpy())
-    return (*out, lp.numpy()) if members else out
-
-
-def _stage(gmf, thr, cl, y, active, K: int, C: int, cfg: DLSAConfig) -> Stage:
-    """A stage's flows, threshold and per-flow cluster tables (classifier not yet fitted)."""
-    R = len(cl)
-    hist = np.zeros((R, K, C), np.int32)  # counts; (N, C) rows of it are gathered
-    kept, majority = np.zeros((R, K), bool), np.zeros((R, K), np.int64)
-    for r in range(R):
-        np.add.at(hist[r], (cl[r], y), 1)
-        kept[r], majority[r], _ = cluster_table(cl[r][active], y[active], K, cfg)
-    return Stage(gmf, thr, hist, kept, majority)
-
-
-def _check_split(y_val: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask (N_val,): a seeded, per-class share ``fraction`` of validation
-    held out from stage-classifier selection for the stage check (none when 0)."""
-    out = np.zeros(len(y_val), bool)
-    if fraction <= 0:
-        return out
-    rng = np.random.default_rng([seed, 7])
-    for c in np.unique(y_val):
-        idx = rng.permutation(np.flatnonzero(y_val == c))
-        out[idx[: int(round(fraction * len(idx)))]] = True
-    return out
-
-
-def _held_out_check(y, pred_stage, pred_regular, margin_se: float) -> tuple[bool, str]:
-    """Use the stage classifier only if, on held-out validation samples the stage
-    claims, its balanced accuracy beats the regular classifier's by ``margin_se``
-    standard errors of the regular's balanced accuracy (``balanced_accuracy_se``:
-    per class, so the few held-out samples of rare classes count as the noise they
-    are)."""
-    if len(y) == 0:
-        return False, "rejected: no held-out validation sample reached this stage"
-    a_s = balanced_accuracy(y, pred_stage)
-    a_r = balanced_accuracy(y, pred_regular)
-    bar = a_r + margin_se * balanced_accuracy_se(y, pred_regular)
-    ok = bool(a_s > bar)
-    verdict = "accepted" if ok else "rejected"
-    return (
-        ok,
-        f"{verdict}: {a_s:.3f} vs regular {a_r:.3f} on {len(y)} held-out (bar {bar:.3f})",
-    )
-
-
-def _top_quantile(scores: np.ndarray, rho: float) -> float:
-    """Threshold putting a fraction ``rho`` of ``scores`` at or above it."""
-    k = max(1, int(np.ceil(rho * len(scores))))
-    return float(np.sort(scores)[::-1][k - 1])

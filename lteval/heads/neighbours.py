@@ -11,7 +11,13 @@ from lteval.heads.metrics import balanced_accuracy
 
 
 class NCM(Head):
-    """Nearest class mean on standardised features; ``metric`` "cosine" or "euclidean"."""
+    """Nearest class mean on standardised features.
+
+    Parameters
+    ----------
+    metric : {"cosine", "euclidean"}, default="cosine"
+        How a sample is compared with each class mean.
+    """
 
     def __init__(self, *, metric: str = "cosine"):
         self.metric = metric
@@ -44,10 +50,17 @@ class NCM(Head):
 
 
 class KNN(Head):
-    """k nearest neighbours (cosine) on standardised features; k chosen on
-    validation among ``ks`` (those not above the train size). Without X_val / y_val,
-    a seeded per-class ``validation_fraction`` of train (``random_state``) is held out
-    to choose k.
+    """k nearest neighbours (cosine) on standardised features, k chosen on validation.
+
+    Parameters
+    ----------
+    ks : tuple of int, default=(1, 3, 5, 10, 20)
+        The k tried (positive; those above the train size are left out).
+    validation_fraction : float, default=0.2
+        Without X_val / y_val: the seeded per-class share of train held out to
+        choose k, in (0, 1).
+    random_state : int, default=0
+        Non-negative seed of that held-out share.
 
     One neighbour search serves every k: the ``max(ks)`` most similar train samples
     of each query, found in query chunks of at most ``2**26`` similarities (256 MB

@@ -1,52 +1,16 @@
-"""Flat scikit-learn parameters built from a settings dataclass.
+"""Flat scikit-learn parameters and the settings dataclass they come from.
 
 A settings dataclass (``LinearConfig``, ``DLSAConfig``) holds the defaults, their
-types and the checks, once. ``keyword_init`` turns its fields into an estimator's
-keyword-only ``__init__`` parameters, each stored unchanged (scikit-learn's rule),
-so ``get_params`` lists them, ``set_params`` and ``GridSearchCV`` reach each one,
-and ``settings`` rebuilds the dataclass from them at ``fit``, where they are checked.
+types and the checks, once. Each estimator writes its keyword-only ``__init__`` out
+(so that ``help()`` and an editor show every parameter), storing each value
+unchanged (scikit-learn's rule); ``settings`` rebuilds the dataclass from them at
+``fit``, where they are checked. ``tests/test_signatures.py`` keeps the signature,
+the docstring and the dataclass naming the same parameters with the same defaults.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-from collections.abc import Callable
-
-
-def field_defaults(config_cls, skip: tuple[str, ...] = ()) -> dict[str, object]:
-    """{field: default} of dataclass ``config_cls``; a ``default_factory`` field
-    (a nested settings object) defaults to None, meaning "its defaults"."""
-    out = {}
-    for f in dataclasses.fields(config_cls):
-        if f.name not in skip:
-            out[f.name] = None if f.default is dataclasses.MISSING else f.default
-    return out
-
-
-def keyword_init(defaults: dict[str, object]) -> Callable:
-    """An ``__init__`` taking exactly ``defaults``' names as keyword-only parameters,
-    storing each value unchanged; its signature (what ``get_params`` reads) lists
-    them with their defaults."""
-
-    def __init__(self, **params):
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}"
-            )
-        for name, default in defaults.items():
-            setattr(self, name, params.get(name, default))
-
-    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    __init__.__signature__ = inspect.Signature(
-        [self_param]
-        + [
-            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
-            for n, d in defaults.items()
-        ]
-    )
-    return __init__
 
 
 def settings(est, config_cls, **fixed):

@@ -30,26 +30,80 @@ from torch.nn import functional as F
 from lteval.heads.base import Head, choose
 from lteval.heads.linear import LinearConfig, train_balanced_softmax
 from lteval.heads.metrics import balanced_accuracy
-from lteval.heads.params import field_defaults, keyword_init, settings
+from lteval.heads.params import settings
 
 TAUS = tuple(np.round(np.arange(0, 2.01, 0.1), 2))
 
-LINEAR_PARAMS = field_defaults(LinearConfig, skip=("warm_start_margin_se",))
-"""The linear heads' settings (a head never warm-starts: no margin to set)."""
+LINEAR_SKIPPED = ("warm_start_margin_se",)
+"""``LinearConfig`` settings a head does not take (a head never warm-starts)."""
 
 
 class LinearProbe(Head):
     """Cross-entropy linear head; the epoch is chosen on validation (if given).
 
-    Parameters (keyword-only): every ``LinearConfig`` setting but
-    ``warm_start_margin_se``, and ``random_state`` (non-negative int) seeding the
-    initialisation and the sampling through local generators only.
-    Fitted: ``config_`` (the checked ``LinearConfig``), ``head_`` (``TrainedHead``:
-    weights, chosen epoch and learning rate), and ``Head``'s attributes.
+    Parameters
+    ----------
+    epochs : int, default=150
+        Most training epochs (>= 1); an epoch is at most ``epoch_samples`` rows.
+    batch_size : int, default=128
+        Rows per optimiser step (>= 1).
+    lr : float, default=1e-2
+        Learning rate (> 0); used when ``lr_grid`` is None.
+    weight_decay : float, default=0.0
+        L2 penalty on the weights (>= 0).
+    optimizer : {"adam", "sgd", "sgd-momentum", "lbfgs"}, default="adam"
+        The optimiser.
+    patience : int or None, default=20
+        Stop this many epochs after the last gain in validation balanced accuracy
+        (>= 1); None runs every epoch.
+    lr_grid : tuple of float or None, default=(1e-2, 1e-3)
+        Learning rates tried in turn, the best on validation kept (each > 0); None
+        uses ``lr`` alone.
+    sampling : {"instance", "class-balanced"}, default="instance"
+        How training rows are drawn: as they come, or each class equally likely.
+    epoch_samples : int or None, default=16384
+        At most this many rows per epoch (>= 1), drawn from one permutation after
+        another; None is every row.
+    random_state : int, default=0
+        Non-negative seed of the initialisation and the sampling (local generators
+        only: the global torch and numpy states are left as they were).
+
+    Attributes
+    ----------
+    config_ : LinearConfig
+        The checked settings.
+    head_ : TrainedHead
+        The weights, and the epoch and learning rate chosen on validation.
+    classes_, n_features_in_, num_classes_, class_counts_, scaler_
+        See ``lteval.heads.base.Head``.
     """
 
     balanced_softmax = False
-    __init__ = keyword_init({**LINEAR_PARAMS, "random_state": 0})
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 150,
+        batch_size: int = 128,
+        lr: float = 1e-2,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        patience: int | None = 20,
+        lr_grid: tuple[float, ...] | None = (1e-2, 1e-3),
+        sampling: str = "instance",
+        epoch_samples: int | None = 16384,
+        random_state: int = 0,
+    ):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.patience = patience
+        self.lr_grid = lr_grid
+        self.sampling = sampling
+        self.epoch_samples = epoch_samples
+        self.random_state = random_state
 
     @classmethod
     def from_config(cls, config: LinearConfig, **params):
@@ -102,17 +156,56 @@ class BalancedSoftmaxProbe(LinearProbe):
 
 
 class _PostHoc(LinearProbe):
-    """A head built on the CE probe. ``probe``: a ``LinearProbe`` already fitted on
-    the same training data, reused as it is (as scikit-learn's ``cv="prefit"``), so
-    that one probe serves logit adjustment, tau-normalisation and LWS; None trains
-    one with the linear settings and ``random_state``, which gives the same probe.
-    ``validation_fraction``: the share of train held out to choose on when no
-    X_val / y_val is given."""
+    """A head built on the CE probe (logit adjustment, tau-normalisation, LWS).
+
+    Parameters
+    ----------
+    epochs, batch_size, lr, weight_decay, optimizer, patience, lr_grid, sampling, epoch_samples
+        As for ``LinearProbe``: the CE probe's settings (LWS trains its scales with
+        ``epochs``, ``batch_size``, ``lr`` and ``epoch_samples`` too).
+    probe : LinearProbe or None, default=None
+        A ``LinearProbe`` already fitted on the same training data, reused as it is
+        (as scikit-learn's ``cv="prefit"``), so that one probe serves all three
+        heads; None trains one with the settings above, which gives the same probe.
+    validation_fraction : float, default=0.2
+        The share of each train class held out to choose on when no X_val / y_val
+        is given, in (0, 1).
+    random_state : int, default=0
+        As for ``LinearProbe``; also seeds the held-out share.
+    """
 
     needs_val = True
-    __init__ = keyword_init(
-        {**LINEAR_PARAMS, "probe": None, "validation_fraction": 0.2, "random_state": 0}
-    )
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 150,
+        batch_size: int = 128,
+        lr: float = 1e-2,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        patience: int | None = 20,
+        lr_grid: tuple[float, ...] | None = (1e-2, 1e-3),
+        sampling: str = "instance",
+        epoch_samples: int | None = 16384,
+        probe: LinearProbe | None = None,
+        validation_fraction: float = 0.2,
+        random_state: int = 0,
+    ):
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            patience=patience,
+            lr_grid=lr_grid,
+            sampling=sampling,
+            epoch_samples=epoch_samples,
+            random_state=random_state,
+        )
+        self.probe = probe
+        self.validation_fraction = validation_fraction
 
     def _probe_head(self):
         """The fitted ``probe``'s head, after checking it fits this training data."""
@@ -147,12 +240,36 @@ class LogitAdjusted(_PostHoc):
 
 
 class CRT(LinearProbe):
-    """Classifier re-training: a linear head trained with class-balanced sampling
-    (so it takes no ``sampling`` parameter)."""
+    """Classifier re-training: a linear head trained with class-balanced sampling.
 
-    __init__ = keyword_init(
-        {**{k: v for k, v in LINEAR_PARAMS.items() if k != "sampling"}, "random_state": 0}
-    )
+    Parameters
+    ----------
+    epochs, batch_size, lr, weight_decay, optimizer, patience, lr_grid, epoch_samples, random_state
+        As for ``LinearProbe``; there is no ``sampling``: it is always class-balanced.
+    """
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 150,
+        batch_size: int = 128,
+        lr: float = 1e-2,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        patience: int | None = 20,
+        lr_grid: tuple[float, ...] | None = (1e-2, 1e-3),
+        epoch_samples: int | None = 16384,
+        random_state: int = 0,
+    ):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.patience = patience
+        self.lr_grid = lr_grid
+        self.epoch_samples = epoch_samples
+        self.random_state = random_state
 
     def _settings(self) -> LinearConfig:
         """The parameters' ``LinearConfig`` with class-balanced sampling."""
