@@ -236,11 +236,11 @@ def test_the_api_refuses_what_it_would_ignore_or_crash_on(tmp_path):
 
     feats = write_h5_dir(tmp_path / "f")
     with pytest.raises(UsageError, match="feature_dir must be a folder path, got int"):
-        lteval.rank.run(feature_dir=123)
+        lteval.rank.run_features(123)
     with pytest.raises(UsageError, match="dataset must be a dataset name .* got int"):
         lteval.rank.run(["timm:test_resnet"], dataset=123)
-    with pytest.raises(UsageError, match="weights is for backbones extracted here"):
-        lteval.rank.run(feature_dir=feats, weights={"a": "b.pt"})
+    with pytest.raises(TypeError, match="weights"):  # not a parameter of run_features
+        lteval.rank.run_features(feats, weights={"a": "b.pt"})
 
 
 def test_weights_with_features_is_refused_on_the_command_line(tmp_path, capsys):
@@ -253,8 +253,8 @@ def test_a_numpy_seed_is_written_as_an_int(tmp_path):
     import lteval.rank
 
     feats = write_h5_dir(tmp_path / "f")
-    result = lteval.rank.run(
-        feature_dir=feats,
+    result = lteval.rank.run_features(
+        feats,
         seed=np.int64(3),
         bootstrap=np.int64(0),
         heads=["ncm"],
@@ -288,8 +288,8 @@ def test_rank_result_write_keeps_a_users_results_file(tmp_path):
     import lteval.rank
 
     feats = write_h5_dir(tmp_path / "f")
-    result = lteval.rank.run(
-        feature_dir=feats,
+    result = lteval.rank.run_features(
+        feats,
         bootstrap=0,
         heads=["ncm"],
         dlsa={"flow_epochs": 2, "num_stages": 1},

@@ -11,6 +11,7 @@ import torch
 from conftest import CHEAP, write_h5_dir
 
 import lteval.rank
+from lteval.dlsa import DLSAConfig
 from lteval.errors import FeatureFileError, UsageError
 from lteval.features import RunOptions
 from lteval.rank.bootstrap import _metrics
@@ -25,8 +26,8 @@ def h5(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(h5):
-    return lteval.rank.run(
-        feature_dir=h5, heads=["ncm"], bootstrap=40, seed=3, dlsa=DLSA, progress=False
+    return lteval.rank.run_features(
+        h5, heads=["ncm"], bootstrap=40, seed=3, dlsa=DLSA, progress=False
     )
 
 
@@ -68,16 +69,35 @@ def test_the_command_writes_what_the_library_returns(result, h5, tmp_path):
 
 
 def test_run_checks_its_arguments_before_any_work(h5):
-    with pytest.raises(UsageError, match="exactly one of"):
-        lteval.rank.run()
-    with pytest.raises(UsageError, match="exactly one of"):
+    with pytest.raises(UsageError, match=r"give backbones .*run_features"):
+        lteval.rank.run([])
+    with pytest.raises(TypeError, match="feature_dir"):  # two entry points, one per case
         lteval.rank.run(["timm:test_resnet"], feature_dir=h5)
     with pytest.raises(UsageError, match="not a metric column"):
-        lteval.rank.run(feature_dir=h5, by="accuracy")
+        lteval.rank.run_features(h5, by="accuracy")
     with pytest.raises(UsageError, match=r"which heads=\['ncm'\] does not run"):
-        lteval.rank.run(feature_dir=h5, by="ce_balanced", heads=["ncm"])
+        lteval.rank.run_features(h5, by="ce_balanced", heads=["ncm"])
     with pytest.raises(UsageError, match="num_clusters"):
-        lteval.rank.run(feature_dir=h5, dlsa={"num_clusters": "many"})
+        lteval.rank.run_features(h5, dlsa={"num_clusters": "many"})
+    with pytest.raises(UsageError, match="num_clusters = 0 must be >= 1"):
+        lteval.rank.run_features(h5, dlsa=DLSAConfig(num_clusters=0))
+
+
+def test_a_loaded_dataset_refuses_the_settings_it_was_loaded_with(packaged_assets):
+    from lteval.data import load_dataset
+
+    ds = load_dataset("mnist5k-lt", seed=0)
+    for name, value in [("data_root", "x"), ("eval_per_class", 5), ("val_fraction", 0.2)]:
+        with pytest.raises(UsageError, match=f"{name} is for loading a dataset by name"):
+            lteval.rank.run(["timm:test_resnet"], dataset=ds, **{name: value})
+
+
+def test_a_dlsa_config_is_used_as_it_is(h5):
+    cfg = DLSAConfig(num_clusters=6, num_stages=1, flow_epochs=2, flow_seeds=1, hidden=8)
+    result = lteval.rank.run_features(h5, heads=["ncm"], bootstrap=0, dlsa=cfg, progress=False)
+    used = result.ok[0].row["dlsa_settings"]
+    assert (used["num_clusters"], used["num_stages"], used["flow_seeds"]) == (6, 1, 1)
+    assert result.run["command"] is None  # provenance is a program's, not the library's
 
 
 @pytest.mark.parametrize(
@@ -99,9 +119,12 @@ def test_run_checks_its_arguments_before_any_work(h5):
 def test_the_library_names_its_parameters_not_the_flags(h5, kwargs, named):
     """A Python caller is told about ``by``, never ``--by``; the command line, about
     ``--by`` (``run_main`` translates once); ranges are the library's own."""
-    call = {"feature_dir": h5, **kwargs}
+    images = {"imbalance_factor", "input_size", "runtime"} & set(kwargs)
     with pytest.raises(ValueError, match=named) as caught:
-        lteval.rank.run(**call)
+        if images:  # the image case's own arguments
+            lteval.rank.run(["timm:test_resnet"], **kwargs)
+        else:
+            lteval.rank.run_features(**{"feature_dir": h5, **kwargs})
     assert "--" not in str(caught.value)
     assert isinstance(caught.value, UsageError | FeatureFileError)
 

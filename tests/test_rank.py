@@ -168,7 +168,7 @@ def test_an_exception_without_a_message_is_recorded_not_fatal(
     image_folder, tmp_path, monkeypatch, capsys
 ):
     from lteval.cli.rank import main
-    from lteval.rank import pipeline
+    from lteval.rank import images as pipeline
 
     real = pipeline.backbone_features
 

@@ -28,6 +28,7 @@ from lteval import atomic
 from lteval.cli import common
 from lteval.cli.config import resolved_config
 from lteval.cli.torchrun import init_process_group
+from lteval.errors import UsageError
 from lteval.rank import HEADS, METRICS, pipeline
 from lteval.report import render_report
 
@@ -74,31 +75,41 @@ def run(args: argparse.Namespace) -> int:
     # at once, where a check on rank 0 alone would leave the others waiting for it
     common.check_out(args.out, inputs=_inputs(args))
     runtime = common.run_options(args)
-    names = None
-    if args.backbones or args.backbones_file:
-        names = common.backbone_list(args.backbones, args.backbones_file)
-    weights = common.parse_weights(args.weights) if args.weights else None  # run() checks
-    result = pipeline.run(
-        names,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        imbalance_factor=args.imbalance_factor,
-        eval_per_class=args.eval_per_class,
-        feature_dir=args.features,
-        weights=weights,
-        allow_random_init=args.allow_random_init,
-        input_size=args.input_size,
-        features=common.feature_options(args),
-        runtime=runtime,
-        val_fraction=args.val_fraction,
+    if bool(args.features) == bool(args.backbones or args.backbones_file):
+        raise UsageError("give exactly one of --backbones (or --backbones-file) and --features")
+    settings = dict(
         by=args.by,
         heads=common.parse_heads(args.heads),
         bootstrap=args.bootstrap,
         seed=args.seed,
         dlsa=args.dlsa,
         progress=not args.quiet,
-        command="lteval rank " + shlex.join(args.argv),
     )
+    if args.features:
+        if args.weights:  # the other extraction options have defaults: not told apart
+            raise UsageError(
+                "--weights is for backbones extracted here; with --features the features "
+                "are already extracted: drop --weights"
+            )
+        result = pipeline.run_features(
+            args.features, val_fraction=args.val_fraction, device=str(runtime.device), **settings
+        )
+    else:
+        result = pipeline.run(
+            common.backbone_list(args.backbones, args.backbones_file),
+            dataset=args.dataset,
+            data_root=args.data_root,
+            imbalance_factor=args.imbalance_factor,
+            eval_per_class=args.eval_per_class,
+            val_fraction=args.val_fraction,
+            weights=common.parse_weights(args.weights),
+            allow_random_init=args.allow_random_init,
+            input_size=args.input_size,
+            features=common.feature_options(args),
+            runtime=runtime,
+            **settings,
+        )
+    result.run["command"] = "lteval rank " + shlex.join(args.argv)  # provenance: the CLI's
     if result.worker:  # its scores went to rank 0
         return 0
     if not result.ok:

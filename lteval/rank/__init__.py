@@ -2,7 +2,7 @@
 validation study of the scores is ``lteval.study``)."""
 
 from lteval.rank.bootstrap import validate_ranking
-from lteval.rank.pipeline import RankResult, run
+from lteval.rank.pipeline import RankResult, run, run_features
 from lteval.rank.results import RESULT_FILES, read_results, reading_runs, write_results
 from lteval.rank.row import Evidence, Row, Status
 from lteval.rank.schema import BOOTSTRAPPED, METHODS, METRICS
@@ -34,6 +34,7 @@ __all__ = [
     "read_results",
     "reading_runs",
     "run",
+    "run_features",
     "score_features",
     "validate_ranking",
     "write_results",

@@ -1,17 +1,21 @@
-"""The whole ranking as one library call: features (cached extraction, or h5 files),
-scores, the ranking's bootstrap validity and the run record.
+"""The whole ranking as one library call, for each of its two real cases: backbones
+on images (``run``: cached extraction, then scores) and precomputed h5 features
+(``run_features``); then the ranking's bootstrap validity and the run record.
 
     import lteval.rank
     result = lteval.rank.run(["timm:resnet18", "random:timm:resnet18"], dataset="mnist5k-lt")
+    result = lteval.rank.run_features("my_features/")
     result.table()          # one row per backbone, best first
     result.write("out/")    # results.json/.csv, stages.csv, per_class.csv, timings.csv
 
-``lteval rank`` parses its options into these arguments, calls ``run`` and writes
-the report (``lteval.report.render_report``); it adds nothing else.
+An argument a case would ignore is an error naming it. ``lteval rank`` parses its
+options, calls one of them, records the command line and writes the report
+(``lteval.report.render_report``); it adds nothing else.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -26,12 +30,11 @@ import torch
 from lteval.atomic import check_overwrite, check_writable_dir, write_manifest
 from lteval.constraints import check_params
 from lteval.data import ImageDataset, load_dataset
+from lteval.dlsa import DLSAConfig
 from lteval.errors import UsageError, arg
 from lteval.features import (
     FeatureOptions,
     RunOptions,
-    backbone_features,
-    check_backbones,
     resolve_device,
     versions,
 )
@@ -39,14 +42,14 @@ from lteval.features.cache import check_writable
 from lteval.rank.arguments import check_bootstrap, check_names, check_runtime, check_settings
 from lteval.rank.bootstrap import validate_ranking
 from lteval.rank.distributed import Share
-from lteval.rank.precomputed import from_feature_dir, log_score, progress_bar
+from lteval.rank.images import from_backbones
+from lteval.rank.precomputed import from_feature_dir
 from lteval.rank.results import RESULT_FILES, result_rows, write_results
 from lteval.rank.row import Row
 from lteval.rank.scoring import (
     HEADS,
     BackboneScore,
     check_splits,
-    failed,
     guarded,
     score_features,
 )
@@ -101,71 +104,67 @@ class RankResult:
 
 
 def run(
-    backbones: Sequence[str] | None = None,
+    backbones: Sequence[str],
     *,
     dataset: ImageDataset | str = "mnist5k-lt",
     data_root: str | Path | None = None,
     imbalance_factor: float | None = None,
     eval_per_class: int | None = None,
-    feature_dir: str | Path | None = None,
+    val_fraction: float | None = None,
     weights: Mapping[str, str | Path] | None = None,
     allow_random_init: bool = False,
     input_size: int | None = None,
     features: FeatureOptions | None = None,
     runtime: RunOptions | None = None,
-    val_fraction: float = 0.2,
     by: str = "separability",
     heads: Sequence[str] | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
-    dlsa: Mapping | None = None,
+    dlsa: DLSAConfig | Mapping | None = None,
     progress: bool = True,
-    command: str | None = None,
 ) -> RankResult:
-    """Score and rank ``backbones`` (names, see ``lteval backbones``) on ``dataset``,
-    or the precomputed features of ``feature_dir`` (one sub-folder per backbone with
-    feature_train.h5 / feature_test.h5; ``val_fraction`` of each train class is
-    carved out for validation).
+    """Extract (cached) and score ``backbones`` (names, see ``lteval backbones``) on
+    the images of ``dataset``, then rank them. (Precomputed h5 features:
+    ``run_features``.)
 
-    ``dataset``: a loaded ``ImageDataset``, or a dataset name loaded after every
-    check with ``data_root``, ``imbalance_factor``, ``eval_per_class``, ``seed`` and
-    ``val_fraction`` (None: the dataset's defaults; see ``lteval.data.load_dataset``).
-    ``weights``: local checkpoints by backbone name.
-    ``features`` / ``runtime``: what to extract and how (``runtime.device`` also
-    trains the flows; default: CUDA when available). ``heads``: the baseline heads
-    next to DLSA and the probe (default: all of ``HEADS``). ``bootstrap``: replicates
-    for the intervals and rank correlations (0: none). ``dlsa``: DLSA settings over
-    the scaled defaults (a ``preset`` key replaces them). ``seed`` drives every random
-    choice. A backbone that fails is recorded with its error; the run goes on.
+    ``dataset``: a dataset name, loaded after every check with ``data_root``,
+    ``imbalance_factor``, ``eval_per_class``, ``val_fraction`` and ``seed`` (None:
+    the dataset's defaults; see ``lteval.data.load_dataset``); or a loaded
+    ``ImageDataset``, which already fixed those: passing one of them too is an error.
+    ``weights``: local checkpoints by backbone name. ``features`` / ``runtime``: what
+    to extract and how (``runtime.device`` also trains the flows; default: CUDA when
+    available). See ``run_features`` for ``by``, ``heads``, ``bootstrap``, ``seed``,
+    ``dlsa`` and ``progress``. A backbone that fails is recorded with its error; the
+    run goes on.
     """
     check_names(backbones=backbones, heads=heads)
-    if (feature_dir is None) == (not backbones):
-        raise UsageError(f"give exactly one of {arg('backbones')} and {arg('feature_dir')}")
-    if feature_dir is not None and not isinstance(feature_dir, str | PathLike):
+    if not backbones:
         raise UsageError(
-            f"{arg('feature_dir')} must be a folder path, got {type(feature_dir).__name__}"
+            f"give {arg('backbones')} (names); for precomputed h5 features call "
+            "lteval.rank.run_features(feature_dir)"
         )
     if not isinstance(dataset, ImageDataset | str):
         raise UsageError(
             f"{arg('dataset')} must be a dataset name or a lteval.data.ImageDataset, got "
             f"{type(dataset).__name__}"
         )
-    if feature_dir is not None and weights:
-        raise UsageError(
-            f"{arg('weights')} is for backbones extracted here; with {arg('feature_dir')} the "
-            f"features are already extracted: drop {arg('weights')}"
-        )
-    heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
-    check_params(
-        seed=seed,
-        val_fraction=val_fraction,
-        eval_per_class=eval_per_class,
+    loading = dict(
+        data_root=data_root,
         imbalance_factor=imbalance_factor,
-        input_size=input_size,
+        eval_per_class=eval_per_class,
+        val_fraction=val_fraction,
     )
+    given = [k for k, v in loading.items() if v is not None]
+    if isinstance(dataset, ImageDataset) and given:
+        raise UsageError(
+            f"{arg(given[0])} is for loading a dataset by name; {arg('dataset')} is an "
+            f"ImageDataset already loaded with its own: drop {arg(given[0])}"
+        )
+    heads, dlsa = _check_common(by, heads, dlsa, seed, bootstrap, val_fraction)
+    check_params(eval_per_class=eval_per_class, imbalance_factor=imbalance_factor)
+    check_params(input_size=input_size)
     if runtime is not None:
         check_runtime(runtime)
-    check_bootstrap(bootstrap)
     seed, bootstrap = int(seed), int(bootstrap)  # numpy ints pass the checks; JSON needs int
     input_size, eval_per_class = (
         None if v is None else int(v) for v in (input_size, eval_per_class)
@@ -173,53 +172,112 @@ def run(
     share = Share.current()  # under torchrun: this rank scores its share of the backbones
     progress = progress and share.root  # one bar: rank 0's
     runtime = runtime or RunOptions(device=resolve_device("auto"))
-    device = str(runtime.device)
-    score = functools.partial(
-        _score,
+    score = _scorer(seed, str(runtime.device), heads, dlsa, progress)
+    check_writable()  # a read-only cache fails here, not after the first extraction
+    if isinstance(dataset, str):
+        dataset = load_dataset(
+            dataset,
+            data_root,
+            seed=seed,
+            imbalance_factor=imbalance_factor,
+            eval_per_class=eval_per_class,
+            val_fraction=0.2 if val_fraction is None else val_fraction,
+        )
+    labels, sp = dataset.labels, dataset.splits
+    check_splits(  # before any extraction: the split's classes and sizes
+        {k: (None, labels[getattr(sp, k)]) for k in ("train", "val", "eval")},
+        len(dataset.class_names),
+        dataset.class_names,
+    )
+    data, scores = from_backbones(
+        list(backbones),
+        dataset,
+        dict(weights or {}),
+        score,
+        allow_random_init=allow_random_init,
         seed=seed,
-        device=device,
-        heads=heads,
-        dlsa=dict(dlsa) if dlsa else None,
+        input_size=input_size,
+        features=features,
+        runtime=runtime,
         progress=progress,
     )
-    if feature_dir is not None:
-        data, scores = from_feature_dir(
-            Path(feature_dir), val_fraction, seed, score, progress, share
+    return _ranked(scores, data, share, seed, str(runtime.device), heads, by, bootstrap)
+
+
+def run_features(
+    feature_dir: str | Path,
+    *,
+    val_fraction: float = 0.2,
+    device: str = "auto",
+    by: str = "separability",
+    heads: Sequence[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    dlsa: DLSAConfig | Mapping | None = None,
+    progress: bool = True,
+) -> RankResult:
+    """Score and rank the precomputed features of ``feature_dir``: one sub-folder per
+    backbone with feature_train.h5 / feature_test.h5 (``lteval.features.read_h5``);
+    ``val_fraction`` of each train class is carved out for validation with ``seed``.
+
+    ``device``: where the flows train ("auto": CUDA when available). ``by``: the
+    ranking metric. ``heads``: the baseline heads next to DLSA and the probe
+    (default: all of ``HEADS``). ``bootstrap``: replicates for the intervals and rank
+    correlations (0: none). ``dlsa``: a ``DLSAConfig`` used as it is, or a mapping of
+    DLSA settings over the defaults scaled to each train set (a ``preset`` key
+    replaces them). ``seed`` drives every random choice.
+    """
+    if not isinstance(feature_dir, str | PathLike):
+        raise UsageError(
+            f"{arg('feature_dir')} must be a folder path, got {type(feature_dir).__name__}"
         )
+    check_names(heads=heads)
+    heads, dlsa = _check_common(by, heads, dlsa, seed, bootstrap, val_fraction)
+    seed, bootstrap = int(seed), int(bootstrap)
+    device = str(resolve_device(str(device)))
+    share = Share.current()
+    progress = progress and share.root
+    score = _scorer(seed, device, heads, dlsa, progress)
+    data, scores = from_feature_dir(Path(feature_dir), val_fraction, seed, score, progress, share)
+    return _ranked(scores, data, share, seed, device, heads, by, bootstrap)
+
+
+def _check_common(by, heads, dlsa, seed, bootstrap, val_fraction) -> tuple[list[str], object]:
+    """The checks both entry points share; (the heads to run, the DLSA settings: a
+    checked ``DLSAConfig``, a dict of overrides, or None)."""
+    if isinstance(dlsa, DLSAConfig):
+        try:
+            dlsa = copy.deepcopy(dlsa).validate()
+        except ValueError as e:
+            raise UsageError(f"{arg('dlsa')}: {e}") from None
+        heads = check_settings(by, list(HEADS) if heads is None else heads, None)
     else:
-        check_writable()  # a read-only cache fails here, not after the first extraction
-        if isinstance(dataset, str):
-            dataset = load_dataset(
-                dataset,
-                data_root,
-                seed=seed,
-                imbalance_factor=imbalance_factor,
-                eval_per_class=eval_per_class,
-                val_fraction=val_fraction,
-            )
-        labels = dataset.labels
-        sp = dataset.splits
-        check_splits(  # before any extraction: the split's classes and sizes
-            {k: (None, labels[getattr(sp, k)]) for k in ("train", "val", "eval")},
-            len(dataset.class_names),
-            dataset.class_names,
-        )
-        data, scores = _from_backbones(
-            list(backbones),
-            dataset,
-            dict(weights or {}),
-            score,
-            allow_random_init=allow_random_init,
-            seed=seed,
-            input_size=input_size,
-            features=features,
-            runtime=runtime,
-            progress=progress,
-        )
+        heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
+        dlsa = dict(dlsa) if dlsa else None
+    check_params(seed=seed, val_fraction=val_fraction)
+    check_bootstrap(bootstrap)
+    return heads, dlsa
+
+
+def _scorer(seed: int, device: str, heads: list[str], dlsa, progress: bool) -> Callable:
+    """``_score`` with the run's options: a DLSAConfig as the config, a dict as
+    overrides of the scaled defaults."""
+    if isinstance(dlsa, DLSAConfig):
+        return functools.partial(
+            _score, seed=seed, device=device, heads=heads, dlsa=None, progress=progress,
+            config=replace(dlsa, device=device),
+        )  # fmt: skip
+    return functools.partial(
+        _score, seed=seed, device=device, heads=heads, dlsa=dlsa, progress=progress
+    )
+
+
+def _ranked(scores, data, share, seed, device, heads, by, bootstrap) -> RankResult:
+    """The run record, the scores and the ranking's bootstrap validity."""
     if not share.root:  # its scores went to rank 0, which ranks and writes
         return RankResult({"rank": share.rank, "world_size": share.world}, [], by, worker=True)
     ok = [s for s in scores if s.ok]
-    info = _run_info(scores, data, seed=seed, device=device, heads=heads, by=by, command=command)
+    info = _run_info(scores, data, seed=seed, device=device, heads=heads, by=by)
     info["world_size"] = share.world
     if not ok:
         return RankResult(info, scores, by)
@@ -251,86 +309,7 @@ def _score(
     )
 
 
-def _from_backbones(
-    names: list[str],
-    dataset: ImageDataset,
-    weights: dict[str, Path],
-    score: Callable,
-    *,
-    allow_random_init: bool,
-    seed: int,
-    input_size: int | None,
-    features: FeatureOptions | None,
-    runtime: RunOptions,
-    progress: bool,
-) -> tuple[dict, list[BackboneScore]]:
-    missing = check_backbones(names, weights, allow_random_init)
-    share = Share.current()
-    runtime = replace(runtime, shard_images=False) if share.world > 1 else runtime
-    features_of = functools.partial(
-        backbone_features,
-        allow_random_init=allow_random_init,
-        seed=seed,
-        input_size=input_size,
-        options=features,
-        run=runtime,
-        progress=progress,
-    )
-    mine = [i for i in range(len(names)) if share.mine(i)]
-    with progress_bar(2 * len(mine), progress) as bar:  # closed on Ctrl-C too
-        one = functools.partial(
-            _one_backbone,
-            names=names, dataset=dataset, weights=weights, missing=missing, score=score,
-            features_of=features_of, bar=bar,
-        )  # fmt: skip
-        return dataset.manifest(), share.gather(len(names), one)
-
-
-def _one_backbone(
-    i: int, *, names: list[str], dataset: ImageDataset, weights: dict, missing: dict,
-    score: Callable, features_of: Callable, bar,
-) -> BackboneScore:  # fmt: skip
-    """Extract (cached, with ``features_of(name, dataset, weights_file=, tag=)``) and
-    score ``names[i]``: its score, or its failure record."""
-    name = names[i]
-    tag = f"[{i + 1}/{len(names)}]"
-    if name in missing:
-        log.error(f"{tag} {name}: FAILED: pretrained weights not found (see the report)")
-        bar.update(2)
-        return failed(name, str(missing[name]), "weights", kind="weights")
-    bar.set_description(f"{tag} {name}: features (cache or extraction)")
-    got = guarded(
-        name, "extracting", features_of, name, dataset, weights_file=weights.get(name), tag=tag
-    )
-    bar.update(1)
-    if isinstance(got, BackboneScore):
-        bar.update(1)
-        return got
-    feats, manifest, backbone = got
-    bar.set_description(f"{tag} {name}: scoring")
-    splits = {k: (np.asarray(X), y) for k, (X, y) in feats.items()}
-    # unreadable images left out (--skip-bad-images) are the same for every
-    # backbone: a class they emptied ends the run, in one line
-    check_splits(splits, len(dataset.class_names), dataset.class_names)
-    s = score(name, splits, num_classes=len(dataset.class_names), class_names=dataset.class_names)
-    bar.update(1)
-    s.row.update(
-        precomputed=False,
-        pretrained=backbone.pretrained,
-        control=backbone.control,
-        weights=backbone.weights,
-        **backbone.weights_info(),
-        input_size=backbone.input_size,
-        num_params=backbone.num_params,
-        cache_key=manifest["key"],
-        extract_seconds=round(manifest.get("extract_seconds", 0.0), 3),
-        skipped_images=manifest.get("bad_images", {}).get("files", []),
-    )
-    log_score(tag, s)
-    return s
-
-
-def _run_info(scores: list[BackboneScore], data: dict, *, seed, device, heads, by, command) -> dict:
+def _run_info(scores: list[BackboneScore], data: dict, *, seed, device, heads, by) -> dict:
     """The run record of results.json: what ran, where, and what the report must say."""
     ok = [s for s in scores if s.ok]
     defined = any(np.isfinite(s.row.get(by, np.nan)) for s in ok)
@@ -338,7 +317,7 @@ def _run_info(scores: list[BackboneScore], data: dict, *, seed, device, heads, b
         log.warning(f"{by} is NaN for every backbone: the ranking is undefined")
     return {
         "ranking_defined": defined,
-        "command": command,
+        "command": None,  # a program sets it: what the user typed
         "dataset": data,
         "seed": seed,
         "device": device,
