@@ -99,3 +99,20 @@ def test_chunks_round_trip_and_reject_garbage(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04truncated")
     assert cache.load_chunk(tmp_path / "bad.npz") is None
     assert cache.load_chunk(tmp_path / "missing.npz") is None
+
+
+def test_load_or_build_builds_a_missing_entry_once_under_its_lock(tmp_path, monkeypatch):
+    """The one load-or-build of a cache entry (extraction and the study's small CNNs)."""
+    monkeypatch.setenv("LTEVAL_CACHE", str(tmp_path / "c"))
+    held, built = [], []
+
+    def build():
+        held.append((tmp_path / "c" / ".locks" / "k1.lock").exists())
+        built.append(1)
+        arrays = {"train": (np.ones((2, 3), np.float32), np.arange(2), np.arange(2))}
+        cache.write_entry("k1", lambda: arrays, {"identity": {}})
+
+    first = cache.load_or_build("k1", build)
+    second = cache.load_or_build("k1", build)
+    assert built == [1] and held == [True]  # built once, with the lock held
+    assert first[0]["train"][0].tolist() == second[0]["train"][0].tolist()

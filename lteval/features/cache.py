@@ -230,3 +230,30 @@ def entry_lock(key: str, root: Path | None = None, timeout: float = 3600.0) -> I
     finally:
         owner.unlink(missing_ok=True)
         lock.release()
+
+
+def load_or_build(
+    key: str, build: Callable[[], None], *, timeout: float = 3600.0, lock: bool = True
+) -> tuple[Arrays, dict]:
+    """Cache entry ``key`` (``load_entry``'s (arrays, manifest)), built first by
+    ``build()`` (which writes it with ``write_entry``) when missing. The build runs
+    under the entry's lock (``lock=False``: the caller coordinates, as torchrun ranks
+    do), and the entry is looked up again once the lock is held, so that concurrent
+    runs of one key build it once. A read-only, full or forbidden cache is a
+    ``CacheError`` naming the folder."""
+    got = load_entry(key)
+    if got is not None:
+        return got
+    try:
+        with entry_lock(key, timeout=timeout) if lock else contextlib.nullcontext():
+            got = load_entry(key)
+            if got is None:
+                build()
+                got = load_entry(key)
+    except OSError as e:  # read-only, no permission or full: name the folder
+        if e.errno in DISK_ERRORS:
+            raise unwritable(cache_root(), e) from None
+        raise
+    if got is None:  # pragma: no cover - the entry just written is unreadable
+        raise OSError(f"feature cache entry {cache_root() / key} could not be read")
+    return got

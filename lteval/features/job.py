@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import shutil
 import time
@@ -54,27 +53,13 @@ def get_features(
     run, options = run or RunOptions(), options or FeatureOptions()
     identity = feature_identity(backbone, dataset, options)
     key = cache.cache_key(identity)
-    got = cache.load_entry(key)
     rank, world = _dist(run)
-    if got is None:
-        lock = (
-            cache.entry_lock(key, timeout=run.lock_timeout)
-            if world == 1
-            else contextlib.nullcontext()
-        )
-        try:
-            with lock:
-                got = cache.load_entry(key)
-                if got is None:
-                    job = ExtractionJob(key, identity, backbone, dataset, run, options, rank, world)
-                    job.execute(progress, stats)
-                    got = cache.load_entry(key)
-        except OSError as e:  # read-only, no permission or full: name the folder
-            if e.errno in cache.DISK_ERRORS:
-                raise cache.unwritable(cache.cache_root(), e) from None
-            raise
-        if got is None:  # pragma: no cover - the entry we just wrote is unreadable
-            raise OSError(f"feature cache entry {cache.cache_root() / key} could not be read")
+
+    def extract() -> None:
+        job = ExtractionJob(key, identity, backbone, dataset, run, options, rank, world)
+        job.execute(progress, stats)
+
+    got = cache.load_or_build(key, extract, timeout=run.lock_timeout, lock=world == 1)
     arrays, manifest = got
     return {s: (X, y) for s, (X, y, _) in arrays.items()}, manifest
 

@@ -177,20 +177,9 @@ def _cnn_features(dataset, seed: int, config: SmallCNNConfig, lock_timeout: floa
         "split_hash": dataset.splits.hash,
     }
     key = cache.cache_key(identity)
-    got = cache.load_entry(key)
-    if got is None:
-        try:
-            with cache.entry_lock(key, timeout=lock_timeout):
-                got = cache.load_entry(key)
-                if got is None:
-                    _train_into_cache(key, identity, dataset, seed, config)
-                    got = cache.load_entry(key)
-        except OSError as e:  # read-only, no permission or full: name the folder
-            if e.errno in cache.DISK_ERRORS:
-                raise cache.unwritable(cache.cache_root(), e) from None
-            raise
-        if got is None:  # pragma: no cover - the entry just written is unreadable
-            raise OSError(f"feature cache entry {cache.cache_root() / key} could not be read")
+    got = cache.load_or_build(
+        key, lambda: _train_into_cache(key, identity, dataset, seed, config), timeout=lock_timeout
+    )
     arrays, manifest = got
     return {s: (np.asarray(X), y) for s, (X, y, _) in arrays.items()}, manifest["num_params"]
 
