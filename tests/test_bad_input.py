@@ -216,7 +216,7 @@ def _hold_lock(root, key, ready, release, held):
     with cache.entry_lock(key, root=root):
         held.value = os.getpid()  # set only inside the lock
         ready.set()
-        release.wait(20)
+        assert release.wait(20)  # held until the parent releases it (exit 1 otherwise)
 
 
 def test_lock_held_by_another_run_is_named_and_times_out(tmp_path, caplog):

@@ -66,6 +66,8 @@ def test_the_command_writes_what_the_library_returns(result, h5, tmp_path):
     assert main([*args, "--quiet", "--out", str(cli)]) == 0
     for name in ("results.csv", "stages.csv", "per_class.csv"):
         assert (lib / name).read_bytes() == (cli / name).read_bytes(), name
+    recorded = json.loads((cli / "results.json").read_text())["run"]["command"]
+    assert recorded == "lteval rank " + " ".join([*args, "--quiet", "--out", str(cli)])
 
 
 def test_run_checks_its_arguments_before_any_work(h5):
@@ -98,6 +100,12 @@ def test_a_dlsa_config_is_used_as_it_is(h5):
     used = result.ok[0].row["dlsa_settings"]
     assert (used["num_clusters"], used["num_stages"], used["flow_seeds"]) == (6, 1, 1)
     assert result.run["command"] is None  # provenance is a program's, not the library's
+    import dataclasses
+
+    cuda = dataclasses.replace(cfg, device="cuda")  # the run's device trains the flows
+    assert lteval.rank.run_features(
+        h5, heads=["ncm"], bootstrap=0, dlsa=cuda, device="cpu", progress=False
+    ).ok
 
 
 @pytest.mark.parametrize(

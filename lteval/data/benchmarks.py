@@ -16,12 +16,12 @@ expects under ``--data-root``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 import numpy as np
 
+from lteval.atomic import file_sha256
 from lteval.data.profiles import Splits, carve_validation, long_tailed_train_split
 from lteval.data.safe_pickle import RefusedGlobal, load_data_pickle
 from lteval.errors import DatasetError, arg, read_user_json, read_user_text, short
@@ -212,7 +212,7 @@ def load_split_lists(name: str, root: Path, *, seed: int, **_):
                 f"{prefix}_train.txt, {prefix}_val.txt, {prefix}_test.txt, one "
                 f"'<path relative to {arg('data_root')}> <label>' per line"
             )
-        found[split] = (*_read_list(hit, root), hashlib.sha256(hit.read_bytes()).hexdigest()[:16])
+        found[split] = (*_read_list(hit, root), file_sha256(hit)[:16])
     paths, labels, idx, start = [], [], {}, 0
     for split in split_names:
         p, y, _ = found[split]

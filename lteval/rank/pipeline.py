@@ -223,9 +223,11 @@ def run_features(
     ``device``: where the flows train ("auto": CUDA when available). ``by``: the
     ranking metric. ``heads``: the baseline heads next to DLSA and the probe
     (default: all of ``HEADS``). ``bootstrap``: replicates for the intervals and rank
-    correlations (0: none). ``dlsa``: a ``DLSAConfig`` used as it is, or a mapping of
-    DLSA settings over the defaults scaled to each train set (a ``preset`` key
-    replaces them). ``seed`` drives every random choice.
+    correlations (0: none). ``dlsa``: a mapping of DLSA settings over the defaults
+    scaled to each train set (``lteval.dlsa.scaled_for``; a ``preset`` key replaces
+    them), or a ``DLSAConfig`` used as it is for every backbone, unscaled (scale one
+    yourself with ``scaled_for(n_train, num_classes, base=config)``), its ``device``
+    replaced by the run's. ``seed`` drives every random choice.
     """
     if not isinstance(feature_dir, str | PathLike):
         raise UsageError(
@@ -246,8 +248,8 @@ def _check_common(by, heads, dlsa, seed, bootstrap, val_fraction) -> tuple[list[
     """The checks both entry points share; (the heads to run, the DLSA settings: a
     checked ``DLSAConfig``, a dict of overrides, or None)."""
     if isinstance(dlsa, DLSAConfig):
-        try:
-            dlsa = copy.deepcopy(dlsa).validate()
+        try:  # its device is the run's (set by _scorer): that is what is checked there
+            dlsa = replace(copy.deepcopy(dlsa), device="cpu").validate()
         except ValueError as e:
             raise UsageError(f"{arg('dlsa')}: {e}") from None
         heads = check_settings(by, list(HEADS) if heads is None else heads, None)
