@@ -49,3 +49,49 @@ def test_validation_is_stratified_and_keeps_a_train_sample():
 def test_eval_per_class_too_large_is_rejected():
     with pytest.raises(ValueError, match="eval_per_class"):
         make_long_tailed_splits(_labels(5), imbalance_factor=2, eval_per_class=5)
+
+
+def test_one_hold_out_rule_draws_what_the_three_copies_drew():
+    """``per_class_holdout`` replaced three copies (the carved validation of data,
+    a head's own validation, DLSA's stage-check share); at the settings lteval uses
+    each draws exactly what its copy drew (the copies, kept here as the reference)."""
+    import numpy as np
+
+    from lteval.data import per_class_holdout
+    from lteval.dlsa.stages import check_split
+    from lteval.heads.inputs import carve_validation as head_holdout
+
+    def old_loop(y, fraction, rng, keep_one):
+        out = np.zeros(len(y), bool)
+        for c in np.unique(y):
+            idx = rng.permutation(np.flatnonzero(y == c))
+            n = int(round(fraction * len(idx)))
+            out[idx[: min(n, len(idx) - 1) if keep_one else n]] = True
+        return out
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        y = rng.integers(0, 7, rng.integers(5, 200))
+        for f in (0.1, 0.2, 0.3, 0.5):
+            ref = old_loop(y, f, np.random.default_rng([trial, 13]), True)
+            if ref.any():
+                np.testing.assert_array_equal(head_holdout(y, f, trial), ref)
+            else:  # nothing to hold out: the head says so, as before
+                with pytest.raises(ValueError, match="no validation sample"):
+                    head_holdout(y, f, trial)
+            ref = old_loop(y, f, np.random.default_rng([trial, 7]), False)  # no keep-one ...
+            np.testing.assert_array_equal(check_split(y, f, trial), ref)  # ... same at <= 0.5
+            idx = np.flatnonzero(y >= 0)
+            old_train, old_val = [], []
+            r = np.random.default_rng(trial)
+            for c in np.unique(y):
+                p = r.permutation(idx[y == c])
+                n = min(int(round(f * len(p))), len(p) - 1)
+                old_val.append(p[:n])
+                old_train.append(p[n:])
+            tr, va = carve_validation(idx, y, f, np.random.default_rng(trial))
+            np.testing.assert_array_equal(va, np.sort(np.concatenate(old_val)))
+            np.testing.assert_array_equal(tr, np.sort(np.concatenate(old_train)))
+    assert not check_split(np.arange(6) % 2, 0.0, 1).any()  # 0: no check
+    one = per_class_holdout(np.array([0, 1, 1]), 0.9, np.random.default_rng(0))
+    assert one.tolist()[0] is False and one[1:].sum() == 1  # each class keeps one

@@ -6,6 +6,7 @@ from lteval.data.profiles import (
     carve_validation,
     long_tailed_counts,
     make_long_tailed_splits,
+    per_class_holdout,
 )
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ImageDataset",
     "Splits",
     "carve_validation",
+    "per_class_holdout",
     "load_dataset",
     "long_tailed_counts",
     "make_long_tailed_splits",

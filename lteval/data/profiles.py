@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,23 +70,30 @@ class Splits:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def per_class_holdout(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask (N,) of a seeded, per-class share ``fraction`` of ``labels`` held
+    out: lteval's one hold-out rule (validation carved from train, a head's own
+    validation, DLSA's stage-check share). Each class, in sorted order, is permuted
+    by ``rng`` and gives its first ``round(fraction * n_c)`` samples, but always keeps
+    at least one (a class with a single sample gives none). ``fraction`` in [0, 1)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+        raise ValueError(f"the held-out fraction must be a number, got {fraction!r}")
+    if not 0 <= fraction < 1:
+        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
+    out = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        out[idx[: min(int(round(fraction * len(idx))), len(idx) - 1)]] = True
+    return out
+
+
 def carve_validation(
     indices: np.ndarray, labels: np.ndarray, val_fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of ``indices`` into (train, val).
-
-    Each class gives ``round(val_fraction * n_c)`` samples to val, but always keeps
-    at least one in train (a class with a single sample gives none).
-    """
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    train, val = [], []
-    for c in np.unique(labels[indices]):
-        idx = rng.permutation(indices[labels[indices] == c])
-        n_val = min(int(round(val_fraction * len(idx))), len(idx) - 1)
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    """Stratified split of ``indices`` into (train, val), sorted, by
+    ``per_class_holdout`` of their labels."""
+    held = per_class_holdout(labels[indices], val_fraction, rng)
+    return np.sort(indices[~held]), np.sort(indices[held])
 
 
 def take_profile(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lteval.data.profiles import per_class_holdout
 from lteval.dlsa.config import DLSAConfig
 from lteval.dlsa.density import cluster_table, score
 from lteval.dlsa.flow import ensemble_log_density
@@ -86,16 +87,10 @@ def new_stage(gmf, thr, cl, y, active, K: int, C: int, cfg: DLSAConfig) -> Stage
 
 
 def check_split(y_val: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask (N_val,): a seeded, per-class share ``fraction`` of validation
-    held out from stage-classifier selection for the stage check (none when 0)."""
-    out = np.zeros(len(y_val), bool)
-    if fraction <= 0:
-        return out
-    rng = np.random.default_rng([seed, 7])
-    for c in np.unique(y_val):
-        idx = rng.permutation(np.flatnonzero(y_val == c))
-        out[idx[: int(round(fraction * len(idx)))]] = True
-    return out
+    """Boolean mask (N_val,): the share ``fraction`` of validation held out from
+    stage-classifier selection for the stage check (``lteval.data.per_class_holdout``;
+    none when 0)."""
+    return per_class_holdout(y_val, fraction, np.random.default_rng([seed, 7]))
 
 
 def held_out_check(y, pred_stage, pred_regular, margin_se: float) -> tuple[bool, str]:

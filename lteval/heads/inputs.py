@@ -17,6 +17,8 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
 
+from lteval.data.profiles import per_class_holdout
+
 FEATURES = dict(dtype=np.float32, ensure_min_samples=2)
 """``check_array`` settings of training features: float32, at least 2 rows."""
 
@@ -144,16 +146,12 @@ def check_features(est, X) -> np.ndarray:
 
 
 def carve_validation(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask (N,) of a seeded per-class share ``fraction`` of labels ``y`` to
-    hold out as validation; every class keeps at least one training sample.
-    ValueError when no sample can be held out."""
+    """Boolean mask (N,) of labels ``y`` held out as a head's own validation:
+    ``lteval.data.per_class_holdout`` with ``fraction`` in (0, 1), its generator
+    derived from ``seed``. ValueError when no sample can be held out."""
     if not isinstance(fraction, float | int) or isinstance(fraction, bool) or not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
-    out = np.zeros(len(y), bool)
-    rng = np.random.default_rng([seed, 13])
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        out[idx[: min(int(round(fraction * len(idx))), len(idx) - 1)]] = True
+    out = per_class_holdout(y, fraction, np.random.default_rng([seed, 13]))
     if not out.any():
         raise ValueError(
             f"no validation sample can be held out of {len(y)} training samples at "
