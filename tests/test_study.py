@@ -120,6 +120,7 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     assert timings["wall_seconds"] > 0 and len(timings["feature_sets"]) == 3
     res = json.loads(first)
     assert [r["member"] for r in res["feature_sets"]] == ["cnn:1", "cnn:2", "cnn:3"]
+    assert res["command"] == "python -m lteval.validate " + " ".join([*args, "--publish"])
     for r in res["feature_sets"]:
         assert r["truth_method"] in ("dlsa", "probe", "ncm") and r["feature_dim"] == 256
         assert r[f"{r['truth_method']}_few"] == r["truth_few"]

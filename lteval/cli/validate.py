@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         dlsa=args.dlsa,
         progress=not args.quiet,
-        command="python -m lteval.validate " + shlex.join(args.argv),
     )
+    result.record["command"] = "python -m lteval.validate " + shlex.join(args.argv)
     if result.incomplete:  # a failed run: the previous study in --out stays as it was
         path = study.write_study(incomplete, result.record, result.timings)
         log.error(

@@ -66,7 +66,6 @@ def run_study(
     seed: int = 0,
     dlsa: Mapping | None = None,
     progress: bool = True,
-    command: str | None = None,
 ) -> StudyResult:
     """Score ``panel`` (default ``study_panel()``) on each of ``datasets`` (keys of
     ``SPLITS``), then each panel named in ``more_panels`` (``panels()``, e.g.
@@ -161,7 +160,7 @@ def run_study(
             }
         )
     record = {
-        "command": command,
+        "command": None,  # a program sets it: what the user typed
         "seed": seed,
         "datasets": first.splits,
         "panel": members,
