@@ -265,10 +265,10 @@ def _leftovers(target: Path) -> None:
                     f"{target}: put back the previous folder, left as {p.name} by a run "
                     "that was killed while replacing it"
                 )
-            elif m.group(1) == "old" and foreign(p):
+            elif m.group(1) == "old" and (found := foreign(p)):
                 log.warning(
                     f"{target}: kept {p.name}, left by a run that was killed; it holds "
-                    f"files lteval did not write ({', '.join(foreign(p)[:3])}): move them out"
+                    f"files lteval did not write ({', '.join(found[:3])}): move them out"
                 )
             else:
                 shutil.rmtree(p)

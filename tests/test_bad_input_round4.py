@@ -279,7 +279,7 @@ def test_export_folders_that_would_collide_or_lead_outside_are_refused(tmp_path)
     outside.mkdir()
     (tmp_path / "exp").mkdir()
     (tmp_path / "exp" / "timm_a").symlink_to(outside)
-    with pytest.raises(OutputError, match="timm_a is a link"):
+    with pytest.raises(UsageError, match="timm_a is a link"):
         export_folders(str(tmp_path / "exp"), ["timm:a"])
     assert list(outside.iterdir()) == []
 
@@ -467,6 +467,11 @@ def test_a_dlsa_settings_file_is_read_as_safely_as_a_config_file(tmp_path):
     f.write_text("a: 1\na: 2\n")  # safe_load kept the last one in silence
     with pytest.raises(ValueError, match="line 2 holds 'a' given twice"):
         from_yaml(f)
+    marker = tmp_path / "ran"  # read_user_yaml's loader is a SafeLoader: no tag runs code
+    f.write_text(f"num_clusters: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ValueError, match="is not valid YAML"):
+        from_yaml(f)
+    assert not marker.exists()
 
 
 def test_every_reader_of_a_users_file_is_one_of_the_audited_ones():

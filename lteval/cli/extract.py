@@ -21,7 +21,7 @@ import numpy as np
 from lteval import atomic
 from lteval.cli import common
 from lteval.cli.torchrun import init_process_group
-from lteval.errors import OutputError, UsageError
+from lteval.errors import UsageError
 from lteval.features import backbone_features, check_backbones, resolve_device, write_h5
 from lteval.features.cache import check_writable
 from lteval.features.h5io import H5_FILES
@@ -41,9 +41,9 @@ def safe_name(name: str) -> str:
 def export_folders(root: str, names: list[str]) -> dict[str, Path]:
     """{backbone: its --export-h5 folder}; UsageError naming both backbones when two
     would share one folder (``file:/x/m/a.pt`` and ``file:/x/m_a.pt`` both map to
-    ``file_x_m_a.pt``; case is ignored, as some file systems do), and OutputError
-    when a folder is a link (writing there would write outside ``root``) or holds
-    anything lteval did not write."""
+    ``file_x_m_a.pt``; case is ignored, as some file systems do), and
+    ``common.check_out``'s UsageError when a folder is a link (writing there would
+    write outside ``root``) or holds anything lteval did not write."""
     out, seen = {}, {}
     for name in names:
         folder = safe_name(name)
@@ -54,14 +54,7 @@ def export_folders(root: str, names: list[str]) -> dict[str, Path]:
                 f"{Path(root) / folder}; export them in two runs, to two folders"
             )
         d = Path(root) / folder
-        if d.is_symlink():
-            raise OutputError(
-                f"--export-h5 {d} is a link; lteval writes only into real folders under "
-                "--export-h5: remove the link, or name another --export-h5"
-            )
-        found = atomic.foreign(d)
-        if found:
-            raise OutputError(atomic.refusal(d, found, "--export-h5"))
+        common.check_out(d, "--export-h5")  # replaced whole, as --out is: the same checks
         out[name] = d
     return out
 

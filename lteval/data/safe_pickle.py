@@ -17,9 +17,13 @@ import pickle
 
 ALLOWED = frozenset(
     {
-        (core, name)
+        (f"{core}.{module}", name)
         for core in ("numpy.core", "numpy._core")  # numpy 1 / numpy 2 names
-        for name in ("multiarray._reconstruct", "multiarray.scalar", "numeric._frombuffer")
+        for module, name in (
+            ("multiarray", "_reconstruct"),
+            ("multiarray", "scalar"),
+            ("numeric", "_frombuffer"),
+        )
     }
     | {("numpy", "ndarray"), ("numpy", "dtype")}
 )
@@ -33,7 +37,7 @@ class RefusedGlobal(pickle.UnpicklingError):
     """The pickle names a global that is not a numpy array's: ``module.name``."""
 
     def __init__(self, module: str, name: str):
-        super().__init__(f"{module}.{name}")
+        super().__init__(f"refusing to unpickle {module}.{name}")
         self.qualname = f"{module}.{name}"
 
 
@@ -49,10 +53,7 @@ class _DataOnly(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) == ("_codecs", "encode"):
             return _latin1
-        if (module, name) in ALLOWED:
-            return super().find_class(module, name)
-        head, _, tail = module.rpartition(".")  # numpy.core.multiarray -> numpy.core
-        if (head, f"{tail}.{name}") not in ALLOWED:
+        if (module, name) not in ALLOWED:
             raise RefusedGlobal(module, name)
         return super().find_class(module, name)
 

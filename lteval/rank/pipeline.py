@@ -161,8 +161,9 @@ def run(
             f"ImageDataset already loaded with its own: drop {arg(given[0])}"
         )
     heads, dlsa = _check_common(by, heads, dlsa, seed, bootstrap, val_fraction)
-    check_params(eval_per_class=eval_per_class, imbalance_factor=imbalance_factor)
-    check_params(input_size=input_size)
+    check_params(
+        eval_per_class=eval_per_class, imbalance_factor=imbalance_factor, input_size=input_size
+    )
     if runtime is not None:
         check_runtime(runtime)
     seed, bootstrap = int(seed), int(bootstrap)  # numpy ints pass the checks; JSON needs int
@@ -247,14 +248,14 @@ def run_features(
 def _check_common(by, heads, dlsa, seed, bootstrap, val_fraction) -> tuple[list[str], object]:
     """The checks both entry points share; (the heads to run, the DLSA settings: a
     checked ``DLSAConfig``, a dict of overrides, or None)."""
-    if isinstance(dlsa, DLSAConfig):
+    config = isinstance(dlsa, DLSAConfig)
+    heads = check_settings(by, list(HEADS) if heads is None else heads, None if config else dlsa)
+    if config:
         try:  # its device is the run's (set by _scorer): that is what is checked there
             dlsa = replace(copy.deepcopy(dlsa), device="cpu").validate()
         except ValueError as e:
             raise UsageError(f"{arg('dlsa')}: {e}") from None
-        heads = check_settings(by, list(HEADS) if heads is None else heads, None)
     else:
-        heads = check_settings(by, list(HEADS) if heads is None else heads, dlsa)
         dlsa = dict(dlsa) if dlsa else None
     check_params(seed=seed, val_fraction=val_fraction)
     check_bootstrap(bootstrap)
@@ -262,15 +263,17 @@ def _check_common(by, heads, dlsa, seed, bootstrap, val_fraction) -> tuple[list[
 
 
 def _scorer(seed: int, device: str, heads: list[str], dlsa, progress: bool) -> Callable:
-    """``_score`` with the run's options: a DLSAConfig as the config, a dict as
-    overrides of the scaled defaults."""
-    if isinstance(dlsa, DLSAConfig):
-        return functools.partial(
-            _score, seed=seed, device=device, heads=heads, dlsa=None, progress=progress,
-            config=replace(dlsa, device=device),
-        )  # fmt: skip
+    """``_score`` with the run's options: a DLSAConfig as the config (on the run's
+    device), a dict as overrides of the scaled defaults."""
+    config = replace(dlsa, device=device) if isinstance(dlsa, DLSAConfig) else None
     return functools.partial(
-        _score, seed=seed, device=device, heads=heads, dlsa=dlsa, progress=progress
+        _score,
+        seed=seed,
+        device=device,
+        heads=heads,
+        dlsa=None if config else dlsa,
+        progress=progress,
+        config=config,
     )
 
 
