@@ -40,6 +40,7 @@ from replicate_features import features  # noqa: E402
 
 from lteval.dlsa import DLSA, diagnostics  # noqa: E402
 from lteval.dlsa.config import DLSAConfig, from_dict, preset, scaled_for  # noqa: E402
+from lteval.dlsa.stages import stage_seed  # noqa: E402
 from lteval.dlsa.train import fit_stage  # noqa: E402
 from lteval.features import versions  # noqa: E402
 from lteval.heads import GROUPS, Standardizer, accuracy_report  # noqa: E402
@@ -134,7 +135,7 @@ def diagnose(name: str, change, X, y, C: int, base: DLSAConfig, seed: int) -> di
             change["num_clusters"] = max(C, len(y) // 100)
         cfg = from_dict({**base.to_dict(), **change})
     t0 = time.perf_counter()
-    fit = fit_stage(torch.as_tensor(X), torch.as_tensor(y), cfg, seed * 1009)
+    fit = fit_stage(torch.as_tensor(X), torch.as_tensor(y), cfg, stage_seed(seed, 0))
     hist = fit.history[0] if fit.history else []  # the first flow of the stage's ensemble
     kept = [h["kept"] for h in hist]
     return {

@@ -21,7 +21,7 @@ from lteval.errors import UsageError, arg
 
 SEED_MAX = 2**32 - 1
 """The largest seed (numpy's legacy seeds and scikit-learn's random_state stop
-there; derived seeds such as the flows' seed + 1,000,003 r must stay in int64)."""
+there; derived seeds, from lteval.seeds, stay below 2**63)."""
 
 VAL_FRACTION_MAX = 0.5
 """The largest val_fraction: validation must not take more of a class than train."""

@@ -26,7 +26,7 @@ from lteval.heads import (
     balanced_accuracy,
     train_balanced_softmax,
 )
-from lteval.heads.seeding import seeded_torch
+from lteval.seeds import derive_seed, seeded_torch
 
 LIN = LinearConfig(epochs=4, lr_grid=None)
 CFG = DLSAConfig(num_clusters=6, num_stages=2, flow_epochs=2, flow_batch_size=64, classifier=LIN)
@@ -250,15 +250,15 @@ def test_same_random_state_same_output_whatever_the_global_state(est):
     assert not torch.equal(_head(a).fc.weight, _head(other).fc.weight)
 
 
-def test_seeded_init_equals_the_former_global_seeding():
-    """``seeded_torch(s)`` builds the same module as ``torch.manual_seed(s)`` did before
-    the estimators stopped seeding the global generator: the numbers are unchanged."""
+def test_seeded_init_equals_global_seeding_with_the_derived_seed():
+    """``seeded_torch(s, "init")`` builds the module ``torch.manual_seed`` of the
+    derived seed builds, and leaves the caller's global generator as it was."""
     torch.manual_seed(77)
     before = torch.get_rng_state()
-    with seeded_torch(5):
+    with seeded_torch(5, "init"):
         ours = torch.nn.Linear(6, 4)
     assert torch.equal(torch.get_rng_state(), before)
-    torch.manual_seed(5)
+    torch.manual_seed(derive_seed(5, "init"))
     former = torch.nn.Linear(6, 4)
     assert torch.equal(ours.weight, former.weight) and torch.equal(ours.bias, former.bias)
 

@@ -80,14 +80,14 @@ def test_warm_start_competes_as_epoch_zero():
     P = np.random.default_rng(0).random((300, 4)).astype(np.float32)  # an uninformative prior
     head = train_balanced_softmax(
         X[:40],
-        y[:40],
+        (y[:40] + 1) % 3,  # wrong labels: every trained epoch is worse than the start
         3,
         P=P[:40],
         X_val=X[200:],
         y_val=y[200:],
         P_val=P[200:],
         config=LinearConfig(epochs=10, lr=1.0, lr_grid=None),
-        init=base.module,  # lr 1.0: training hurts
+        init=base.module,
         mask_counts=np.bincount(y, minlength=3),
     )
     assert head.best_epoch == 0 and len(head.history) == 10

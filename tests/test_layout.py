@@ -17,6 +17,7 @@ BASE = {
     "fields",
     "packaged",
     "constraints",
+    "seeds",
 }  # under every layer; import no layer
 ALIASES = {"__main__.py", "extract.py", "compare.py", "validate.py"}
 """The documented ``python -m lteval.X`` entry points: 3-line aliases of cli commands."""

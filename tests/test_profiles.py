@@ -54,8 +54,11 @@ def test_eval_per_class_too_large_is_rejected():
 def test_one_hold_out_rule_draws_what_the_three_copies_drew():
     """``per_class_holdout`` replaced three copies (the carved validation of data,
     a head's own validation, DLSA's stage-check share); at the settings lteval uses
-    each draws exactly what its copy drew (the copies, kept here as the reference)."""
+    each draws exactly what its copy drew (the copies, kept here as the reference),
+    from the stream lteval.seeds derives for it."""
     import numpy as np
+
+    from lteval.seeds import derived_rng
 
     from lteval.data import per_class_holdout
     from lteval.dlsa.stages import check_split
@@ -73,13 +76,13 @@ def test_one_hold_out_rule_draws_what_the_three_copies_drew():
     for trial in range(20):
         y = rng.integers(0, 7, rng.integers(5, 200))
         for f in (0.1, 0.2, 0.3, 0.5):
-            ref = old_loop(y, f, np.random.default_rng([trial, 13]), True)
+            ref = old_loop(y, f, derived_rng(trial, "validation"), True)
             if ref.any():
                 np.testing.assert_array_equal(head_holdout(y, f, trial), ref)
             else:  # nothing to hold out: the head says so, as before
                 with pytest.raises(ValueError, match="no validation sample"):
                     head_holdout(y, f, trial)
-            ref = old_loop(y, f, np.random.default_rng([trial, 7]), False)  # no keep-one ...
+            ref = old_loop(y, f, derived_rng(trial, "stage-check"), False)  # no keep-one ...
             np.testing.assert_array_equal(check_split(y, f, trial), ref)  # ... same at <= 0.5
             idx = np.flatnonzero(y >= 0)
             old_train, old_val = [], []

@@ -8,12 +8,10 @@ the libraries' caches, lteval's packaged weights, or a file the user names.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from lteval.backbones.families import FAMILIES, Family, parse_name
@@ -27,6 +25,7 @@ from lteval.backbones.weights import (
 )
 from lteval.errors import arg
 from lteval.packaged import lookup
+from lteval.seeds import derive_seed, seeded_torch
 
 
 @dataclass
@@ -46,6 +45,13 @@ class Backbone:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def init_seed(self) -> int:
+        """The seed torch's generator had while random weights were drawn: the
+        stream ``("random-init", name)`` of ``seed``, so that two backbones of one
+        seed never share their random numbers."""
+        return derive_seed(self.seed, "random-init", self.name)
 
     @property
     def control(self) -> bool:
@@ -72,11 +78,13 @@ class Backbone:
         """Everything that determines the features (enters the cache key): the name,
         the weights' content hash (``weights_id``; never their path, so the same
         checkpoint found under another HF_HOME or TORCH_HOME gives the same key) or
-        the random-init seed, and the transform."""
+        the seed of the random weights, and the transform."""
         return {
             "backbone": self.name,
             "weights_id": (
-                weights_id(self.weights) if self.pretrained else f"random-init-seed{self.seed}"
+                weights_id(self.weights)
+                if self.pretrained
+                else f"random-init-torchseed{self.init_seed}"
             ),
             "transform": repr(self.transform),
         }
@@ -161,9 +169,7 @@ def load_backbone(
         )
     path = resolve_weights(name, weights_file, allow_random_init)
     spec = parse_name(name)
-    digest = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed * 1_000_003 + digest)
+    with seeded_torch(seed, "random-init", spec.name):
         model, transform = FAMILIES[spec.family].load(
             spec, path, input_size=input_size, keep_classifier=keep_classifier
         )

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from lteval.backbones.lt_losses import LDAM_SCALE, Objective, epoch_order, supcon
 from lteval.data import ImageDataset
 from lteval.errors import UsageError
+from lteval.seeds import seeded_torch, torch_generator
 
 
 @dataclass(frozen=True)
@@ -93,37 +94,37 @@ def train_cnn(
     """Training by ``config.method`` on x (N, 1, H, W), y (N,); returns the model in
     eval mode. ``method="ce"`` runs exactly the cross-entropy loop it always ran."""
     objective = Objective(config.method, torch.bincount(y, minlength=num_classes), config.epochs)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = SmallCNN(
-        num_classes,
-        config.width,
-        cosine=config.method == "ldam-drw",
-        projection=config.method == "supcon",
-    )
-    opt = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.wd
-    )
-    steps = max(1, config.epochs * -(-len(y) // config.batch))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    model.train()
-    for epoch in range(config.epochs):
-        order = epoch_order(y, config.method, gen)
-        for s in range(0, len(y), config.batch):
-            idx = order[s : s + config.batch]
-            if len(idx) < 2:
-                continue
-            f = model.features(_shift(x[idx], gen))
-            loss = objective(model.classify(f), y[idx], epoch)
-            if model.project is not None:  # a second view, and the contrastive loss
-                f2 = model.features(_shift(x[idx], gen))
-                z = F.normalize(model.project(torch.cat([f, f2])), dim=1)
-                loss = loss + supcon(z, torch.cat([y[idx], y[idx]]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+    gen = torch_generator(seed, "batches")  # batch order and shifts
+    with seeded_torch(seed, "init"):  # torch's global generator: the layers' init
+        model = SmallCNN(
+            num_classes,
+            config.width,
+            cosine=config.method == "ldam-drw",
+            projection=config.method == "supcon",
+        )
+        opt = torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.wd
+        )
+        steps = max(1, config.epochs * -(-len(y) // config.batch))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        model.train()
+        for epoch in range(config.epochs):
+            order = epoch_order(y, config.method, gen)
+            for s in range(0, len(y), config.batch):
+                idx = order[s : s + config.batch]
+                if len(idx) < 2:
+                    continue
+                f = model.features(_shift(x[idx], gen))
+                loss = objective(model.classify(f), y[idx], epoch)
+                if model.project is not None:  # a second view, and the contrastive loss
+                    f2 = model.features(_shift(x[idx], gen))
+                    z = F.normalize(model.project(torch.cat([f, f2])), dim=1)
+                    loss = loss + supcon(z, torch.cat([y[idx], y[idx]]))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        return model.eval()
 
 
 @torch.no_grad()

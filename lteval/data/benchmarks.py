@@ -25,6 +25,7 @@ from lteval.atomic import file_sha256
 from lteval.data.profiles import Splits, carve_validation, long_tailed_train_split
 from lteval.data.safe_pickle import RefusedGlobal, load_data_pickle
 from lteval.errors import DatasetError, arg, read_user_json, read_user_text, short
+from lteval.seeds import derived_rng
 
 CIFAR = {
     "cifar10-lt": (
@@ -245,7 +246,7 @@ def load_inat(name: str, root: Path, *, seed: int, val_fraction: float, **_):
     paths = [p for part in parts for p, _ in part]
     y = np.asarray([c for part in parts for _, c in part], np.int64)
     n_train = len(parts[0])
-    rng = np.random.default_rng(seed)
+    rng = derived_rng(seed)  # the dataset draw: the root stream of seed
     train, val = carve_validation(np.arange(n_train), y, val_fraction, rng)
     splits = Splits(
         train,

@@ -16,6 +16,7 @@ import numpy as np
 
 from lteval.data.profiles import long_tailed_train_split
 from lteval.errors import DatasetError, arg
+from lteval.seeds import derived_rng
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -93,7 +94,7 @@ def load_fashion(
     images = np.concatenate([train_x, test_x])
     labels = np.concatenate([train_y, test_y]).astype(np.int64)
     n_train = len(train_y)
-    rng = np.random.default_rng([seed, 1])  # eval draw, independent of the profile's
+    rng = derived_rng(seed, "fashion-eval")  # independent of the profile's draw
     test_idx = np.arange(n_train, len(labels))
     evals = []
     for c in np.unique(test_y):

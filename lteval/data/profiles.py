@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lteval.errors import DatasetError, arg
+from lteval.seeds import derived_rng
 
 
 def long_tailed_counts(n_max: int, imbalance_factor: float, num_classes: int) -> np.ndarray:
@@ -137,7 +138,7 @@ def long_tailed_train_split(
     chosen by ``seed``); ``class_order`` "natural" makes class 0 the head (the
     standard CIFAR-LT protocol), "seeded" draws the order from ``seed``.
     """
-    rng = np.random.default_rng(seed)
+    rng = derived_rng(seed)  # the dataset draw: the root stream of seed
     classes = np.unique(labels[train_pool])
     order = classes if class_order == "natural" else classes[rng.permutation(len(classes))]
     pools = {c: rng.permutation(train_pool[labels[train_pool] == c]) for c in classes}
@@ -191,7 +192,7 @@ def make_long_tailed_splits(
             f"class(es), by their sample counts: {shown}{' ...' if len(small) > 5 else ''}; "
             f"lower {arg('eval_per_class')}, or give those classes more images"
         )
-    rng = np.random.default_rng(seed)
+    rng = derived_rng(seed)  # the dataset draw: the root stream of seed
     class_order = classes[rng.permutation(len(classes))]
     pools, evals = {}, []
     for c in classes:

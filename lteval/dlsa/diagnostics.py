@@ -18,6 +18,7 @@ from lteval.dlsa.separability import (
 from lteval.dlsa.stages import Stage
 from lteval.heads import GROUPS, accuracy_report, shot_groups
 from lteval.heads.inputs import check_features, encode_labels
+from lteval.seeds import derived_rng
 
 
 def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int = 1000) -> dict:
@@ -43,7 +44,7 @@ def diagnostics(model: DLSA, X: np.ndarray, y: np.ndarray, n_permutations: int =
     X = check_features(model, X)
     y = encode_labels(model, column_or_1d(y), "eval y")  # class indices, as pred below
     check_consistent_length(X, y)
-    rng = np.random.default_rng([model.seed_, 11])
+    rng = derived_rng(model.seed_, "permutations")
     t = model.trace(X)
     route, pred = t.route, encode_labels(model, t.predictions)
     groups = shot_groups(model.group_counts_)[y]

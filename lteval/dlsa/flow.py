@@ -20,12 +20,15 @@ import math
 import torch
 from torch import nn
 
+from lteval.seeds import derive_seed, torch_generator
+
 
 def member_seeds(seed: int, members: int) -> list[int]:
     """The seed of each of ``members`` flows: ``seed`` itself for the first (so a
-    one-member ensemble is the single flow of that seed), then seeds spread by a
-    large prime so the members of nearby seeds do not coincide."""
-    return [seed + 1_000_003 * r for r in range(members)]
+    one-member ensemble is the single flow of that seed), then
+    ``derive_seed(seed, "flow", r)``. A member draws its weights and its prior means
+    from two streams derived from its seed ("weights", "means")."""
+    return [seed] + [derive_seed(seed, "flow", r) for r in range(1, members)]
 
 
 def _lift(x: torch.Tensor, members: int) -> torch.Tensor:
@@ -223,8 +226,9 @@ class MAF(nn.Module):
 
 
 def fixed_means(num_clusters: int, dim: int, std: float = 0.05, seed: int = 0) -> torch.Tensor:
-    """The prior's K means: (K, D), drawn once from N(0, std^2) and never learned."""
-    gen = torch.Generator().manual_seed(seed)
+    """The prior's K means: (K, D), drawn once from N(0, std^2) (the stream "means"
+    of ``seed``) and never learned."""
+    gen = torch_generator(seed, "means")
     return torch.randn(num_clusters, dim, generator=gen) * std
 
 
@@ -257,7 +261,7 @@ class GMF(nn.Module):
     ):
         super().__init__()
         self.seeds = member_seeds(seed, members)
-        gens = [torch.Generator().manual_seed(s) for s in self.seeds]
+        gens = [torch_generator(s, "weights") for s in self.seeds]
         self.flow = MAF(dim, hidden, 2, bn_momentum, init_std, members, gens)
         means = [fixed_means(num_clusters, dim, prior_std, s) for s in self.seeds]
         self.register_buffer("means", torch.stack(means))

@@ -64,6 +64,7 @@ from lteval.dlsa.stages import (
     ensemble,
     held_out_check,
     new_stage,
+    stage_seed,
     top_quantile,
 )
 from lteval.dlsa.train import deterministic, fit_stage
@@ -75,7 +76,7 @@ from lteval.heads import (
 from lteval.heads.inputs import check_features, check_fit_input
 from lteval.heads.linear import LinearConfig
 from lteval.heads.params import settings
-from lteval.heads.seeding import check_random_state
+from lteval.seeds import check_random_state, derive_seed
 
 MIN_STAGE_SAMPLES = 20
 
@@ -275,7 +276,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
             if active.sum() < MIN_STAGE_SAMPLES or len(np.unique(ya)) < 2:
                 self.stopped_ = f"stage {s + 1}: too few active train samples or classes"
                 break
-            seed = seed0 * 1009 + s
+            seed = stage_seed(seed0, s)
             what = f"stage {s + 1}/{cfg.num_stages}: {cfg.flow_seeds} flows"
             on_epoch = (lambda epoch, what=what: progress(1, what)) if progress else None
             gmf = fit_stage(Xt[active], torch.as_tensor(ya), cfg, seed, on_epoch=on_epoch)
@@ -305,7 +306,7 @@ class DLSA(ClassifierMixin, BaseEstimator):
                 y_val=y_val[sel_v],
                 P_val=stage.prior(clv[:, sel_v]),
                 config=stage_config,
-                seed=seed,
+                seed=derive_seed(seed, "classifier"),
                 init=self.regular_.module if cfg.warm_start else None,
                 mask_counts=self.class_counts_ if cfg.warm_start else None,
             )

@@ -16,6 +16,7 @@ from lteval.dlsa.density import cluster_table, score
 from lteval.dlsa.flow import ensemble_log_density
 from lteval.dlsa.train import StageFit
 from lteval.heads import TrainedHead, balanced_accuracy, balanced_accuracy_se
+from lteval.seeds import derive_seed, derived_rng
 
 
 @dataclass
@@ -86,11 +87,17 @@ def new_stage(gmf, thr, cl, y, active, K: int, C: int, cfg: DLSAConfig) -> Stage
     return Stage(gmf, thr, hist, kept, majority)
 
 
+def stage_seed(seed: int, stage: int) -> int:
+    """The seed of stage ``stage`` (0-based) of a DLSA fitted with ``seed``: its
+    flows, its criterion rows and its classifier derive their streams from it."""
+    return derive_seed(seed, "stage", stage)
+
+
 def check_split(y_val: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask (N_val,): the share ``fraction`` of validation held out from
     stage-classifier selection for the stage check (``lteval.data.per_class_holdout``;
     none when 0)."""
-    return per_class_holdout(y_val, fraction, np.random.default_rng([seed, 7]))
+    return per_class_holdout(y_val, fraction, derived_rng(seed, "stage-check"))
 
 
 def held_out_check(y, pred_stage, pred_regular, margin_se: float) -> tuple[bool, str]:

@@ -19,7 +19,7 @@ from lteval.dlsa.config import CHOICES, DLSAConfig
 from lteval.dlsa.density import cluster_stats, recalibrate_bn, score
 from lteval.dlsa.flow import GMF
 from lteval.fields import not_a_choice
-from lteval.heads.seeding import seeded_torch
+from lteval.seeds import seeded_torch, torch_generator
 
 
 class PairSampler:
@@ -211,7 +211,7 @@ def fit_stage(
     epoch. ``cfg`` is validated first (ValueError naming a bad setting).
     """
     cfg.validate()
-    with deterministic(cfg.device), seeded_torch(seed):
+    with deterministic(cfg.device), seeded_torch(seed, "global"):
         return _fit_stage(X, y, cfg, seed, on_epoch)
 
 
@@ -219,7 +219,7 @@ class _Batches:
     """Each member's own pair batches, padded to one (R, B) row tensor."""
 
     def __init__(self, y: torch.Tensor, seeds: list[int]):
-        self.samplers = [PairSampler(y, torch.Generator().manual_seed(s)) for s in seeds]
+        self.samplers = [PairSampler(y, torch_generator(s, "pairs")) for s in seeds]
         self.counts = self.samplers[0].counts
 
     def next(self, n: int):
@@ -244,7 +244,7 @@ class _Check:
         n = len(y) if cfg.flow_epoch_samples is None else min(len(y), cfg.flow_epoch_samples)
         self.cfg, self.X, self.y = cfg, X, y.numpy()
         if n < len(y):
-            gen = torch.Generator().manual_seed(seed * 2654435761 % 2**63 + 17)
+            gen = torch_generator(seed, "criterion-rows")
             idx = torch.randperm(len(y), generator=gen)[:n].sort().values
             self.X, self.y = X[idx.to(X.device)], self.y[idx.numpy()]
             share = n / len(y)

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from lteval.heads.inputs import carve_validation, check_features, check_fit_input
 from lteval.heads.linear import Standardizer
 from lteval.heads.metrics import balanced_accuracy
-from lteval.heads.seeding import check_random_state
+from lteval.seeds import check_random_state
 
 
 class Head(ClassifierMixin, BaseEstimator):

@@ -18,6 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
 
 from lteval.data.profiles import per_class_holdout
+from lteval.seeds import derived_rng
 
 FEATURES = dict(dtype=np.float32, ensure_min_samples=2)
 """``check_array`` settings of training features: float32, at least 2 rows."""
@@ -151,7 +152,7 @@ def carve_validation(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     derived from ``seed``. ValueError when no sample can be held out."""
     if not isinstance(fraction, float | int) or isinstance(fraction, bool) or not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
-    out = per_class_holdout(y, fraction, np.random.default_rng([seed, 13]))
+    out = per_class_holdout(y, fraction, derived_rng(seed, "validation"))
     if not out.any():
         raise ValueError(
             f"no validation sample can be held out of {len(y)} training samples at "

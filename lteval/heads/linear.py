@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from lteval.fields import AT_LEAST_1, NON_NEGATIVE, POSITIVE, check_fields, not_a_choice
 from lteval.heads.metrics import balanced_accuracy, balanced_accuracy_se
 from lteval.heads.params import ParamsMixin
-from lteval.heads.seeding import seeded_torch
+from lteval.seeds import seeded_torch, torch_generator
 
 
 @dataclass
@@ -208,8 +208,8 @@ def _train_one(
     """
     cfg = config or LinearConfig()
     counts = np.bincount(y, minlength=num_classes) if class_counts is None else class_counts
-    gen = torch.Generator().manual_seed(seed)
-    with seeded_torch(seed):  # nn.Linear's init draws from the global generator
+    gen = torch_generator(seed, "batches")
+    with seeded_torch(seed, "init"):  # nn.Linear's init draws from the global generator
         head = LinearHead(X.shape[1], num_classes, 0 if P is None else P.shape[1])
     if init is not None:
         head.fc.load_state_dict(init.fc.state_dict())

@@ -31,6 +31,7 @@ from lteval.heads.base import Head, choose
 from lteval.heads.linear import LinearConfig, train_balanced_softmax
 from lteval.heads.metrics import balanced_accuracy
 from lteval.heads.params import settings
+from lteval.seeds import torch_generator
 
 TAUS = tuple(np.round(np.arange(0, 2.01, 0.1), 2))
 
@@ -305,7 +306,7 @@ class LWS(_PostHoc):
             zv = torch.as_tensor(self.head_.logits(Xv)).nan_to_num(neginf=-1e4)
         scale = torch.ones(self.num_classes_, requires_grad=True)
         opt = torch.optim.Adam([scale], lr=self.config_.lr)
-        gen = torch.Generator().manual_seed(self.seed_)
+        gen = torch_generator(self.seed_, "lws-batches")
         w = 1.0 / torch.as_tensor(self.class_counts_, dtype=torch.float64).clamp_min(1)[y]
         yt = torch.as_tensor(y)
         self.scale_ = scale.detach().clone()  # scale 1 (the CE probe) is the first candidate

@@ -38,6 +38,7 @@ from lteval.dlsa.flow import ensemble_log_density
 from lteval.heads import accuracy_report
 from lteval.rank.schema import ACCURACY_KEYS
 from lteval.rank.scoring import BackboneScore
+from lteval.seeds import derived_rng
 
 BOOTSTRAP_MIN = 40
 """The fewest bootstrap replicates (other than 0, none): a 95% percentile interval
@@ -134,8 +135,8 @@ def validate_ranking(
     names = [s.row["backbone"] for s in ok]
     full = [_metrics(s.arrays, np.arange(len(y))) for s in ok]
     keys = list(full[0])
-    rng = np.random.default_rng(seed)
-    flow_rng = np.random.default_rng([seed, 13])  # its own stream: idx does not depend on R
+    rng = derived_rng(seed, "bootstrap", "samples")
+    flow_rng = derived_rng(seed, "bootstrap", "flows")  # idx does not depend on R
     reps = np.full((n_boot, len(ok), len(keys)), np.nan)
     for b in range(n_boot):
         idx = _resample(y, rng)

@@ -18,6 +18,7 @@ from lteval.errors import FeatureFileError, arg
 from lteval.features import read_feature_dir
 from lteval.rank.distributed import Share
 from lteval.rank.scoring import BackboneScore
+from lteval.seeds import derived_rng
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def from_feature_dir(
         ids, (ytr, yte) = dense_labels(ytr, yte)  # class names sort into ids too
         if ids.dtype.kind != "U" and len(ids) and ids[-1] != len(ids) - 1:
             remapped[name] = ids.tolist()  # sparse ids: C would count absent classes
-        rng = np.random.default_rng(seed)
+        rng = derived_rng(seed, "validation-carve")
         tr, va = carve_validation(np.arange(len(ytr)), ytr, val_fraction, rng)
         hashes[name] = _split_hash(ids, ytr, va, yte, val_fraction, seed)
         prepared[name] = ids, ytr, yte, tr, va

@@ -23,8 +23,10 @@ import torch
 from lteval.backbones import WeightsKind, read_name_list
 from lteval.backbones.lt_losses import METHODS
 from lteval.backbones.small_cnn import SmallCNNConfig, cnn_features
+from lteval.constraints import SEED_MAX
 from lteval.errors import UsageError
 from lteval.features import FeatureOptions, RunOptions, backbone_features, cache, versions
+from lteval.seeds import derive_seed
 
 DEMO_FILE = Path(__file__).parents[1] / "rank" / "demo_backbones.txt"
 """The demo's backbones, one per line: the packaged ImageNet-1k ones and a control."""
@@ -69,10 +71,7 @@ images per class on animal-mnist-lt) so that the panel runs within 20 minutes on
 cores."""
 
 LT_EPOCHS, LT_SEEDS = 15, (1, 2, 3)
-SEED_OFFSETS = 1009
-"""A member's CNN trains from ``study seed * SEED_OFFSETS + its SEED``, so that no two
-(study seed, SEED) pairs share a network; SEED must be below it."""
-TRAINER_VERSION = 1
+TRAINER_VERSION = 2
 """Part of a small-CNN cache key: raise it whenever training changes, so that no
 cached features of an older trainer are reused."""
 LT_SPLITS = {
@@ -125,11 +124,11 @@ def parse_member(member: str) -> tuple[str, str | None, SmallCNNConfig | None, i
             or method not in METHODS
             or not seed.isdigit()
             or str(int(seed)) != seed
-            or int(seed) >= SEED_OFFSETS
+            or int(seed) > SEED_MAX
         ):
             raise UsageError(
                 f"panel member {member!r}: write lt:METHOD:SEED, METHOD one of "
-                f"{', '.join(METHODS)}, SEED a whole number below {SEED_OFFSETS}"
+                f"{', '.join(METHODS)}, SEED a whole number up to {SEED_MAX}"
             )
         return "cnn", None, SmallCNNConfig(epochs=LT_EPOCHS, method=method), int(seed)
     name, _, layer = member.partition("@")
@@ -146,7 +145,8 @@ def member_features(
         facts = {"kind": "cnn", "epochs": cnn.epochs}
         if member.startswith("lt:"):
             facts.update(method=cnn.method, cnn_seed=offset)
-        splits, params = _cnn_features(dataset, seed * SEED_OFFSETS + offset, cnn, run.lock_timeout)
+        cnn_seed = derive_seed(seed, "small-cnn", offset)  # lt:METHOD:SEED's SEED, or 0
+        splits, params = _cnn_features(dataset, cnn_seed, cnn, run.lock_timeout)
         return splits, {**facts, "num_params": params}
     feats, _, backbone = backbone_features(
         name,

@@ -32,6 +32,7 @@ from scipy.stats import kendalltau, weightedtau
 
 from lteval.dlsa.separability import finite_scores
 from lteval.rank.bootstrap import percentile_interval
+from lteval.seeds import derived_rng
 
 SCORES = [
     "separability",
@@ -98,7 +99,7 @@ def correlations(
     """
     datasets = sorted({r["dataset"] for r in rows})
     by_ds = {d: [r for r in rows if r["dataset"] == d] for d in datasets}
-    rng = np.random.default_rng(seed)
+    rng = derived_rng(seed, "study-bootstrap")
     # one shared set of resamples per dataset, so every score sees the same replicates
     idx = {d: rng.integers(0, len(by_ds[d]), (n_boot, len(by_ds[d]))) for d in datasets}
 
