@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lteval-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability benchmark-scale benchmark-gpu validate docs
+.PHONY: install install-packaged install-fashion-mnist demo test test-browser lint format clean benchmark benchmark-rank benchmark-extract benchmark-dlsa benchmark-linear benchmark-replicate benchmark-stability benchmark-scale benchmark-gpu benchmark-moves validate docs
 
 install: $(STAMP) install-packaged
 
@@ -93,6 +93,12 @@ validate: install install-fashion-mnist
 # a tie is the target. About 15 minutes on 2 cores with the demo's features cached.
 benchmark-stability: install
 	$(BIN)/python benchmarks/bench_stability.py --out reports/benchmarks/stability.json
+
+# After a change that moves results on purpose: is every move inside the intervals of
+# an earlier copy of reports/ (BEFORE=that copy)? Rerun demo, stability, validate first.
+benchmark-moves: install
+	@test -n "$(BEFORE)" || { echo "make benchmark-moves: set BEFORE=<a copy of reports/ made before the change>" >&2; exit 2; }
+	$(BIN)/python benchmarks/bench_moves.py --before $(BEFORE) --after reports --out reports/benchmarks/moves.json
 
 # On a GPU machine only (not part of `make benchmark`): at most 8 minutes.
 benchmark-gpu: install

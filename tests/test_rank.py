@@ -350,3 +350,49 @@ def test_scale_benchmark_shapes_follow_the_published_profiles():
 
     assert bench.EPOCH_ROWS == DLSAConfig().flow_epoch_samples == LinearConfig().epoch_samples
     assert est["extrapolated"] and est["flow_epoch_seconds"] == round(16384 * 512 / 64000, 2)
+
+
+def test_moves_benchmark_flags_a_value_outside_the_earlier_interval_and_a_flip():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_moves.py"
+    spec = importlib.util.spec_from_file_location("bench_moves", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run(sep_a, sep_b, tie):
+        rows = [
+            {
+                "backbone": "a",
+                "rank": 1,
+                "separability": sep_a,
+                "separability_lo": 0.3,
+                "separability_hi": 0.5,
+            },
+            {
+                "backbone": "b",
+                "rank": 2,
+                "separability": sep_b,
+                "separability_lo": 0.2,
+                "separability_hi": 0.4,
+            },
+        ]
+        pairs = [{"a": "a", "b": "b", "metric": "separability", "tie": tie}]
+        return {
+            "run": {"ranked_by": "separability"},
+            "backbones": rows,
+            "validity": {"pairs": pairs},
+        }
+
+    before = run(0.4, 0.3, tie=False)
+    after = run(0.25, 0.35, tie=False)  # a falls below its interval; b moves inside
+    after["backbones"][0]["rank"], after["backbones"][1]["rank"] = 2, 1
+    s = bench.summarise(bench.demo_moves(before, after))
+    assert s["compared"] == 2 and s["outside"] == 1
+    assert s["outside_rows"][0]["what"] == "a separability"
+    assert abs(s["largest_move"] - 0.15) < 1e-12
+    assert bench.demo_order(before, after)["flips_outside_a_tie"] == [["a", "b"]]
+    assert bench.demo_order(run(0.4, 0.3, tie=True), after)["flips_outside_a_tie"] == []
+    nan = bench.summarise([bench._row("x", 0.1, float("nan"), 0.0, 0.2)])
+    assert nan["compared"] == 0 and nan["missing"] == 1
