@@ -143,3 +143,39 @@ def test_a_thousand_class_report_reads_without_scrolling_sideways(report, tmp_pa
         assert heads[:2] == ["rank", "backbone"] and "dlsa_few" in heads
     finally:
         driver.quit()
+
+
+@pytest.mark.browser
+def test_what_to_pick_opens_the_report_without_scrolling(report, tmp_path):
+    """The "what to pick" block is the first thing on the page and wholly inside a
+    1280 x 900 window at load, at 3 and at 1,000 classes, and names what the
+    results' pick record decided."""
+    import json
+
+    from lteval.report import render_report
+
+    big = tmp_path / "r1000"
+    shutil.copytree(report[0], big)
+    with_classes(big, 1000)
+    render_report(big)
+    driver = _driver()
+    try:
+        driver.set_window_size(1280, 900)
+        for out in (report[0], big):
+            pick = json.loads((out / "results.json").read_text())["pick"]
+            assert pick["defined"]
+            driver.get((out / "index.html").as_uri())
+            top, bottom, inner, before = driver.execute_script(
+                "const b = document.querySelector('#what-to-pick');"
+                "const r = b.getBoundingClientRect();"
+                "const t = document.querySelector('#summary');"
+                "return [r.top, r.bottom, window.innerHeight,"
+                " !!(b.compareDocumentPosition(t) & Node.DOCUMENT_POSITION_FOLLOWING)]"
+            )
+            assert 0 <= top and bottom <= inner, f"the block spans {top}-{bottom} px of {inner}"
+            assert before, "the block comes before the first table"
+            text = driver.execute_script("return document.querySelector('#what-to-pick').innerText")
+            assert pick["best"]["backbone"] in text
+            assert all(t["backbone"] in text for t in pick["tied"])
+    finally:
+        driver.quit()

@@ -396,3 +396,38 @@ def test_moves_benchmark_flags_a_value_outside_the_earlier_interval_and_a_flip()
     assert bench.demo_order(run(0.4, 0.3, tie=True), after)["flips_outside_a_tie"] == []
     nan = bench.summarise([bench._row("x", 0.1, float("nan"), 0.0, 0.2)])
     assert nan["compared"] == 0 and nan["missing"] == 1
+
+
+def test_what_to_pick_names_the_best_tail_backbone_its_ties_and_the_rankings_verdict():
+    from lteval.rank.pick import SHOWN, what_to_pick
+
+    rows = [  # ranked by separability: a first, but c has the best tail accuracy
+        {"backbone": "a", "separability": 0.5, "pick_few": 0.60, "pick_head": "probe"},
+        {"backbone": "b", "separability": 0.4, "pick_few": 0.70, "pick_head": "la"},
+        {"backbone": "c", "separability": 0.3, "pick_few": 0.72, "pick_head": "dlsa"},
+        {"backbone": "d", "status": "failed", "error": "x"},
+    ]
+
+    def pair(a, b, tie):
+        return {"a": a, "b": b, "metric": "pick_few", "tie": tie}
+
+    validity = {
+        "pick_pairs": [pair("a", "b", False), pair("a", "c", False), pair("b", "c", True)],
+        "correlations": [
+            {"metric": "pick_few", "kendall_tau": -1.0, "kendall_lo": -1.0, "kendall_hi": -0.3}
+        ],
+    }
+    got = what_to_pick(rows, validity, "separability")
+    assert got["best"]["backbone"] == "c" and got["best"]["pick_head"] == "dlsa"
+    assert [t["backbone"] for t in got["tied"]] == ["b"]
+    assert got["first"]["backbone"] == "a" and got["first_agrees"] is False
+    assert got["kendall_tau"] == -1.0 and got["n_backbones"] == 3
+    validity["pick_pairs"][1]["tie"] = True  # a ties with c: the ranking agrees at the top
+    assert what_to_pick(rows, validity, "separability")["first_agrees"] is True
+    assert what_to_pick(rows, {}, "separability")["tied"] is None  # no bootstrap: unknown
+    many = [{"backbone": f"m{i}", "separability": -i, "pick_few": 0.5} for i in range(12)]
+    ties = [pair("m0", f"m{i}", True) for i in range(1, 12)]
+    big = what_to_pick(many, {"pick_pairs": ties}, "separability")
+    assert len(big["tied"]) == SHOWN and big["tied_more"] == 11 - SHOWN
+    none = what_to_pick([{"backbone": "a", "separability": 0.1}], {}, "separability")
+    assert none == {"defined": False, "reason": none["reason"]} and "validation" in none["reason"]

@@ -71,6 +71,12 @@ def build_parser(prog: str = "lteval validate") -> argparse.ArgumentParser:
         default=3600.0,
         help="seconds to wait for another run's lock on a cache entry (negative: for ever)",
     )
+    p.add_argument(
+        "--no-replicate",
+        action="store_true",
+        help="skip the second scoring of every feature set under another random_state "
+        "(the truth's noise ceiling and each score's test-retest; halves the scoring time)",
+    )
     p.add_argument("--config", metavar="FILE", help="YAML of these options; 'dlsa:' sets DLSA")
     p.add_argument(
         "--publish",
@@ -114,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         dlsa=args.dlsa,
         progress=not args.quiet,
+        replicate=not args.no_replicate,
     )
     result.record["command"] = "python -m lteval.validate " + shlex.join(args.argv)
     if result.incomplete:  # a failed run: the previous study in --out stays as it was

@@ -19,6 +19,14 @@ from lteval.heads.metrics import (
     shot_groups,
 )
 from lteval.heads.neighbours import KNN, NCM
+from lteval.heads.transfer import (
+    CLOSED_FORM,
+    closed_form_scores,
+    gbc,
+    h_score,
+    lda_posterior,
+    lda_tail_posterior,
+)
 from lteval.heads.zoo import (
     CRT,
     LWS,
@@ -37,6 +45,12 @@ __all__ = [
     "LogitAdjusted",
     "TauNorm",
     "logme",
+    "CLOSED_FORM",
+    "closed_form_scores",
+    "gbc",
+    "h_score",
+    "lda_posterior",
+    "lda_tail_posterior",
     "GROUPS",
     "BalancedSoftmaxProbe",
     "LinearConfig",

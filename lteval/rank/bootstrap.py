@@ -40,6 +40,9 @@ from lteval.rank.schema import ACCURACY_KEYS
 from lteval.rank.scoring import BackboneScore
 from lteval.seeds import derived_rng
 
+PICK_METRIC = "pick_few"
+"""The tail accuracy of the head chosen on validation: "which backbone for my tail"."""
+
 BOOTSTRAP_MIN = 40
 """The fewest bootstrap replicates (other than 0, none): a 95% percentile interval
 takes its ends from the 2.5% and 97.5% quantiles, which need at least 40."""
@@ -116,12 +119,15 @@ def validate_ranking(
     "pairs": [{"a", "b", "metric", "difference", "lo", "hi", "tie"}],
     "correlations": [{"metric", "kendall_tau", "kendall_lo", "kendall_hi",
     "spearman_rho", "spearman_lo", "spearman_hi", "n_backbones"}]}``.
-    Pairs are given for ``by`` when it is bootstrapped (not for LogME).
+    Pairs are given for ``by`` when it is bootstrapped (not for LogME), and as
+    ``pick_pairs`` for ``pick_few`` (the tail accuracy of each backbone's head chosen
+    on validation: what the report's "what to pick" block reads).
     ``resample_flows=False`` keeps every flow in every replicate (the eval split's
     noise alone; ``make benchmark-stability`` compares the two).
     """
     ok = [s for s in scores if s.ok and s.arrays is not None]
     out = {"n_boot": n_boot, "level": level, "seed": seed, "intervals": {}, "pairs": []}
+    out["pick_pairs"] = []
     out["correlations"] = []
     if not ok or n_boot < 1:
         return out
@@ -149,17 +155,19 @@ def validate_ranking(
         out["intervals"][n] = {
             k: list(percentile_interval(reps[:, i, j], level)) for j, k in enumerate(keys)
         }
-    if by in keys:
-        j = keys.index(by)
+    for key, metric in (("pairs", by), ("pick_pairs", PICK_METRIC)):
+        if metric not in keys:
+            continue
+        j = keys.index(metric)
         for i1, i2 in itertools.combinations(range(len(ok)), 2):
             diff = reps[:, i1, j] - reps[:, i2, j]
             lo, hi = percentile_interval(diff, level)
-            out["pairs"].append(
+            out[key].append(
                 {
                     "a": names[i1],
                     "b": names[i2],
-                    "metric": by,
-                    "difference": full[i1][by] - full[i2][by],
+                    "metric": metric,
+                    "difference": full[i1][metric] - full[i2][metric],
                     "lo": lo,
                     "hi": hi,
                     "tie": bool(not np.isfinite(lo) or lo <= 0 <= hi),

@@ -18,6 +18,7 @@ from lteval.atomic import MANIFEST, unchanged, write_text
 from lteval.errors import LtevalError, RunFolderError, read_user_json
 from lteval.rank import schema
 from lteval.rank.bootstrap import tied_with
+from lteval.rank.pick import what_to_pick
 from lteval.rank.row import Row, Status, is_ok
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import BackboneScore, rank_rows
@@ -107,6 +108,7 @@ def write_results(
             "run": run,
             "backbones": [r.to_dict() for r in ranked],
             "validity": {k: v for k, v in validity.items() if k != "intervals"},
+            "pick": what_to_pick(ranked, validity, by),
             "stages": stages,
             "per_class": per_class,
         }

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from lteval.heads import GROUPS
+from lteval.heads import CLOSED_FORM, GROUPS
 
 HEAD_NAMES = ("ce", "la", "crt", "taunorm", "lws", "ncm", "knn")
 """Column prefixes of the baseline heads (``lteval.rank.scoring.HEADS`` builds them):
 ``ce`` cross-entropy probe, ``la`` post-hoc logit adjustment, ``crt`` classifier
 re-training, ``taunorm``, ``lws`` learnable weight scaling, ``ncm`` nearest class mean
 (cosine), ``knn``."""
-METHODS = ("dlsa", "probe", *HEAD_NAMES)
-"""Every method with accuracy columns: DLSA, its Balanced-Softmax probe, the heads."""
+METHODS = ("dlsa", "probe", *HEAD_NAMES, "pick")
+"""Every method with accuracy columns: DLSA, its Balanced-Softmax probe, the heads,
+and ``pick``: whichever of them has the best validation balanced accuracy (the
+earlier one on a tie; ``pick_head`` names it), never chosen on eval."""
 ACCURACY_KEYS = ("overall", "balanced", *GROUPS)
 """``{method}_{key}``: accuracy (share correct), balanced accuracy (mean per-class
 recall), and the mean per-class recall over each shot group's classes; all in [0, 1]."""
@@ -35,6 +37,7 @@ METHOD_NAMES = {
     "lws": "LWS",
     "ncm": "nearest class mean",
     "knn": "k-nearest neighbours",
+    "pick": "the head chosen on validation",
 }
 ACCURACY_MEANING = {
     "overall": "accuracy",
@@ -57,14 +60,16 @@ METRICS = [
     *(f"{m}_{k}" for m in METHODS for k in ACCURACY_KEYS),
     "lift_balanced",
     "logme",
+    *CLOSED_FORM,
 ]
 """The metric columns a row can carry; ``--by`` may name any of them (higher is better
 for each). ``separability_p`` and ``separability_signed`` (whose sign says which end of
 the label distribution the flows prefer) are row columns too, but not ranking ones."""
-BOOTSTRAPPED = [m for m in METRICS if m not in ("logme", *SEPARATION)]
+BOOTSTRAPPED = [m for m in METRICS if m not in ("logme", *CLOSED_FORM, *SEPARATION)]
 """Metrics given bootstrap intervals over the eval split (and, for separability, over
 the flows of its ensemble). LogME, balance_gain and filtered_balance use
-the train split only; separability_z is a test statistic with its own null; the
+the train split only, and so do the closed-form scores (lda_tail_posterior reads the
+validation split); separability_z is a test statistic with its own null; the
 cluster coverage columns are reported as measured."""
 
 ERROR_KINDS = {
@@ -107,7 +112,15 @@ ROW = {
     },
     "lift_balanced": "dlsa_balanced - probe_balanced: what DLSA's stages add to its probe",
     "logme": "LogME evidence of the train features (training-free transferability)",
+    "lda_posterior": "mean shrinkage-LDA posterior of each train sample's class (SFDA's and"
+    " NCTI's core), in [0, 1]",
+    "lda_tail_posterior": "mean over tail classes of the uniform-prior shrinkage-LDA posterior"
+    " of the class on its validation samples, in [0, 1]",
+    "gbc": "Gaussian Bhattacharyya Coefficient: minus the summed class-pair overlap in a"
+    " 64-d PCA space (<= 0)",
+    "h_score": "regularized H-score: tr(shrunk feature covariance^-1 x class-mean covariance)",
     **{f"{m}_val_balanced": "balanced accuracy on the validation split" for m in METHODS},
+    "pick_head": "the method with the best validation balanced accuracy (its columns: pick_*)",
     "tied_with": "backbones whose paired bootstrap interval of the difference covers 0",
     "warning": "why the row's separability is undefined (every class the same size)",
     "feature_dim": "D, the feature vector's length",
@@ -220,6 +233,7 @@ REPORT_COLUMNS = [
     "cluster_coverage",
     "cluster_eval_purity",
     "logme",
+    *CLOSED_FORM,
     *(f"{m}_balanced" for m in ("dlsa", "probe")),
     "lift_balanced",
     *(f"{m}_{g}" for m in ("dlsa", "probe") for g in GROUPS),

@@ -34,6 +34,7 @@ from lteval.heads import (
     TauNorm,
     accuracy_report,
     balanced_accuracy,
+    closed_form_scores,
     logme,
     shot_groups,
 )
@@ -210,10 +211,14 @@ def score_features(
         preds, val_preds, head_seconds = _heads(
             dlsa, rep["predictions"], heads, splits, num_classes, seed, bar, name
         )
-        bar.set_description(f"  {name}: LogME")
+        bar.set_description(f"  {name}: LogME and closed-form scores")
         row_logme = logme(Xtr, ytr)  # training-free transferability, train split only
+        closed = closed_form_scores(Xtr, ytr, X_val=Xv, y_val=yv, group_counts=dlsa.group_counts_)
         bar.update(1)
     counts, lt_counts = dlsa.class_counts_, dlsa.group_counts_
+    picked = pick_head(val_preds, yv)
+    if picked is not None:  # the head a user would deploy: chosen on validation only
+        preds["pick"] = preds[picked]
     acc = {m: accuracy_report(ye, p, lt_counts) for m, p in preds.items()}
     row = {"backbone": name, "status": Status.OK.value, "separability": rep["separability"]}
     row.update({k: rep[k] for k in (*SEPARATION, "separability_p", "separability_sd")})
@@ -224,7 +229,10 @@ def score_features(
     row["lift_balanced"] = acc["dlsa"]["balanced"] - acc["probe"]["balanced"]
     # validation balanced accuracy (each head also tuned on it): for choosing a head
     row.update({f"{m}_val_balanced": balanced_accuracy(yv, p) for m, p in val_preds.items()})
+    if picked is not None:
+        row["pick_head"] = picked
     row["logme"] = row_logme
+    row.update(closed)
     row.update(
         feature_dim=int(Xtr.shape[1]),
         n_train=len(ytr),
@@ -310,6 +318,16 @@ def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, ba
         head_seconds[h] = round(time.perf_counter() - t1, 3)
         bar.update(1)
     return preds, val_preds, head_seconds
+
+
+def pick_head(val_preds: dict[str, np.ndarray], y_val: np.ndarray) -> str | None:
+    """The method of ``val_preds`` (method -> (n_val,) predictions, in the results'
+    order) with the best balanced accuracy on ``y_val``, the earlier one on a tie;
+    None without validation samples."""
+    if not len(y_val) or not val_preds:
+        return None
+    score = {m: balanced_accuracy(y_val, p) for m, p in val_preds.items()}
+    return max(score, key=lambda m: (score[m], -list(score).index(m)))
 
 
 def check_metric(by: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from lteval.atomic import MANIFEST, check_overwrite, write_manifest, write_text
 from lteval.backbones import WeightsKind
 from lteval.rank import Evidence, Row, read_results, reading_runs
+from lteval.rank.pick import what_to_pick
 from lteval.rank.results import FORMULA_START
 from lteval.rank.schema import REPORT_COLUMNS, REPORT_STAGE_COLUMNS, ROW, STAGE
 from lteval.report import plots
@@ -82,6 +83,35 @@ def study_quote(by: str) -> dict | None:
         "datasets": study["datasets"],
         # the later panels' one-sentence answers (the first panel is quoted above)
         "panels": [{"name": k, **v} for k, v in list(study.get("panels", {}).items())[1:]],
+    }
+
+
+def study_predictor(truth: str = "truth_few") -> dict | None:
+    """The shipped study's best predictor of ``truth`` on its first panel: the score
+    with the highest pooled weighted tau, that tau with its interval, and the
+    truth's replicate tau (its noise ceiling; None where the study did not measure
+    it). None without a shipped study."""
+    study = load_summary()
+    if not study or not study.get("pooled"):
+        return None
+    taus = {
+        s: v[truth]
+        for s, v in study["pooled"].items()
+        if truth in v and v[truth]["weighted_tau"] is not None
+        and math.isfinite(v[truth]["weighted_tau"])
+    }
+    if not taus:
+        return None
+    best = max(taus, key=lambda s: taus[s]["weighted_tau"])
+    first = next(iter(study.get("panels", {}).values()), {})
+    ceiling = first.get("replicate", {}).get(truth, {}).get("weighted_tau")
+    return {
+        "score": best,
+        "naive": best in NAIVE,
+        **taus[best],
+        "replicate_tau": ceiling,
+        "panel": next(iter(study.get("panels", {})), "default"),
+        "datasets": study["datasets"],
     }
 
 
@@ -182,6 +212,8 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
         ],
         dlsa_status=dlsa_status(rows, res["stages"]),
         study=study_quote(by),
+        pick=res.get("pick") or what_to_pick(typed, validity, by),
+        predictor=study_predictor(),
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
         environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),

@@ -53,6 +53,7 @@ def summary(result: dict) -> dict:
                 "datasets": list(p["datasets"]),
                 "members": len(p["members"]),
                 "pooled": _pooled(p["correlations"]),
+                "replicate": _pooled(p.get("replicate", [])).get("replicate", {}),
                 "answer": p["answer"],
             }
             for p in result.get("panels", [])

@@ -25,13 +25,27 @@ from lteval.features import RunOptions, resolve_device
 from lteval.rank.arguments import check_bootstrap, check_names, check_runtime, check_settings
 from lteval.rank.schema import TIMINGS
 from lteval.rank.scoring import HEADS, BackboneScore, guarded, score_features
+from lteval.study.ceiling import replicate_taus, retest_taus, size_controlled, with_fractions
 from lteval.study.panels import SPLITS, Panel, member_features, panels, parse_member, study_panel
-from lteval.study.stats import SCORES, TRUTHS, answer, correlations, ground_truth, verdicts
+from lteval.study.replicate import replicate_fields, replicate_seed
+from lteval.study.stats import (
+    NAIVE,
+    SCORES,
+    TRUTHS,
+    answer,
+    correlations,
+    ground_truth,
+    verdicts,
+)
 
 log = logging.getLogger(__name__)
 
 MIN_SCORED = 3
 """Feature sets a dataset needs scored for a rank correlation."""
+RETESTED = [s for s in SCORES if s not in NAIVE]
+"""The scores given a test-retest (the naive ones do not change with a refit)."""
+SCORES_SIZED = RETESTED
+"""The scores given a size-controlled tau (partialling size out of itself is moot)."""
 
 
 @dataclass
@@ -66,6 +80,7 @@ def run_study(
     seed: int = 0,
     dlsa: Mapping | None = None,
     progress: bool = True,
+    replicate: bool = True,
 ) -> StudyResult:
     """Score ``panel`` (default ``study_panel()``) on each of ``datasets`` (keys of
     ``SPLITS``), then each panel named in ``more_panels`` (``panels()``, e.g.
@@ -75,7 +90,10 @@ def run_study(
     ``heads``: the baselines next to DLSA and the probe (default: all). ``runtime``:
     how to extract (device, batch size, workers, lock timeout). ``bootstrap``
     replicates over feature sets; ``seed`` drives every random choice; ``dlsa``: DLSA
-    settings over the scaled defaults. A member that fails is recorded with the
+    settings over the scaled defaults. ``replicate``: score every feature set a
+    second time under another ``random_state`` for the truth's noise ceiling and
+    each score's test-retest (``lteval.study.replicate``; twice the scoring time).
+    A member that fails is recorded with the
     pipeline's guard and failure row (``lteval.rank.scoring.guarded``) and the study
     goes on. When a dataset of a panel ends with fewer than ``MIN_SCORED`` feature
     sets scored: UsageError if every failure was a user error, RuntimeError (a bug)
@@ -122,6 +140,7 @@ def run_study(
         seed=seed,
         dlsa=dlsa,
         progress=progress,
+        replicate=replicate,
     )
     # every panel's datasets load before any scoring: a missing one fails in seconds
     loaded = [{d: load_dataset(d, seed=seed, **o) for d, o in p.splits.items()} for p in todo]
@@ -151,9 +170,22 @@ def run_study(
             )
             continue
         corr = correlations(got[0], SCORES, TRUTHS, n_boot=bootstrap, seed=seed)
+        noise = {}
+        if replicate:
+            ceiling = replicate_taus(got[0], n_boot=bootstrap, seed=seed)
+            corr = with_fractions(corr, ceiling)
+            noise = {
+                "replicate": ceiling,
+                "retest": retest_taus(got[0], RETESTED, n_boot=bootstrap, seed=seed),
+            }
+        if len({r.get("num_params") for r in got[0]}) > 1:
+            noise["size_controlled"] = size_controlled(
+                got[0], SCORES_SIZED, TRUTHS, n_boot=bootstrap, seed=seed
+            )
         done.append(
             {
                 **entry,
+                **noise,
                 "correlations": corr,
                 "verdicts": {t: verdicts(corr, t) for t in TRUTHS},
                 "answer": answer(corr),
@@ -177,7 +209,9 @@ def run_study(
     return StudyResult(record, wall)
 
 
-def _score_panel(p: Panel, loaded: dict, *, heads, input_size, runtime, seed, dlsa, progress):
+def _score_panel(
+    p: Panel, loaded: dict, *, heads, input_size, runtime, seed, dlsa, progress, replicate
+):
     """((rows, failures, timings), shortfall) of panel ``p`` on each of its ``loaded``
     datasets; shortfall: None, or (error kind, message) when a dataset ended with
     fewer than ``MIN_SCORED`` feature sets scored: kind "user" when every failure
@@ -222,7 +256,23 @@ def _score_panel(p: Panel, loaded: dict, *, heads, input_size, runtime, seed, dl
                 {**where, "seconds": round(time.perf_counter() - t1, 1)}
                 | {k: got.row.get(k) for k in TIMINGS}
             )
-            row.update(ground_truth(row, ["dlsa", "probe", *heads]))
+            methods = ["dlsa", "probe", *heads]
+            row.update(ground_truth(row, methods))
+            if replicate:  # the whole refit under another random_state: ceiling, retest
+                again = guarded(
+                    tag,
+                    "scoring the replicate",
+                    score_features,
+                    m,
+                    splits,
+                    num_classes=len(ds.class_names),
+                    seed=replicate_seed(seed),
+                    device=str(runtime.device),
+                    dlsa_overrides=dict(dlsa) if dlsa else None,
+                    heads=heads,
+                )
+                row.update(replicate_fields(got, again, methods, RETESTED, seed))
+                timings[-1]["seconds"] = round(time.perf_counter() - t1, 1)
             rows.append(row)
             log.info(
                 f"{tag}: separability {row['separability']:.3f} (p {row['separability_p']:.2g}), "

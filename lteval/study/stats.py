@@ -31,6 +31,7 @@ import numpy as np
 from scipy.stats import kendalltau, weightedtau
 
 from lteval.dlsa.separability import finite_scores
+from lteval.heads import CLOSED_FORM
 from lteval.rank.bootstrap import percentile_interval
 from lteval.seeds import derived_rng
 
@@ -42,13 +43,15 @@ SCORES = [
     "filtered_balance",
     "cluster_coverage",
     "logme",
+    *CLOSED_FORM,
     "ncm_val_balanced",
     "knn_val_balanced",
     "feature_dim",
     "num_params",
 ]
-"""Scores compared: lteval's, LogME, two cheap validation accuracies, and the naive
-baselines a user reaches for without lteval (feature dimension, parameter count)."""
+"""Scores compared: lteval's, LogME, the closed-form baselines (docs/method.md), two
+cheap validation accuracies, and the naive baselines a user reaches for without
+lteval (feature dimension, parameter count)."""
 NAIVE = ("feature_dim", "num_params")
 GOAL = 0.6
 """lteval's goal for the default score: pooled weighted tau against few-shot accuracy."""
@@ -190,10 +193,10 @@ TRUTH_WORDS = {
     "probe_few": "the probe's few-shot accuracy",
 }
 
-OTHER_SCORES = ("logme", "ncm_val_balanced", "knn_val_balanced", *NAIVE)
+OTHER_SCORES = ("logme", *CLOSED_FORM, "ncm_val_balanced", "knn_val_balanced", *NAIVE)
 DLSA_SCORES = tuple(s for s in SCORES if s not in OTHER_SCORES)
-"""The DLSA-derived scores among ``SCORES``: all but LogME, the validation
-accuracies and the naive baselines."""
+"""The DLSA-derived scores among ``SCORES``: all but LogME, the closed-form
+baselines, the validation accuracies and the naive baselines."""
 
 
 def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> str:
@@ -227,7 +230,8 @@ def answer(corr: list[dict], truth: str = "truth_few", goal: float = GOAL) -> st
     ] or ["with neither LogME nor NCM defined"]
     scored = {s: w(s) for s in DLSA_SCORES if np.isfinite(w(s))}
     best = max(scored, key=scored.get)
-    rivals = {s: w(s) for s in ("logme", "ncm_val_balanced", *NAIVE) if np.isfinite(w(s))}
+    rival_scores = ("logme", *CLOSED_FORM, "ncm_val_balanced", *NAIVE)
+    rivals = {s: w(s) for s in rival_scores if np.isfinite(w(s))}
     top_rival = max(rivals, key=rivals.get) if rivals else None
     verdict = "meets" if scored[best] >= goal else f"is {shown_gap(goal, scored[best])} short of"
     gap = rivals[top_rival] - scored[best] if top_rival else np.nan
