@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import kendalltau, weightedtau
 
 from lteval.errors import UsageError
+from lteval.study.ceiling import with_fractions
 from lteval.study.stats import correlations, ground_truth, taus, verdicts
 
 
@@ -302,8 +303,20 @@ def test_more_panels_get_their_own_correlations_and_answer(monkeypatch):
     assert [r["panel"] for r in rows] == ["custom"] * 3 + ["tiny"] * 3 + ["broken"]
     assert {r["method"] for r in rows[3:6]} == {"ce", "ldam-drw", "supcon"}
     assert got["correlations"] == got["panels"][0]["correlations"]  # the first panel's
-    tiny_corr = got["panels"][1]["correlations"]
-    np.testing.assert_equal(correlations(rows[3:6], n_boot=40, seed=0), tiny_corr)  # own rows
+    tiny = got["panels"][1]
+    tiny_corr = tiny["correlations"]
+    own = with_fractions(correlations(rows[3:6], n_boot=40, seed=0), tiny["replicate"])
+    np.testing.assert_equal(own, tiny_corr)  # its own rows, with its own noise ceiling
+    # the replicate run: the truth's ceiling and every score's retest, per dataset and pooled
+    assert {(r["dataset"], r["truth"]) for r in tiny["replicate"]} == {
+        (d, t) for d in ("mnist5k-lt", "pooled") for t in ("truth_few", "truth_balanced")
+    }
+    retest = {r["score"] for r in tiny["retest"]}
+    assert {"separability", "logme", "lda_tail_posterior"} <= retest
+    for r in rows[3:6]:
+        assert {"truth_few_a", "truth_few_b", "retest_separability"} <= set(r)
+        assert r["retest_logme"] == r["logme"]  # closed form: a refit cannot move it
+    assert "size_controlled" not in tiny  # one architecture, one size: nothing to control
     assert got["panels"][1]["answer"].startswith("Separability's pooled weighted tau")
     assert {"filtered_balance", "separability_signed"} <= {c["score"] for c in tiny_corr}
     summary = study_page.summary(got)
