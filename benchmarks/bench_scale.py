@@ -7,13 +7,14 @@ Each measured shape runs in its own process, so that its peak RSS is its own:
     python benchmarks/bench_scale.py --out reports/benchmarks/scale.json
     python benchmarks/bench_scale.py --shapes cifar100-lt-d512,cifar100-lt-d2048
 
-Phases: LogME, the DLSA fit (its flow epochs timed one by one from the progress
-callback, and the rest: stage classifiers, routing), the diagnostics, each head, the
-ranking bootstrap (1000 replicates, two backbones) and the report (results files and
-HTML/PNGs). Shapes not measured are extrapolated from the largest measured one by
-each phase's arithmetic (see ``SCALING``), marked ``"extrapolated": true``; the
-epoch counts (flows and heads) are assumed equal to the measured ones; an epoch is
-at most 16,384 rows (``EPOCH_ROWS``), so above that size its cost stops growing with N.
+Phases: LogME, the closed-form scores (lteval.heads.transfer), the DLSA fit (its
+flow epochs timed one by one from the progress callback, and the rest: stage
+classifiers, routing), the diagnostics, each head, the ranking bootstrap (1000
+replicates, two backbones) and the report (results files and HTML/PNGs). Shapes not
+measured are extrapolated from the largest measured one by each phase's arithmetic
+(see ``SCALING``), marked ``"extrapolated": true``; the epoch counts (flows and
+heads) are assumed equal to the measured ones; an epoch is at most 16,384 rows
+(``EPOCH_ROWS``), so above that size its cost stops growing with N.
 
 Features: class means N(0, 1) in a 64-d subspace lifted to D, plus noise of scale 4
 and a ReLU, as in ``benchmarks/synthetic.py`` (a Balanced-Softmax probe scores about
@@ -115,9 +116,10 @@ def features(name: str, seed: int = 0) -> tuple[dict, int]:
 def measure(name: str, device: str = "cpu") -> dict:
     """Score one backbone of shape ``name``, phase by phase (run in a fresh process);
     the flows train on ``device``."""
+    import numpy as np
     import torch
 
-    from lteval.heads import logme
+    from lteval.heads import closed_form_scores, logme
     from lteval.rank import scoring, validate_ranking, write_results
     from lteval.report import render_report
 
@@ -141,6 +143,11 @@ def measure(name: str, device: str = "cpu") -> dict:
     t = time.perf_counter()
     logme(*splits["train"])
     logme_s = time.perf_counter() - t
+    t = time.perf_counter()  # inside score_features too: timed apart here, as LogME
+    (Xtr, ytr), (Xv, yv) = splits["train"], splits["val"]
+    counts = np.bincount(ytr, minlength=C) + np.bincount(yv, minlength=C)
+    closed_form_scores(Xtr, ytr, X_val=Xv, y_val=yv, group_counts=counts)
+    closed_s = time.perf_counter() - t
     start = time.perf_counter()
     s = scoring.score_features("bb", splits, num_classes=C, seed=0, progress=False, device=device)
     total_s = time.perf_counter() - start
@@ -182,6 +189,7 @@ def measure(name: str, device: str = "cpu") -> dict:
         "dlsa_other_seconds": round(dlsa_fit - flow_s, 2),
         "head_seconds": heads,
         "logme_seconds": round(logme_s, 2),
+        "closed_form_seconds": round(closed_s, 2),
         "bootstrap_seconds": round(boot_s, 2),
         "report_seconds": round(report_s, 2),
         "report_html_mb": round(html_mb, 3),
@@ -232,10 +240,13 @@ def extrapolate(m: dict, name: str) -> dict:
         "dlsa_other_seconds": round(other, 1),
         "head_seconds": heads,
         "logme_seconds": round(m["logme_seconds"] * r["N*D^2"], 1),
+        "closed_form_seconds": round(m.get("closed_form_seconds", 0) * r["N*D^2"], 1),
         "bootstrap_seconds": round(m["bootstrap_seconds"] * r["Ne"], 1),
         "report_seconds": round(m["report_seconds"] * r["C"], 1),
     }
-    est["score_seconds"] = round(flow + other + sum(heads.values()) + est["logme_seconds"], 1)
+    est["score_seconds"] = round(
+        flow + other + sum(heads.values()) + est["logme_seconds"] + est["closed_form_seconds"], 1
+    )
     return est
 
 

@@ -15,11 +15,32 @@ def _default(o):
     return o.item() if hasattr(o, "item") else str(o)
 
 
+def _pooled_by_score(rows: list[dict], truth: str | None = None) -> dict:
+    return {
+        c["score"]: c
+        for c in rows
+        if c["dataset"] == "pooled" and (truth is None or c["truth"] == truth)
+    }
+
+
 def render(result: dict, timings: dict) -> str:
     datasets = [*result["datasets"], "pooled"]
     table = {(c["dataset"], c["score"], c["truth"]): c for c in result["correlations"]}
+    noise = {  # per panel: each score's pooled retest and size-controlled tau
+        p["name"]: {
+            "retest": _pooled_by_score(p.get("retest", [])),
+            "sized": _pooled_by_score(p.get("size_controlled", []), "truth_few"),
+        }
+        for p in result.get("panels", [])
+    }
     return render_page(
-        "validate.html", r=result, datasets=datasets, table=table, fmt=fmt, timings=timings
+        "validate.html",
+        r=result,
+        datasets=datasets,
+        table=table,
+        fmt=fmt,
+        timings=timings,
+        noise=noise,
     )
 
 
