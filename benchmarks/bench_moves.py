@@ -20,6 +20,8 @@ import json
 import math
 from pathlib import Path
 
+from lteval.atomic import write_text
+
 
 def _inside(value, lo, hi) -> bool | None:
     """None when any is missing or NaN (an undefined tau, e.g. a constant score)."""
@@ -158,9 +160,7 @@ def main() -> int:
             span = f"[{r['lo']:.4f}, {r['hi']:.4f}]"
             print(f"  outside: {r['what']}: {r['before']:.4f} -> {r['after']:.4f} {span}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(args.out)
+    write_text(args.out, json.dumps(out, indent=1) + "\n")
     return 0
 
 

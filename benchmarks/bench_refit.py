@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lteval.atomic import write_text
 from lteval.data import load_dataset
 from lteval.features import RunOptions, backbone_features, versions
 from lteval.heads import BalancedSoftmaxProbe, LinearProbe, accuracy_report
@@ -108,9 +109,7 @@ def main() -> int:
         "versions": versions(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(args.out)
+    write_text(args.out, json.dumps(result, indent=1) + "\n")
     return 0
 
 

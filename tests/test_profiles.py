@@ -58,11 +58,10 @@ def test_one_hold_out_rule_draws_what_the_three_copies_drew():
     from the stream lteval.seeds derives for it."""
     import numpy as np
 
-    from lteval.seeds import derived_rng
-
     from lteval.data import per_class_holdout
     from lteval.dlsa.stages import check_split
     from lteval.heads.inputs import carve_validation as head_holdout
+    from lteval.seeds import derived_rng
 
     def old_loop(y, fraction, rng, keep_one):
         out = np.zeros(len(y), bool)

@@ -97,7 +97,8 @@ def study_predictor(truth: str = "truth_few") -> dict | None:
     taus = {
         s: v[truth]
         for s, v in study["pooled"].items()
-        if truth in v and v[truth]["weighted_tau"] is not None
+        if truth in v
+        and v[truth]["weighted_tau"] is not None
         and math.isfinite(v[truth]["weighted_tau"])
     }
     if not taus:

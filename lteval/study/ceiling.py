@@ -25,9 +25,8 @@ from scipy.stats import kendalltau, rankdata
 
 from lteval.dlsa.separability import finite_scores
 from lteval.rank.bootstrap import percentile_interval
-from lteval.seeds import derived_rng
 from lteval.study.replicate import REPLICATED
-from lteval.study.stats import correlations
+from lteval.study.stats import correlations, resamples
 
 
 def replicate_taus(rows: list[dict], *, n_boot: int, seed: int) -> list[dict]:
@@ -100,10 +99,7 @@ def size_controlled(
 ) -> list[dict]:
     """Per score, truth, dataset and pooled: ``partial_tau`` given ``size``, with a
     percentile interval over the study's bootstrap resamples of feature sets."""
-    datasets = sorted({r["dataset"] for r in rows})
-    by_ds = {d: [r for r in rows if r["dataset"] == d] for d in datasets}
-    rng = derived_rng(seed, "study-bootstrap")  # the resamples ``correlations`` draws
-    idx = {d: rng.integers(0, len(by_ds[d]), (n_boot, len(by_ds[d]))) for d in datasets}
+    datasets, by_ds, idx = resamples(rows, n_boot, seed)  # those ``correlations`` draws
     out = []
     for truth in truths:
         for score in scores:

@@ -84,6 +84,17 @@ def taus(score: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return float(weightedtau(s, t).statistic), float(kendalltau(s, t).statistic)
 
 
+def resamples(rows: list[dict], n_boot: int, seed: int) -> tuple[list, dict, dict]:
+    """(datasets, {dataset: its rows}, {dataset: (n_boot, n) resampled row indices}):
+    one shared set of resamples per dataset, so every score (and every statistic of
+    ``lteval.study.ceiling``) sees the same replicates."""
+    datasets = sorted({r["dataset"] for r in rows})
+    by_ds = {d: [r for r in rows if r["dataset"] == d] for d in datasets}
+    rng = derived_rng(seed, "study-bootstrap")
+    idx = {d: rng.integers(0, len(by_ds[d]), (n_boot, len(by_ds[d]))) for d in datasets}
+    return datasets, by_ds, idx
+
+
 def correlations(
     rows: list[dict],
     scores: list[str] = SCORES,
@@ -100,12 +111,7 @@ def correlations(
     "score", "truth", "weighted_tau", "weighted_lo", "weighted_hi", "tau", "tau_lo",
     "tau_hi", "n"}``.
     """
-    datasets = sorted({r["dataset"] for r in rows})
-    by_ds = {d: [r for r in rows if r["dataset"] == d] for d in datasets}
-    rng = derived_rng(seed, "study-bootstrap")
-    # one shared set of resamples per dataset, so every score sees the same replicates
-    idx = {d: rng.integers(0, len(by_ds[d]), (n_boot, len(by_ds[d]))) for d in datasets}
-
+    datasets, by_ds, idx = resamples(rows, n_boot, seed)
     out = []
     for truth in truths:
         for score in scores:
