@@ -90,3 +90,39 @@ def test_h_score_is_between_zero_and_c_minus_one_and_near_zero_without_signal():
 def test_one_class_is_refused(fn):
     with pytest.raises(ValueError, match="at least 2 classes"):
         fn(np.ones((10, 3)), np.zeros(10, int))
+
+
+def test_the_uniform_prior_is_the_fitted_lda_without_its_class_frequencies():
+    """On balanced classes the priors are already uniform: the tail score is then the
+    mean posterior sklearn's LDA gives; closed_form_scores fits once and agrees with
+    each score computed alone."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from lteval.heads.transfer import closed_form_scores
+
+    X, y = make_blobs(300, n_features=5, centers=3, cluster_std=4.0, random_state=3)
+    Xv, yv = make_blobs(90, n_features=5, centers=3, cluster_std=4.0, random_state=3)
+    counts = np.array([100, 100, 10])  # class 2 is the tail
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X, y)
+    direct = lda.predict_proba(Xv[yv == 2])[:, 2].mean()
+    got = lda_tail_posterior(X, y, X_val=Xv, y_val=yv, group_counts=counts)
+    assert got == pytest.approx(direct, rel=1e-9)
+    both = closed_form_scores(X, y, X_val=Xv, y_val=yv, group_counts=counts)
+    assert both["lda_tail_posterior"] == pytest.approx(got, rel=1e-12)
+    assert both["lda_posterior"] == pytest.approx(lda_posterior(X, y), rel=1e-12)
+    assert both["gbc"] == gbc(X, y) and both["h_score"] == h_score(X, y)
+    two = lda_tail_posterior(X[y < 2], y[y < 2], X_val=Xv, y_val=yv, group_counts=counts[:2] // 10)
+    assert 0 <= two <= 1  # two classes: sklearn's one-column decision function
+
+
+def test_one_image_classes_raise_no_warning():
+    import warnings
+
+    from lteval.heads.transfer import closed_form_scores
+
+    X, y, Xv, yv, counts = _lt_blobs(4.0)
+    X, y = np.concatenate([X, X[:1] + 1]), np.concatenate([y, [6]])  # a 7th class, one image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = closed_form_scores(X, y, X_val=Xv, y_val=yv, group_counts=np.append(counts, 1))
+    assert all(np.isfinite(v) for v in got.values())

@@ -21,7 +21,10 @@ docs/method.md ("Closed-form baselines").
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from scipy.special import softmax
 from sklearn.covariance import ledoit_wolf
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -45,17 +48,49 @@ def _labels(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def _lda(X: np.ndarray, y: np.ndarray, priors=None) -> LinearDiscriminantAnalysis:
-    """LDA with sklearn's Ledoit-Wolf shrinkage of the pooled covariance."""
-    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto", priors=priors).fit(X, y)
+def _lda(X: np.ndarray, y: np.ndarray) -> LinearDiscriminantAnalysis:
+    """LDA with scikit-learn's Ledoit-Wolf shrinkage of the pooled within-class
+    covariance (classes weighted by their train frequency, which are also its priors).
+    A one-image class adds nothing to the pooled covariance; scikit-learn's warning
+    about it (once per such class: hundreds on ImageNet-LT) is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Only one sample available", UserWarning)
+        return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(X, y)
+
+
+def _own_posterior(lda: LinearDiscriminantAnalysis, X: np.ndarray, y: np.ndarray) -> float:
+    """Mean over the rows of the posterior (train-frequency priors) of their own class."""
+    proba = lda.predict_proba(X)
+    return float(proba[np.arange(len(y)), np.searchsorted(lda.classes_, y)].mean())
+
+
+def _tail_classes(counts: np.ndarray) -> np.ndarray:
+    """The few-shot group, or the rarest third of the classes when it is empty."""
+    tail = np.flatnonzero(shot_groups(counts) == "few")
+    return tail if len(tail) else np.argsort(counts, kind="stable")[: max(1, len(counts) // 3)]
+
+
+def _tail_posterior(lda, X_val: np.ndarray, y_val: np.ndarray, counts: np.ndarray) -> float:
+    """Mean over tail classes of the mean uniform-prior posterior of the class on its
+    validation rows: the fitted LDA's log-posteriors less its log priors, renormalised."""
+    col = {c: i for i, c in enumerate(lda.classes_)}
+    tail = [c for c in _tail_classes(np.asarray(counts)) if c in col and (y_val == c).any()]
+    if not tail:
+        return float("nan")
+    rows = np.isin(y_val, tail)
+    d = lda.decision_function(np.asarray(X_val, dtype=np.float64)[rows])
+    if d.ndim == 1:  # two classes: the log-odds of the second
+        d = np.stack([np.zeros_like(d), d], axis=1)
+    proba = softmax(d - np.log(lda.priors_), axis=1)
+    yr = y_val[rows]
+    return float(np.mean([proba[yr == c, col[c]].mean() for c in tail]))
 
 
 def lda_posterior(X: np.ndarray, y: np.ndarray) -> float:
     """Mean over the N samples of the shrinkage-LDA posterior of their own class,
     fitted and read on (X (N, D), y (N,)); in [0, 1]."""
     X, y = _labels(X, y)
-    proba = _lda(X, y).predict_proba(X)
-    return float(proba[np.arange(len(y)), y].mean())
+    return _own_posterior(_lda(X, y), X, y)
 
 
 def lda_tail_posterior(
@@ -69,28 +104,17 @@ def lda_tail_posterior(
     """Mean over tail classes of the mean uniform-prior LDA posterior of the class,
     over its validation samples; in [0, 1].
 
-    X (N, D), y (N,) int class ids in 0..C-1 fit the LDA (all classes); X_val, y_val
-    are read. group_counts (C,): the long-tailed train counts that set the shot
-    groups; the tail is the few-shot group (``heads.metrics.shot_groups``), or the
-    rarest third of the classes when no class is few-shot. NaN when no tail class
-    has a validation sample.
+    X (N, D), y (N,) int class ids in 0..C-1 fit the LDA on all classes (the pooled
+    covariance weighs each class by its frequency); the prior is then made uniform,
+    and X_val, y_val are read. group_counts (C,): the long-tailed train counts that
+    set the shot groups; the tail is the few-shot group (``heads.metrics.shot_groups``),
+    or the rarest third of the classes when no class is few-shot. NaN when no tail
+    class has a validation sample.
     """
     X = np.asarray(X, dtype=np.float64)
-    y, y_val = np.asarray(y), np.asarray(y_val)
-    counts = np.asarray(group_counts)
-    tail = np.flatnonzero(shot_groups(counts) == "few")
-    if not len(tail):
-        tail = np.argsort(counts, kind="stable")[: max(1, len(counts) // 3)]
-    present = np.unique(y)
-    lda = _lda(X, y, priors=np.full(len(present), 1.0 / len(present)))
-    col = {c: i for i, c in enumerate(lda.classes_)}
-    per_class = []
-    for c in tail:
-        rows = y_val == c
-        if rows.any() and c in col:
-            proba = lda.predict_proba(np.asarray(X_val, dtype=np.float64)[rows])
-            per_class.append(proba[:, col[c]].mean())
-    return float(np.mean(per_class)) if per_class else float("nan")
+    _labels(X, y)  # the shape and class-count checks
+    lda = _lda(X, np.asarray(y))
+    return _tail_posterior(lda, X_val, np.asarray(y_val), group_counts)
 
 
 def gbc(X: np.ndarray, y: np.ndarray, n_components: int = GBC_COMPONENTS) -> float:
@@ -143,13 +167,15 @@ def closed_form_scores(
 ) -> dict[str, float]:
     """Every score of ``CLOSED_FORM`` for train (X, y) and validation (X_val, y_val)
     of one backbone; ``group_counts`` (C,) sets the tail (``lda_tail_posterior``)."""
+    X = np.asarray(X, dtype=np.float64)
+    _labels(X, y)
+    y = np.asarray(y)
+    lda = _lda(X, y)  # one fit serves both LDA scores
     return {
-        "lda_posterior": lda_posterior(X, y),
-        "lda_tail_posterior": (
-            lda_tail_posterior(X, y, X_val=X_val, y_val=y_val, group_counts=group_counts)
-            if len(y_val)
-            else float("nan")
-        ),
+        "lda_posterior": _own_posterior(lda, X, y),
+        "lda_tail_posterior": _tail_posterior(lda, X_val, np.asarray(y_val), group_counts)
+        if len(y_val)
+        else float("nan"),
         "gbc": gbc(X, y),
         "h_score": h_score(X, y),
     }
