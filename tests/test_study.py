@@ -104,6 +104,7 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     from lteval.cli.validate import main
     from lteval.report import study
     from lteval.report.render import study_quote
+    from lteval.report.study import load_summary
 
     monkeypatch.setattr(study, "SUMMARY", tmp_path / "published.json")
 
@@ -134,12 +135,12 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
     assert names == ["fast.yaml", "lteval-cache", "published.json", "study"]
     assert len(list((tmp_path / "lteval-cache").glob("*/manifest.json"))) == 3
     # every rank report quotes the published study, and says when LogME did better
-    quote = study_quote("separability")
+    quote = study_quote("separability", load_summary())
     sep = [c for c in pooled if c["score"] == "separability" and c["truth"] == "truth_few"][0]
     lm = [c for c in pooled if c["score"] == "logme" and c["truth"] == "truth_few"][0]
     assert quote["by"]["weighted_tau"] == sep["weighted_tau"] and quote["feature_sets"] == 3
     assert quote["below_logme"] == (not sep["weighted_tau"] > lm["weighted_tau"])
-    assert study_quote("probe_balanced")["by"] is None
+    assert study_quote("probe_balanced", load_summary())["by"] is None
     naive = [c for c in pooled if c["score"] in ("feature_dim", "num_params")]
     naive = [c["weighted_tau"] for c in naive if c["truth"] == "truth_few"]
     naive = [v for v in naive if np.isfinite(v)]  # the CNNs share dimension and size
@@ -155,6 +156,7 @@ def test_validate_program_writes_the_study_atomically(tmp_path, capsys, monkeypa
 def test_rank_reports_quote_the_shipped_study(tmp_path, monkeypatch):
     from lteval.report import study
     from lteval.report.render import study_quote
+    from lteval.report.study import load_summary
 
     def entry(w):
         return {"truth_few": {"weighted_tau": w, "weighted_lo": w - 0.2, "weighted_hi": w + 0.2}}
@@ -170,9 +172,9 @@ def test_rank_reports_quote_the_shipped_study(tmp_path, monkeypatch):
         },
     }
     monkeypatch.setattr(study, "SUMMARY", tmp_path / "s.json")
-    assert study_quote("separability") is None  # nothing shipped: nothing quoted
+    assert study_quote("separability", load_summary()) is None  # nothing shipped: nothing quoted
     study.write_json_atomic(study.SUMMARY, summary)
-    q = study_quote("separability")
+    q = study_quote("separability", load_summary())
     assert (
         q["below_logme"] and q["naive"] == (0.51, "num_params") and q["by"]["weighted_tau"] == 0.24
     )
@@ -181,7 +183,7 @@ def test_rank_reports_quote_the_shipped_study(tmp_path, monkeypatch):
     later = {"datasets": ["a"], "members": 18, "pooled": {}, "answer": "Separability's ..."}
     summary["panels"] = {"default": {**later, "answer": "quoted above"}, "lt-methods": later}
     study.write_json_atomic(study.SUMMARY, summary)
-    q = study_quote("separability")
+    q = study_quote("separability", load_summary())
     assert not q["below_logme"]
     assert q["panels"] == [{"name": "lt-methods", **later}]  # the later panels' answers
 

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -216,7 +216,9 @@ def score_features(
         closed = closed_form_scores(Xtr, ytr, X_val=Xv, y_val=yv, group_counts=dlsa.group_counts_)
         bar.update(1)
     counts, lt_counts = dlsa.class_counts_, dlsa.group_counts_
-    picked = pick_head(val_preds, yv)
+    # validation balanced accuracy (each head also tuned on it): for choosing a head
+    val_bal = {f"{m}_val_balanced": balanced_accuracy(yv, p) for m, p in val_preds.items()}
+    picked = best_on_validation(val_bal, list(val_preds))
     if picked is not None:  # the head a user would deploy: chosen on validation only
         preds["pick"] = preds[picked]
     acc = {m: accuracy_report(ye, p, lt_counts) for m, p in preds.items()}
@@ -227,8 +229,7 @@ def score_features(
     for m in preds:
         row.update({f"{m}_{k}": acc[m][k] for k in ACCURACY_KEYS})
     row["lift_balanced"] = acc["dlsa"]["balanced"] - acc["probe"]["balanced"]
-    # validation balanced accuracy (each head also tuned on it): for choosing a head
-    row.update({f"{m}_val_balanced": balanced_accuracy(yv, p) for m, p in val_preds.items()})
+    row.update(val_bal)
     if picked is not None:
         row["pick_head"] = picked
     row["logme"] = row_logme
@@ -320,14 +321,13 @@ def _heads(dlsa: DLSA, dlsa_eval, heads, splits, num_classes: int, seed: int, ba
     return preds, val_preds, head_seconds
 
 
-def pick_head(val_preds: dict[str, np.ndarray], y_val: np.ndarray) -> str | None:
-    """The method of ``val_preds`` (method -> (n_val,) predictions, in the results'
-    order) with the best balanced accuracy on ``y_val``, the earlier one on a tie;
-    None without validation samples."""
-    if not len(y_val) or not val_preds:
-        return None
-    score = {m: balanced_accuracy(y_val, p) for m, p in val_preds.items()}
-    return max(score, key=lambda m: (score[m], -list(score).index(m)))
+def best_on_validation(row: Mapping, methods: Sequence[str]) -> str | None:
+    """The one rule that picks a head (the report's ``pick_head``, the study's truth):
+    the method of ``methods`` with the best finite ``{method}_val_balanced`` in
+    ``row``, the earlier one on a tie; None when no method has one."""
+    val = {m: row.get(f"{m}_val_balanced") for m in methods}
+    val = {m: v for m, v in val.items() if v is not None and np.isfinite(v)}
+    return max(val, key=lambda m: (val[m], -methods.index(m))) if val else None
 
 
 def check_metric(by: str) -> None:

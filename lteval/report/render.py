@@ -61,10 +61,10 @@ def separation_evidence(row: Row) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def study_quote(by: str) -> dict | None:
-    """What lteval's validation study (``make validate``) found for ``by`` and for
-    separability against LogME, pooled over its datasets, against few-shot accuracy."""
-    study = load_summary()
+def study_quote(by: str, study: dict | None) -> dict | None:
+    """What lteval's validation study (``make validate``; ``study``: its shipped
+    summary, ``load_summary()``) found for ``by`` and for separability against
+    LogME, pooled over its datasets, against few-shot accuracy."""
     if not study:
         return None
     pooled = study["pooled"]
@@ -86,12 +86,11 @@ def study_quote(by: str) -> dict | None:
     }
 
 
-def study_predictor(truth: str = "truth_few") -> dict | None:
-    """The shipped study's best predictor of ``truth`` on its first panel: the score
-    with the highest pooled weighted tau, that tau with its interval, and the
-    truth's replicate tau (its noise ceiling; None where the study did not measure
-    it). None without a shipped study."""
-    study = load_summary()
+def study_predictor(study: dict | None, truth: str = "truth_few") -> dict | None:
+    """The shipped study's (``study``, as ``study_quote``) best predictor of ``truth``
+    on its first panel: the score with the highest pooled weighted tau, that tau with
+    its interval, and the truth's replicate tau (its noise ceiling; None where the
+    study did not measure it). None without a shipped study."""
     if not study or not study.get("pooled"):
         return None
     taus = {
@@ -165,6 +164,7 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
         for r in rows
     }
     by = run["ranked_by"]
+    shipped = load_summary()  # the study every report quotes, read once
     images = [
         (plots.ranking_bar(rows, by, out), f"Backbones by {by}, with 95% bootstrap intervals"),
         (plots.group_bars(rows, out), "Many/medium/few accuracy per backbone (95% intervals)"),
@@ -212,9 +212,9 @@ def _render(out: Path, res: dict) -> tuple[str, list[str]]:
             if "separability_p" in r and r.evidence is not Evidence.SEPARATED
         ],
         dlsa_status=dlsa_status(rows, res["stages"]),
-        study=study_quote(by),
+        study=study_quote(by, shipped),
         pick=res.get("pick") or what_to_pick(typed, validity, by),
-        predictor=study_predictor(),
+        predictor=study_predictor(shipped),
         precomputed=any(r.get("precomputed") for r in rows),
         dataset_json=json.dumps(run.get("dataset"), indent=2),
         environment_json=json.dumps({k: run.get(k) for k in env_keys}, indent=2),

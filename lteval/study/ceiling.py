@@ -18,15 +18,13 @@ own test-retest, and its tau with model size partialled out.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.stats import kendalltau, rankdata
 
 from lteval.dlsa.separability import finite_scores
 from lteval.rank.bootstrap import percentile_interval
 from lteval.study.replicate import REPLICATED
-from lteval.study.stats import correlations, resamples
+from lteval.study.stats import correlations, resamples, with_pooled
 
 
 def replicate_taus(rows: list[dict], *, n_boot: int, seed: int) -> list[dict]:
@@ -112,13 +110,7 @@ def size_controlled(
                 s, t, z = col[score], col[truth], col[size]
                 point[d] = partial_tau(s, t, z)
                 reps[d] = np.array([partial_tau(s[i], t[i], z[i]) for i in idx[d]])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                pooled = (
-                    np.nanmean([point[d] for d in datasets]),
-                    np.nanmean(np.stack([reps[d] for d in datasets]), axis=0),
-                )
-            for d, (p, r) in [*((d, (point[d], reps[d])) for d in datasets), ("pooled", pooled)]:
+            for d, p, r in with_pooled(point, reps, datasets):
                 lo, hi = percentile_interval(r, level)
                 out.append(
                     {

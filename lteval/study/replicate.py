@@ -23,7 +23,7 @@ import numpy as np
 
 from lteval.data import per_class_holdout
 from lteval.heads import accuracy_report
-from lteval.rank.scoring import BackboneScore
+from lteval.rank.scoring import BackboneScore, best_on_validation
 from lteval.seeds import derive_seed, derived_rng
 
 REPLICATED = ("few", "balanced")
@@ -43,9 +43,7 @@ def eval_halves(y: np.ndarray, seed: int) -> np.ndarray:
 def _truth_on(score: BackboneScore, methods: list[str], half: np.ndarray) -> dict:
     """The run's truth (the best method on validation balanced accuracy, as
     ``stats.ground_truth``) read on the eval samples ``half``."""
-    val = {m: score.row.get(f"{m}_val_balanced", np.nan) for m in methods}
-    val = {m: v for m, v in val.items() if v is not None and np.isfinite(v)}
-    best = max(val, key=lambda m: (val[m], -methods.index(m)))
+    best = best_on_validation(score.row, methods)
     a = score.arrays
     acc = accuracy_report(a.y[half], a.preds[best][half], a.group_counts)
     return {k: float(acc[k]) for k in REPLICATED} | {"method": best}

@@ -209,6 +209,23 @@ def run_study(
     return StudyResult(record, wall)
 
 
+def _score(tag, phase, seed, *, member, splits, ds, runtime, dlsa, heads) -> BackboneScore:
+    """``member``'s features ``splits`` scored with ``seed`` as every estimator's
+    ``random_state``, under the pipeline's guard (a failure is a failed record)."""
+    return guarded(
+        tag,
+        phase,
+        score_features,
+        member,
+        splits,
+        num_classes=len(ds.class_names),
+        seed=seed,
+        device=str(runtime.device),
+        dlsa_overrides=dict(dlsa) if dlsa else None,
+        heads=heads,
+    )
+
+
 def _score_panel(
     p: Panel, loaded: dict, *, heads, input_size, runtime, seed, dlsa, progress, replicate
 ):
@@ -234,18 +251,8 @@ def _score_panel(
             )
             if not isinstance(got, BackboneScore):
                 splits, facts = got
-                got = guarded(
-                    tag,
-                    "scoring",
-                    score_features,
-                    m,
-                    splits,
-                    num_classes=len(ds.class_names),
-                    seed=seed,
-                    device=str(runtime.device),
-                    dlsa_overrides=dict(dlsa) if dlsa else None,
-                    heads=heads,
-                )
+                scoring = dict(member=m, splits=splits, ds=ds, runtime=runtime, dlsa=dlsa)
+                got = _score(tag, "scoring", seed, heads=heads, **scoring)
             where = {"panel": p.name, "dataset": d, "member": m}
             if not got.ok:
                 failures.append({**where, **got.row, "backbone": m})
@@ -259,17 +266,8 @@ def _score_panel(
             methods = ["dlsa", "probe", *heads]
             row.update(ground_truth(row, methods))
             if replicate:  # the whole refit under another random_state: ceiling, retest
-                again = guarded(
-                    tag,
-                    "scoring the replicate",
-                    score_features,
-                    m,
-                    splits,
-                    num_classes=len(ds.class_names),
-                    seed=replicate_seed(seed),
-                    device=str(runtime.device),
-                    dlsa_overrides=dict(dlsa) if dlsa else None,
-                    heads=heads,
+                again = _score(
+                    tag, "scoring the replicate", replicate_seed(seed), heads=heads, **scoring
                 )
                 row.update(replicate_fields(got, again, methods, RETESTED, seed))
                 timings[-1]["seconds"] = round(time.perf_counter() - t1, 1)

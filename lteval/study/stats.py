@@ -33,6 +33,7 @@ from scipy.stats import kendalltau, weightedtau
 from lteval.dlsa.separability import finite_scores
 from lteval.heads import CLOSED_FORM
 from lteval.rank.bootstrap import percentile_interval
+from lteval.rank.scoring import best_on_validation
 from lteval.seeds import derived_rng
 
 SCORES = [
@@ -63,11 +64,9 @@ for every feature set: no noise from choosing the head on a small validation spl
 
 def ground_truth(row: dict, methods: list[str]) -> dict:
     """The best method on validation balanced accuracy, and its eval accuracies."""
-    val = {m: row.get(f"{m}_val_balanced", np.nan) for m in methods}
-    val = {m: v for m, v in val.items() if v is not None and np.isfinite(v)}
-    if not val:
+    best = best_on_validation(row, methods)  # ties: the earlier method
+    if best is None:
         raise ValueError(f"{row.get('member')}: no method has a validation accuracy")
-    best = max(val, key=lambda m: (val[m], -methods.index(m)))  # ties: the earlier method
     return {
         "truth_method": best,
         "truth_few": row[f"{best}_few"],
@@ -93,6 +92,18 @@ def resamples(rows: list[dict], n_boot: int, seed: int) -> tuple[list, dict, dic
     rng = derived_rng(seed, "study-bootstrap")
     idx = {d: rng.integers(0, len(by_ds[d]), (n_boot, len(by_ds[d]))) for d in datasets}
     return datasets, by_ds, idx
+
+
+def with_pooled(point: dict, reps: dict, datasets: list) -> list[tuple]:
+    """``[(dataset, point, replicates)]`` for each of ``datasets``, then ``("pooled",
+    ...)``: their mean, NaN where no dataset defines it (a constant score)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pooled = (
+            np.nanmean([point[d] for d in datasets], axis=0),
+            np.nanmean(np.stack([reps[d] for d in datasets]), axis=0),
+        )
+    return [*((d, point[d], reps[d]) for d in datasets), ("pooled", *pooled)]
 
 
 def correlations(
@@ -121,15 +132,8 @@ def correlations(
                 t = np.array([r[truth] for r in by_ds[d]], dtype=float)
                 point[d] = taus(s, t)
                 reps[d] = np.array([taus(s[i], t[i]) for i in idx[d]]).reshape(n_boot, 2)
-            for d in [*datasets, "pooled"]:
-                if d == "pooled":  # NaN (constant score) where no dataset defines it
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                        p = np.nanmean([point[k] for k in datasets], axis=0)
-                        r = np.nanmean(np.stack([reps[k] for k in datasets]), axis=0)
-                    n = len(rows)
-                else:
-                    p, r, n = point[d], reps[d], len(by_ds[d])
+            for d, p, r in with_pooled(point, reps, datasets):
+                n = len(rows) if d == "pooled" else len(by_ds[d])
                 wlo, whi = percentile_interval(r[:, 0], level)
                 tlo, thi = percentile_interval(r[:, 1], level)
                 out.append(
